@@ -1,0 +1,152 @@
+"""Build a pretrained feature extractor and the transfer model (backbone + new linear head)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from ..data.transforms import DataConfig
+from ..errors import TlearnError, WeightsError
+from ..hashing import sha256_file
+from .registry import DEFAULT_BACKBONE, BackboneSpec, get_spec
+from .weights import load_state_dict, resolve
+
+
+@dataclass
+class BackboneInfo:
+    """What config.yaml records about the backbone: enough to rebuild and to trace its weights."""
+
+    name: str  # as the user asked: a registry name, timm:<name> or a run directory
+    architecture: str  # registry name used to rebuild the network
+    feature_dim: int
+    data_config: DataConfig
+    weights: str  # "pretrained", "none", a file path or "run:<dir>"
+    weights_sha256: str | None = None
+    weights_origin: str | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["data_config"] = self.data_config.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BackboneInfo":
+        return cls(**{**d, "data_config": DataConfig.from_dict(d["data_config"])})
+
+
+class TransferModel(nn.Module):
+    """backbone (images -> pooled features) followed by a linear head over the target classes."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, architecture: str):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(feature_dim, num_classes)
+        self.architecture = architecture
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    def layer_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
+        """Parameter groups from stem to head, the unit that fine-tuning freezes and unfreezes."""
+        params = dict(self.named_parameters())
+        groups = [
+            (name, [params[f"backbone.{n}"] for n in names])
+            for name, names in get_spec(self.architecture).groups(self.backbone)
+        ]
+        return groups + [("head", list(self.head.parameters()))]
+
+
+PRETRAINED = (None, "auto", "pretrained", "imagenet")  # spellings of "the registry's own weights"
+
+
+def _build_pretrained(spec: BackboneSpec, weights: str | None, weights_sha256: str | None):
+    model = spec.create()
+    if weights in ("none", "random"):
+        return spec.strip(model), None, "random init"
+    explicit = None if weights in PRETRAINED else weights
+    resolved = resolve(spec.name, spec.weights, explicit=explicit, expected_sha256=weights_sha256)
+    state = load_state_dict(resolved.path)
+    if spec.convert is not None:
+        state = spec.convert(state, model)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        # A checkpoint of the stripped model (no ImageNet classifier) is fine too.
+        stripped = spec.strip(model)
+        missing, unexpected = stripped.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise WeightsError(f"{resolved.path} does not fit backbone {spec.name}: {exc}") from None
+        return stripped, resolved, resolved.origin
+    return spec.strip(model), resolved, resolved.origin
+
+
+def is_run_dir(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / "config.yaml").is_file() and (p / "model.safetensors").is_file()
+
+
+def _backbone_from_run(run_dir: Path) -> tuple[nn.Module, BackboneInfo]:
+    """A tlearn run's trained backbone as the source for a new task (domain -> domain transfer)."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    source = BackboneInfo.from_dict(config["backbone"])
+    spec = get_spec(source.architecture)
+    module = spec.strip(spec.create())
+    state = load_state_dict(run_dir / "model.safetensors")
+    backbone_state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    module.load_state_dict(backbone_state, strict=True)
+    info = BackboneInfo(
+        name=str(run_dir), architecture=source.architecture, feature_dim=source.feature_dim,
+        data_config=source.data_config, weights=f"run:{run_dir}",
+        weights_sha256=sha256_file(run_dir / "model.safetensors"), weights_origin="run",
+    )
+    return module, info
+
+
+def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | None = None,
+                  weights_sha256: str | None = None) -> tuple[nn.Module, BackboneInfo]:
+    """A feature extractor with its weights resolved offline first, and the record of what was loaded.
+
+    weights: None/"pretrained" for the registry's ImageNet weights, "none" for random init, or a file.
+    """
+    if is_run_dir(name):
+        if weights not in PRETRAINED:
+            raise TlearnError("--weights cannot be combined with a run directory as backbone.")
+        return _backbone_from_run(Path(name))
+    if Path(name).exists() and not name.startswith("timm:"):
+        raise TlearnError(f"{name} exists but is not a tlearn run directory (config.yaml + model.safetensors).")
+    spec = get_spec(name)
+    module, resolved, origin = _build_pretrained(spec, weights, weights_sha256)
+    info = BackboneInfo(
+        name=name, architecture=spec.name, feature_dim=spec.feature_dim, data_config=spec.data_config,
+        weights="none" if resolved is None else ("pretrained" if weights in PRETRAINED else str(weights)),
+        weights_sha256=resolved.sha256 if resolved else None, weights_origin=origin,
+    )
+    return module, info
+
+
+def build_transfer_model(info: BackboneInfo, num_classes: int) -> TransferModel:
+    """The architecture alone (random init), to receive a saved state dict."""
+    spec = get_spec(info.architecture)
+    return TransferModel(spec.strip(spec.create()), info.feature_dim, num_classes, info.architecture)
+
+
+def weights_available(spec: BackboneSpec) -> bool:
+    """Whether pretrained weights can be found without a network."""
+    try:
+        resolve(spec.name, spec.weights, allow_download=False)
+        return True
+    except WeightsError:
+        return False
+
+
+def load_imagenet_classifier(name: str = DEFAULT_BACKBONE, weights: str | None = None) -> nn.Module:
+    """The full ImageNet model (1000-way classifier kept), e.g. to check the weights on a known photo."""
+    spec = get_spec(name)
+    model = spec.create()
+    resolved = resolve(spec.name, spec.weights, explicit=weights)
+    state = load_state_dict(resolved.path)
+    model.load_state_dict(spec.convert(state, model) if spec.convert else state)
+    return model.eval()

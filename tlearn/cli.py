@@ -1,0 +1,38 @@
+"""The `tlearn` command: a thin layer that parses arguments and calls the Python API.
+
+Each subcommand lives in tlearn/commands/<name>.py with `register(subparsers)` that adds its parser and
+sets `func`; add a module to COMMANDS to add a subcommand.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .errors import TlearnError
+
+COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tlearn", description="Transfer learning for image recognition.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"tlearn.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except TlearnError as exc:
+        print(f"tlearn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tlearn: interrupted", file=sys.stderr)
+        return 130

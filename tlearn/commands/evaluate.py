@@ -1,0 +1,30 @@
+"""tlearn evaluate RUN SPLIT_DIR [--json]"""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="metrics of a run on a labelled folder")
+    p.add_argument("run", help="run directory")
+    p.add_argument("split", help="class tree (e.g. DATA/test) or CSV manifest")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--save-as", default=None, help="also write RUN/predictions/<name>.csv (for reports)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..run import Run
+
+    metrics = Run(args.run).evaluate(args.split, batch_size=args.batch_size, save_as=args.save_as,
+                                     progress=not args.json)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "loss", "ece", "auroc", "n"):
+            if key in metrics:
+                print(f"{key:>18}: {metrics[key]:.4f}" if key != "n" else f"{key:>18}: {metrics[key]}")
+        for s in metrics["skipped"]:
+            print(f"skipped {s['path']}: {s['reason']}")
+    return 0

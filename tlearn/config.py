@@ -1,0 +1,57 @@
+"""The one object that describes a run; saved fully resolved in RUN/config.yaml."""
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from .backbones.registry import DEFAULT_BACKBONE
+
+
+@dataclass
+class FitConfig:
+    data: str
+    out: str
+    strategy: str = "linear-probe"
+    backbone: str = DEFAULT_BACKBONE
+    weights: str | None = None  # None: the registry's pretrained weights; "none": random init; or a file
+    weights_sha256: str | None = None  # refuse weights whose checksum differs
+    seed: int = 0
+    val_fraction: float = 0.2  # held out of train when DATA has no val split
+    batch_size: int = 64  # images per forward pass for extraction / evaluation
+    precision: str = "auto"  # auto | bf16 | fp32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    cache_dir: str | None = None  # feature cache; default TLEARN_CACHE or ~/.cache/tlearn
+    num_workers: int | None = None  # image decoding processes; default: 1 when there are >= 2 cores
+    class_weights: str | None = None  # None | auto (inverse class frequency)
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def library_versions() -> dict:
+    import numpy
+    import sklearn
+    import timm
+    import torch
+    import torchvision
+
+    from . import __version__
+
+    return {
+        "tlearn": __version__, "python": platform.python_version(), "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__), "timm": timm.__version__, "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def read_yaml(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text()) or {}

@@ -1,0 +1,225 @@
+"""Find labelled images on disk: the DATA layout of DESIGN.md.
+
+DATA is one of
+- a folder with train/ and optionally val/ and test/, each a class tree <split>/<class>/<image>;
+- a folder that is itself a class tree (split stratified into train/val with a seed);
+- a CSV manifest with columns path,label and optionally split (paths relative to the CSV).
+With no val split, a stratified part of train is held out for model selection. test is only evaluated.
+"""
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sklearn.model_selection import train_test_split
+
+from ..errors import DataError
+from .images import has_image_extension
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int  # index into DataSplits.classes; -1 when unlabeled
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass
+class DataSplits:
+    root: str
+    classes: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+    val_source: str
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def split(self, name: str) -> list[Sample]:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(self.split(name)) for name in SPLITS}
+
+
+def read_class_tree(folder: Path) -> tuple[dict[str, list[Path]], list[SkippedFile]]:
+    """Map each class folder name to its image files (searched recursively), sorted for determinism."""
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder; expected a class tree {folder}/<class>/<image>.")
+    skipped: list[SkippedFile] = []
+    tree: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            skipped.append(SkippedFile(str(entry), "not inside a class folder"))
+            continue
+        files = []
+        for path in sorted(p for p in entry.rglob("*") if p.is_file()):
+            if any(part.startswith(".") for part in path.relative_to(entry).parts):
+                continue
+            if has_image_extension(path):
+                files.append(path)
+            else:
+                skipped.append(SkippedFile(str(path), f"not an image file (extension '{path.suffix}')"))
+        tree[entry.name] = files
+    if not tree:
+        raise DataError(f"{folder} has no class folders; put images in {folder}/<class_name>/<image>.")
+    empty = [name for name, files in tree.items() if not files]
+    if empty:
+        raise DataError(
+            f"class folder(s) {', '.join(str(folder / e) for e in empty)} contain no images; "
+            "add images or remove the folder."
+        )
+    return tree, skipped
+
+
+def read_labelled_folder(folder: str | Path, classes: list[str]) -> tuple[list[Sample], list[SkippedFile]]:
+    """Read a class tree whose class names must be a subset of a trained model's classes."""
+    folder = Path(folder)
+    if folder.suffix.lower() == ".csv":
+        rows = _read_manifest(folder)
+        tree: dict[str, list[Path]] = {}
+        for path, label, _ in rows:
+            tree.setdefault(label, []).append(path)
+        skipped: list[SkippedFile] = []
+    else:
+        tree, skipped = read_class_tree(folder)
+    unknown = sorted(set(tree) - set(classes))
+    if unknown:
+        raise DataError(
+            f"{folder} has classes the model does not know: {unknown}; the model's classes are {classes}."
+        )
+    index = {name: i for i, name in enumerate(classes)}
+    samples = [Sample(p, index[name]) for name in sorted(tree) for p in tree[name]]
+    return samples, skipped
+
+
+def _check_classes(train: dict[str, list], other: dict[str, list], split: str, root: Path) -> None:
+    missing, extra = sorted(set(train) - set(other)), sorted(set(other) - set(train))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing from {split}: {missing}")
+        if extra:
+            parts.append(f"not in train: {extra}")
+        raise DataError(
+            f"class folders differ between train and {split} in {root} ({'; '.join(parts)}); "
+            "every split must have the same class folders."
+        )
+
+
+def _to_samples(tree: dict[str, list[Path]], classes: list[str]) -> list[Sample]:
+    index = {name: i for i, name in enumerate(classes)}
+    return [Sample(p, index[name]) for name in classes for p in tree.get(name, [])]
+
+
+def _stratified_holdout(
+    samples: list[Sample], classes: list[str], fraction: float, seed: int, root: Path
+) -> tuple[list[Sample], list[Sample]]:
+    counts = Counter(s.label for s in samples)
+    too_small = [classes[c] for c, n in counts.items() if n < 2]
+    if too_small:
+        raise DataError(
+            f"class(es) {too_small} in {root} have fewer than 2 images, so no validation images can be held "
+            "out; add images or provide a val/ folder."
+        )
+    n_val = max(len(classes), round(len(samples) * fraction))
+    if len(samples) - n_val < len(classes):
+        raise DataError(f"{root} has too few images ({len(samples)}) to hold out a validation split.")
+    train, val = train_test_split(
+        samples, test_size=n_val, stratify=[s.label for s in samples], random_state=seed
+    )
+    key = lambda s: (s.label, str(s.path))  # noqa: E731 - keep splits in a stable order
+    return sorted(train, key=key), sorted(val, key=key)
+
+
+def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
+    if not csv_path.is_file():
+        raise DataError(f"manifest {csv_path} does not exist.")
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = [c.strip().lower() for c in (reader.fieldnames or [])]
+        if "path" not in fields or "label" not in fields:
+            raise DataError(f"manifest {csv_path} needs a header with columns path,label (and optionally split).")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+            if not row.get("path") or not row.get("label"):
+                raise DataError(f"{csv_path} line {line}: empty path or label.")
+            path = Path(row["path"])
+            if not path.is_absolute():
+                path = csv_path.parent / path
+            split = row.get("split") or None
+            if split is not None and split not in SPLITS:
+                raise DataError(f"{csv_path} line {line}: split must be one of {SPLITS}, not {split!r}.")
+            rows.append((path, row["label"], split))
+    if not rows:
+        raise DataError(f"manifest {csv_path} has no rows.")
+    return rows
+
+
+def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> DataSplits:
+    """Resolve DATA into train/val/test samples with one shared, sorted class list."""
+    root = Path(data).expanduser()
+    if not root.exists():
+        raise DataError(f"data path {root} does not exist.")
+    skipped: list[SkippedFile] = []
+    trees: dict[str, dict[str, list[Path]]] = {}
+    if root.is_file():
+        if root.suffix.lower() != ".csv":
+            raise DataError(f"{root} is a file but not a .csv manifest; pass a folder or a CSV with path,label.")
+        for path, label, split in _read_manifest(root):
+            trees.setdefault(split or "train", {}).setdefault(label, []).append(path)
+        if "train" not in trees:
+            raise DataError(f"manifest {root} has no train rows.")
+    elif (root / "train").is_dir():
+        for split in SPLITS:
+            if (root / split).is_dir():
+                trees[split], split_skipped = read_class_tree(root / split)
+                skipped += split_skipped
+    else:
+        trees["train"], skipped = read_class_tree(root)
+
+    classes = sorted(trees["train"])
+    if len(classes) < 2:
+        raise DataError(
+            f"{root} has a single class ({classes[0]!r}); a classifier needs at least two class folders."
+        )
+    for split in ("val", "test"):
+        if split in trees:
+            _check_classes(trees["train"], trees[split], split, root)
+
+    train = _to_samples(trees["train"], classes)
+    test = _to_samples(trees.get("test", {}), classes)
+    if "val" in trees:
+        val = _to_samples(trees["val"], classes)
+        val_source = "val split"
+    else:
+        train, val = _stratified_holdout(train, classes, val_fraction, seed, root)
+        val_source = f"{val_fraction:.0%} of train held out (stratified, seed {seed})"
+    return DataSplits(str(root), classes, train, val, test, val_source, skipped)
+
+
+def list_images(path: str | Path) -> list[Path]:
+    """Image files given a file or a folder (searched recursively), for prediction."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path} does not exist; pass an image file or a folder of images.")
+    files = sorted(p for p in path.rglob("*") if p.is_file() and has_image_extension(p))
+    if not files:
+        raise DataError(f"{path} contains no image files ({', '.join(sorted({'.jpg', '.png'}))}, ...).")
+    return files

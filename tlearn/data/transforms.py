@@ -1,0 +1,63 @@
+"""Image preprocessing described by data, so a model carries its own eval transform."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torchvision.transforms import v2 as T
+from torchvision.transforms.functional import InterpolationMode
+
+_INTERPOLATION = {
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+    "nearest": InterpolationMode.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How a backbone wants its input: size, normalisation and the eval resize/crop."""
+
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataConfig":
+        return cls(
+            input_size=int(d["input_size"]),
+            mean=tuple(float(x) for x in d["mean"]),
+            std=tuple(float(x) for x in d["std"]),
+            crop_pct=float(d["crop_pct"]),
+            interpolation=str(d["interpolation"]),
+        )
+
+    def with_size(self, size: int | None) -> "DataConfig":
+        return self if size is None else replace(self, input_size=int(size))
+
+    @property
+    def resize_size(self) -> int:
+        return int(round(self.input_size / self.crop_pct))
+
+
+def eval_transform(cfg: DataConfig) -> T.Compose:
+    """PIL RGB image -> normalised float tensor (3, S, S): resize shorter side, centre crop."""
+    return T.Compose([resize_crop(cfg), T.PILToTensor(), *normalize(cfg)])
+
+
+def resize_crop(cfg: DataConfig) -> T.Compose:
+    """The eval geometry alone (PIL in, PIL out; Pillow's SIMD resize is the fastest on CPU)."""
+    return T.Compose(
+        [T.Resize(cfg.resize_size, interpolation=_INTERPOLATION[cfg.interpolation], antialias=True),
+         T.CenterCrop(cfg.input_size)]
+    )
+
+
+def normalize(cfg: DataConfig) -> list:
+    """uint8 tensor -> normalised float tensor, as the backbone was trained."""
+    return [T.ToDtype(torch.float32, scale=True), T.Normalize(cfg.mean, cfg.std)]

@@ -1,0 +1,25 @@
+"""Strategies: what trains, with which learning rates, in which phases. Looked up by name."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import TlearnError
+from .base import FitContext, FitResult, Strategy
+from .linear_probe import LinearProbe
+from .linear_probe_strategy import LinearProbeStrategy
+
+# name -> factory(config) -> Strategy
+STRATEGIES: dict[str, Callable[[object], Strategy]] = {
+    "linear-probe": lambda cfg: LinearProbeStrategy(
+        class_weight="balanced" if getattr(cfg, "class_weights", None) == "auto" else None
+    ),
+}
+
+
+def get_strategy(name: str, config) -> Strategy:
+    if name not in STRATEGIES:
+        raise TlearnError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    return STRATEGIES[name](config)
+
+
+__all__ = ["FitContext", "FitResult", "Strategy", "LinearProbe", "LinearProbeStrategy", "STRATEGIES", "get_strategy"]

@@ -1,0 +1,58 @@
+"""--strategy linear-probe: frozen backbone, cached features, logistic-regression head."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+
+from ..backbones.model import TransferModel
+from ..errors import DataError
+from ..evaluate.metrics import classification_metrics
+from ..features.extract import extract_features
+from .base import FitContext, FitResult, log
+from .linear_probe import LinearProbe
+
+
+class LinearProbeStrategy:
+    name = "linear-probe"
+
+    def __init__(self, class_weight: str | None = None):
+        self.class_weight = class_weight
+
+    def fit(self, ctx: FitContext) -> FitResult:
+        cfg = ctx.config
+        fs = extract_features(
+            ctx.backbone, ctx.splits.train, ctx.backbone_info.data_config, precision=ctx.precision,
+            device=ctx.device, batch_size=cfg.batch_size, cache_dir=ctx.cache_dir, num_workers=cfg.num_workers,
+            progress=cfg.progress, desc="train features",
+        )
+        log.info("train features: %d images (%d from cache) in %.1fs", len(fs.samples), fs.from_cache, fs.seconds)
+        classes = ctx.splits.classes
+        counts = Counter(fs.labels.tolist())
+        short = [classes[c] for c in range(len(classes)) if counts.get(c, 0) < 2]
+        if short:
+            raise DataError(
+                f"after skipping unreadable files, class(es) {short} have fewer than 2 readable training images; "
+                "add images to those class folders."
+            )
+        start = time.perf_counter()
+        probe = LinearProbe(class_weight=self.class_weight, seed=cfg.seed).fit(fs.features, fs.labels, len(classes))
+        log.info("linear probe: C=%.3g chosen by %d-fold CV on train (%.1fs)", probe.C_, probe.folds,
+                 time.perf_counter() - start)
+
+        model = TransferModel(ctx.backbone.cpu().float(), ctx.backbone_info.feature_dim, len(classes),
+                              ctx.backbone_info.architecture)
+        weight, bias = probe.linear_weights()
+        with torch.no_grad():
+            model.head.weight.copy_(weight)
+            model.head.bias.copy_(bias)
+        train_metrics = classification_metrics(fs.labels, probe.predict_proba(fs.features))
+        history = [{"epoch": 1, "lr": "", "train_loss": train_metrics["loss"], "seconds": fs.seconds
+                    + time.perf_counter() - start}]
+        return FitResult(
+            model=model, history=history, skipped=fs.skipped, train_metrics=train_metrics,
+            details={"C": probe.C_, "cv_folds": probe.folds, "class_weight": self.class_weight,
+                     "train_feature_seconds": round(fs.seconds, 3), "train_features_from_cache": fs.from_cache},
+        )
