@@ -1,13 +1,59 @@
-"""tlearn: transfer learning for image recognition, from a folder of images and a pretrained network."""
+"""tlearn: transfer learning for image recognition, from a folder of images and a pretrained network.
+
+The public names below are imported on first use (PEP 562), so that light modules such as tlearn.runtime
+(onnxruntime + numpy + Pillow) and the CLI's argument parsing do not pay for importing torch.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING
+
+from .errors import DataError, TlearnError, WeightsError
+
 __version__ = "0.1.0"
 
-from .backbones import DEFAULT_BACKBONE, list_specs as list_backbones, load_backbone  # noqa: E402
-from .config import FitConfig  # noqa: E402
-from .errors import DataError, TlearnError, WeightsError  # noqa: E402
-from .fit import fit, fit_config  # noqa: E402
-from .run import Run, load_run  # noqa: E402
+_LAZY = {  # public name -> (submodule, attribute)
+    "DEFAULT_BACKBONE": (".backbones", "DEFAULT_BACKBONE"),
+    "list_backbones": (".backbones", "list_specs"),
+    "load_backbone": (".backbones", "load_backbone"),
+    "FitConfig": (".config", "FitConfig"),
+    "fit": (".fit", "fit"),
+    "fit_config": (".fit", "fit_config"),
+    "Run": (".run", "Run"),
+    "load_run": (".run", "load_run"),
+}
 
-__all__ = [
-    "__version__", "DEFAULT_BACKBONE", "list_backbones", "load_backbone", "FitConfig", "DataError",
-    "TlearnError", "WeightsError", "fit", "fit_config", "Run", "load_run",
-]
+__all__ = ["__version__", "DataError", "TlearnError", "WeightsError", *_LAZY]
+
+if TYPE_CHECKING:
+    from .backbones import DEFAULT_BACKBONE, list_specs as list_backbones, load_backbone  # noqa: F401
+    from .config import FitConfig  # noqa: F401
+    from .fit import fit, fit_config  # noqa: F401
+    from .run import Run, load_run  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tlearn' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(module, __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule tlearn.fit must not replace the function tlearn.fit (as eager imports ensured)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
