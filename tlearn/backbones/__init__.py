@@ -3,6 +3,7 @@ from .model import (
     BackboneInfo, TransferModel, build_transfer_model, is_run_dir, load_backbone, load_imagenet_classifier,
     weights_available,
 )
+from . import compact  # noqa: F401  (registers compact_cnn)
 from .registry import DEFAULT_BACKBONE, BackboneSpec, count_parameters, get_spec, list_specs, register
 from .weights import WeightsSource, load_state_dict, resolve
 
