@@ -12,7 +12,7 @@ import sys
 
 from .errors import TlearnError
 
-COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo"]
+COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,21 @@
+"""tlearn report RUN [--out FILE] [--positive CLASS]"""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="(re)write RUN/report.html from the run directory",
+                       description="Rewrite RUN/report.html from config.yaml, metrics.json, history.csv and every "
+                                   "RUN/predictions/*.csv (e.g. after `tlearn evaluate RUN DIR --save-as NAME`).")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", default=None, help="write the page here instead of RUN/report.html")
+    p.add_argument("--positive", default=None,
+                   help="two-class runs: the class called positive for ROC, sensitivity and specificity "
+                        "(default: the second class in classes.json)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..report import write_report
+
+    print(write_report(args.run, args.out, positive_class=args.positive))
+    return 0

@@ -1,0 +1,74 @@
+"""Read RUN/predictions/<split>.csv back (path, label, predicted, confidence, p:<class>...) for reports."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TlearnError
+
+
+@dataclass
+class PredictionTable:
+    """One split's saved predictions; labels are indices into classes, -1 where the image had no label."""
+
+    split: str
+    paths: list[str]
+    labels: np.ndarray  # (n,) int64
+    probs: np.ndarray  # (n, K) float64
+    classes: list[str]
+
+    @property
+    def labelled(self) -> "PredictionTable":
+        keep = self.labels >= 0
+        return PredictionTable(self.split, [p for p, k in zip(self.paths, keep) if k], self.labels[keep],
+                               self.probs[keep], self.classes)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probs.argmax(1) if len(self.probs) else np.zeros(0, dtype=np.int64)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probs.max(1) if len(self.probs) else np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def read_predictions(path: str | Path, classes: list[str] | None = None) -> PredictionTable:
+    """Parse a predictions CSV; the class order comes from its p:<class> columns (checked against classes)."""
+    path = Path(path)
+    try:
+        with path.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows = list(reader)
+    except OSError as exc:
+        raise TlearnError(f"cannot read predictions file {path}: {exc.strerror or exc}") from exc
+    prob_cols = [i for i, name in enumerate(header or []) if name.startswith("p:")]
+    if not header or header[:2] != ["path", "label"] or not prob_cols:
+        raise TlearnError(f"{path} is not a tlearn predictions file: expected columns path,label,...,p:<class>; "
+                          "rewrite it with `tlearn evaluate RUN DIR --save-as NAME`.")
+    file_classes = [header[i][2:] for i in prob_cols]
+    if classes is not None and file_classes != list(classes):
+        raise TlearnError(f"{path} has classes {file_classes}, but the run has {list(classes)}; "
+                          "it was written by another run: delete it or re-run `tlearn evaluate --save-as`.")
+    index = {name: k for k, name in enumerate(file_classes)}
+    paths, labels, probs = [], [], []
+    for line, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        try:
+            probs.append([float(row[i]) for i in prob_cols])
+        except (ValueError, IndexError):
+            raise TlearnError(f"{path} line {line}: probabilities are not numbers; the file is damaged, "
+                              "re-run `tlearn evaluate --save-as`.") from None
+        paths.append(row[0])
+        labels.append(index.get(row[1], -1))
+    return PredictionTable(
+        split=path.stem, paths=paths, labels=np.array(labels, dtype=np.int64),
+        probs=np.array(probs, dtype=np.float64).reshape(len(probs), len(file_classes)), classes=file_classes,
+    )

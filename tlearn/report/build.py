@@ -1,0 +1,254 @@
+"""RUN/report.html: one self-contained page that says where a run is right and wrong and whether to trust it."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import TlearnError
+from ..evaluate.binary import DEFAULT_THRESHOLD, binary_curves, operating_point, youden_threshold
+from ..evaluate.metrics import (
+    classification_metrics,
+    confusion_counts,
+    most_confused,
+    per_class_metrics,
+    reliability_bins,
+    row_normalised,
+)
+from ..run import atomic_write_text
+from . import plots
+from .contents import RunContents, load_run_contents
+from .gallery import confidently_wrong
+from .html import render
+from .templates import STYLE
+
+log = logging.getLogger("tlearn")
+
+LARGE_MATRIX = 12  # above this many classes the confusion matrix uses compact cells and numbered columns
+GALLERY_PER_SPLIT = 12
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "–"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def _task_text(classes: list[str]) -> str:
+    if len(classes) <= 5:
+        return f"{len(classes)}-class task ({', '.join(classes)})"
+    return f"{len(classes)}-class task"
+
+
+def _metric_rows(rc: RunContents) -> list[dict]:
+    """One row per split: metrics.json's block where it has one (the numbers fit printed), else from the CSV."""
+    rows = []
+    names = [s for s in ("train",) if rc.split_metrics(s)] + [s for s in rc.splits]
+    names += [s for s in ("val", "test") if rc.split_metrics(s) and s not in names]
+    for split in dict.fromkeys(names):
+        block = rc.split_metrics(split)
+        source = "metrics.json"
+        table = rc.predictions.get(split)
+        if block is None and table is not None:
+            labelled = table.labelled
+            if not len(labelled):
+                rows.append({"split": split, "n": 0, "source": f"{len(table)} unlabelled images"})
+                continue
+            block, source = classification_metrics(labelled.labels, labelled.probs), f"predictions/{split}.csv"
+        if block:
+            note = "training data: optimistic" if split == "train" else ""
+            rows.append({"split": split, "source": source, "note": note, **block})
+    return rows
+
+
+def _headline(rows: list[dict]) -> dict | None:
+    by_split = {r["split"]: r for r in rows if r.get("n")}
+    for split in ("test", "val"):
+        if split in by_split and "accuracy" in by_split[split]:
+            return by_split[split]
+    return None
+
+
+def _cm_cell(count: int, rate: float, diagonal: bool) -> dict:
+    alpha = 0.0 if count == 0 else max(rate, 0.08)
+    rgb = "37, 99, 235" if diagonal else "220, 38, 38"
+    return {"count": int(count), "rate": rate, "bg": f"rgba({rgb}, {alpha:.2f})",
+            "fg": "#ffffff" if alpha > 0.55 else "#111827"}
+
+
+def _confusion_view(split: str, labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict:
+    counts = confusion_counts(labels, probs, len(classes))
+    rates = row_normalised(counts)
+    cells = [[_cm_cell(counts[i, j], float(rates[i, j]), i == j) for j in range(len(classes))]
+             for i in range(len(classes))]
+    return {"split": split, "cells": cells, "row_totals": counts.sum(1).tolist(),
+            "col_totals": counts.sum(0).tolist(), "n": int(counts.sum()),
+            "confused": most_confused(counts, classes, top=10)}
+
+
+def _f1_colour(f1: float) -> str:
+    return f"hsl({120 * f1:.0f}, 65%, 88%)"
+
+
+def _per_class_view(tables: dict, classes: list[str]) -> dict:
+    by_split = {split: per_class_metrics(t.labels, t.probs, classes) for split, t in tables.items()}
+    rows = []
+    for k, name in enumerate(classes):
+        cells = []
+        for split in tables:
+            r = by_split[split][k]
+            cells.append({**r, "f1_bg": _f1_colour(r["f1"]) if r["support"] else "transparent"})
+        rows.append({"index": k, "class": name, "cells": cells})
+    return {"splits": list(tables), "rows": rows}
+
+
+def _binary_view(tables: dict, classes: list[str], positive: int) -> dict | None:
+    usable = {s: t for s, t in tables.items() if len(np.unique(t.labels)) == 2}
+    if len(classes) != 2 or not usable:
+        return None
+    y = {s: (t.labels == positive).astype(np.int64) for s, t in usable.items()}
+    score = {s: t.probs[:, positive] for s, t in usable.items()}
+    curves = {s: binary_curves(y[s], score[s]) for s in usable}
+    at_default = {s: operating_point(y[s], score[s], DEFAULT_THRESHOLD) for s in usable}
+    rows = [{"split": s, "rule": f"p({classes[positive]}) ≥ {DEFAULT_THRESHOLD:g} (the model's decision)",
+             "optimistic": False, **at_default[s]} for s in usable]
+    chosen = None
+    if "val" in usable:
+        chosen = youden_threshold(y["val"], score["val"])
+        for s in usable:
+            rows.append({"split": s, "rule": f"p ≥ {chosen:.3f} (Youden's J on val)", "optimistic": s == "val",
+                         **operating_point(y[s], score[s], chosen)})
+    figure = plots.roc_pr_curves(curves, at_default, classes[positive])
+    return {"positive": classes[positive], "negative": classes[1 - positive], "plot": plots.to_data_uri(figure),
+            "rows": rows, "chosen": chosen,
+            "auroc": {s: c.auroc for s, c in curves.items()}, "ap": {s: c.average_precision for s, c in curves.items()}}
+
+
+def _summary(rc: RunContents, headline: dict | None) -> dict:
+    cfg = rc.config
+    backbone = cfg.get("backbone", {})
+    data = cfg.get("data", {})
+    strategy = cfg.get("strategy", {})
+    counts = data.get("counts", {})
+    return {
+        "task": _task_text(rc.classes),
+        "data": data.get("root", cfg.get("fit", {}).get("data", "–")),
+        "counts": " / ".join(f"{k} {v}" for k, v in counts.items() if v) or "–",
+        "backbone": backbone.get("name", "–"),
+        "weights": backbone.get("weights", "–"),
+        "input_size": backbone.get("data_config", {}).get("input_size"),
+        "strategy": strategy.get("name", cfg.get("fit", {}).get("strategy", "–")),
+        "train_time": _fmt_seconds(rc.metrics.get("train_seconds")),
+        "model_size": _fmt_bytes(rc.model_bytes),
+        "params": rc.metrics.get("params"),
+        "created": cfg.get("created", "–"),
+        "device": f"{cfg.get('device', '?')}, {cfg.get('precision', '?')}",
+        "headline": headline,
+    }
+
+
+def _config_items(rc: RunContents) -> list[tuple[str, str]]:
+    cfg = rc.config
+    fit = cfg.get("fit", {})
+    backbone = cfg.get("backbone", {})
+    strategy = {k: v for k, v in cfg.get("strategy", {}).items() if k != "name"}
+    items = [
+        ("data", str(cfg.get("data", {}).get("root", fit.get("data")))),
+        ("validation", str(cfg.get("data", {}).get("val_source", "–"))),
+        ("backbone", f"{backbone.get('name')} ({backbone.get('weights')}, {backbone.get('weights_origin', '')})"),
+        ("weights sha256", str(backbone.get("weights_sha256") or "–")),
+        ("strategy", f"{cfg.get('strategy', {}).get('name')}: "
+                     + ", ".join(f"{k}={v}" for k, v in strategy.items())),
+        ("seed", str(fit.get("seed", "–"))),
+        ("device / precision", f"{cfg.get('device', '–')} / {cfg.get('precision', '–')}"),
+        ("created", str(cfg.get("created", "–"))),
+        ("versions", ", ".join(f"{k} {v}" for k, v in cfg.get("versions", {}).items())),
+    ]
+    return items
+
+
+def build_report(run_dir: str | Path, positive_class: str | None = None) -> str:
+    """The HTML text of a run's report (see write_report)."""
+    rc = load_run_contents(run_dir)
+    classes = rc.classes
+    if positive_class is not None and positive_class not in classes:
+        raise TlearnError(f"--positive {positive_class!r} is not one of the run's classes {classes}.")
+    positive = classes.index(positive_class) if positive_class is not None else 1
+    labelled = {s: rc.predictions[s].labelled for s in rc.splits if len(rc.predictions[s].labelled)}
+    unlabelled = [s for s in rc.splits if s not in labelled]
+
+    metric_rows = _metric_rows(rc)
+    headline = _headline(metric_rows)
+    confusion = [_confusion_view(s, t.labels, t.probs, classes) for s, t in labelled.items()]
+    # The split a reader judges the model by first (test, else val) is shown open; others folded.
+    main_split = next((s for s in ("test", "val") if s in labelled), next(iter(labelled), None))
+    calibration = None
+    if labelled:
+        bins = {s: reliability_bins(t.labels, t.probs) for s, t in labelled.items()}
+        calibration = {"plot": plots.to_data_uri(plots.reliability_diagram(bins)),
+                       "ece": {s: b.ece for s, b in bins.items()}}
+    curves_fig = plots.learning_curves(rc.history)
+    history_keys = list(dict.fromkeys(k for row in rc.history for k in row))
+    gallery = {s: confidently_wrong(rc.predictions[s], GALLERY_PER_SPLIT) for s in labelled}
+    errors = {s: int((t.predicted != t.labels).sum()) for s, t in labelled.items()}
+
+    view = {
+        "title": f"tlearn report: {rc.name}",
+        "style": STYLE,
+        "gallery_limit": GALLERY_PER_SPLIT,
+        "run": rc,
+        "run_path": str(rc.path),
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": __version__,
+        "summary": _summary(rc, headline),
+        "problems": rc.problems,
+        "unlabelled": unlabelled,
+        "metric_rows": metric_rows,
+        "binary_task": len(classes) == 2,
+        "per_class": _per_class_view(labelled, classes) if labelled else None,
+        "confusion": confusion,
+        "main_split": main_split,
+        "large_matrix": len(classes) > LARGE_MATRIX,
+        "classes": classes,
+        "calibration": calibration,
+        "binary": _binary_view(labelled, classes, positive) if labelled else None,
+        "curves_plot": plots.to_data_uri(curves_fig) if curves_fig is not None else None,
+        "history": rc.history,
+        "history_keys": history_keys,
+        "gallery": gallery,
+        "errors": errors,
+        "skipped": rc.metrics.get("skipped", []),
+        "config_items": _config_items(rc),
+        "config_text": rc.config_text,
+    }
+    return render("report.html.j2", view)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, positive_class: str | None = None) -> Path:
+    """Write RUN/report.html (or OUT): summary, metrics, per-class table, confusion matrix, calibration,
+    ROC/PR for two classes, confidently wrong images, learning curves, skipped files and the config."""
+    path = Path(out) if out is not None else Path(run_dir) / "report.html"
+    atomic_write_text(path, build_report(run_dir, positive_class))
+    return path
+
+
+def write_report_safely(run_dir: str | Path) -> Path | None:
+    """write_report for the end of training: a failure is logged, never raised, so no trained run is lost."""
+    try:
+        path = write_report(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run is already saved; the report is a convenience
+        log.error("report: could not write %s/report.html (%s: %s); the run itself is complete. "
+                  "Retry with `tlearn report %s`.", run_dir, type(exc).__name__, exc, run_dir)
+        return None
+    log.info("report written to %s", path)
+    return path
+

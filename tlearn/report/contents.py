@@ -1,0 +1,104 @@
+"""Everything a report reads from a run directory, loaded without building the model.
+
+A report must be writable for any run directory a user has, so missing or damaged parts are recorded in
+`problems` (and shown in the report) instead of stopping it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import TlearnError
+from ..evaluate.predictions import PredictionTable, read_predictions
+
+# Splits in the order a reader expects them; any other saved split (evaluate --save-as NAME) follows.
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def split_sort_key(name: str) -> tuple[int, str]:
+    return (SPLIT_ORDER.index(name) if name in SPLIT_ORDER else len(SPLIT_ORDER), name)
+
+
+@dataclass
+class RunContents:
+    path: Path
+    config: dict
+    classes: list[str]
+    metrics: dict
+    history: list[dict]
+    predictions: dict[str, PredictionTable]  # split name -> labelled and unlabelled rows
+    model_bytes: int | None
+    config_text: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+    @property
+    def splits(self) -> list[str]:
+        """Splits with predictions saved, in reading order."""
+        return sorted(self.predictions, key=split_sort_key)
+
+    def split_metrics(self, split: str) -> dict | None:
+        block = self.metrics.get(split)
+        return block if isinstance(block, dict) and "n" in block else None
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for row in rows:
+        parsed = {}
+        for key, value in row.items():
+            if key is None:
+                continue
+            try:
+                parsed[key] = float(value) if value not in ("", None) else None
+            except ValueError:
+                parsed[key] = value
+        out.append(parsed)
+    return out
+
+
+def load_run_contents(run_dir: str | Path) -> RunContents:
+    """Read config.yaml, classes.json, metrics.json, history.csv and predictions/*.csv of RUN."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise TlearnError(f"{path} is not a folder; give a run directory written by `tlearn fit`.")
+    if not (path / "config.yaml").is_file() or not (path / "classes.json").is_file():
+        raise TlearnError(f"{path} is not a tlearn run directory: config.yaml or classes.json is missing.")
+    problems: list[str] = []
+    config_text = (path / "config.yaml").read_text()
+    try:
+        config = yaml.safe_load(config_text) or {}
+        classes = json.loads((path / "classes.json").read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise TlearnError(f"{path}: config.yaml or classes.json is damaged ({exc}); re-run `tlearn fit`.") from None
+    metrics: dict = {}
+    if (path / "metrics.json").is_file():
+        try:
+            metrics = json.loads((path / "metrics.json").read_text())
+        except json.JSONDecodeError as exc:
+            problems.append(f"metrics.json is damaged ({exc}); metrics below are recomputed from predictions.")
+    else:
+        problems.append("metrics.json is missing; metrics below are recomputed from predictions.")
+    predictions: dict[str, PredictionTable] = {}
+    for csv_path in sorted((path / "predictions").glob("*.csv")):
+        try:
+            predictions[csv_path.stem] = read_predictions(csv_path, classes)
+        except TlearnError as exc:
+            problems.append(str(exc))
+    model = path / "model.safetensors"
+    return RunContents(
+        path=path, config=config, classes=classes, metrics=metrics, history=_read_history(path / "history.csv"),
+        predictions=predictions, model_bytes=model.stat().st_size if model.is_file() else None,
+        config_text=config_text, problems=problems,
+    )

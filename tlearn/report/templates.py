@@ -1,0 +1,268 @@
+"""The report pages' HTML and CSS (kept in Python so they ship inside the package without data-file setup)."""
+
+STYLE = """
+:root { --fg: #111827; --muted: #6b7280; --line: #e5e7eb; --bg: #f4f6f9; --accent: #2563eb; --bad: #dc2626; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--fg); background: var(--bg); }
+header { background: #0f172a; color: #f8fafc; padding: 18px 0 16px; }
+.wrap { max-width: 1240px; margin: 0 auto; padding: 0 24px; }
+header h1 { font-size: 20px; margin: 0 0 4px; font-weight: 600; }
+header .sub { color: #cbd5e1; font-size: 13px; }
+header .sub code { color: #e2e8f0; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 12px; }
+.card { background: rgba(255,255,255,0.08); border: 1px solid rgba(255,255,255,0.12); border-radius: 8px;
+        padding: 6px 14px; min-width: 110px; }
+.card .k { font-size: 11px; color: #94a3b8; text-transform: uppercase; letter-spacing: .04em; }
+.card .v { font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
+nav { position: sticky; top: 0; z-index: 10; background: #ffffff; border-bottom: 1px solid var(--line);
+      box-shadow: 0 1px 3px rgba(0,0,0,0.04); }
+nav .wrap { display: flex; gap: 4px; overflow-x: auto; white-space: nowrap; padding-top: 6px; padding-bottom: 6px; }
+nav a { color: #334155; text-decoration: none; padding: 4px 10px; border-radius: 6px; font-size: 13px; }
+nav a:hover { background: #eef2ff; color: var(--accent); }
+main { padding-bottom: 40px; }
+section { background: #ffffff; border: 1px solid var(--line); border-radius: 10px; padding: 16px 20px;
+          margin: 16px 0; scroll-margin-top: 48px; }
+h2 { font-size: 17px; margin: 0 0 4px; }
+h3 { font-size: 14px; margin: 14px 0 6px; }
+p.hint { color: var(--muted); margin: 2px 0 10px; font-size: 13px; }
+.problems { background: #fef3c7; border: 1px solid #f59e0b; }
+table.data { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 13px; }
+table.data th, table.data td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: right; }
+table.data th { background: #f8fafc; font-weight: 600; color: #374151; position: sticky; top: 0; }
+table.data td.l, table.data th.l { text-align: left; }
+table.data tr.group th { background: #eef2f7; text-align: center; }
+table.data td.muted { color: var(--muted); }
+.scroll { overflow-x: auto; max-width: 100%; }
+.scroll-y { max-height: 560px; overflow-y: auto; }
+img.plot { max-width: 100%; height: auto; display: block; }
+.cm-pair { display: flex; flex-wrap: wrap; gap: 28px; align-items: flex-start; }
+table.cm { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 12px; }
+table.cm td { min-width: 40px; height: 30px; text-align: center; border: 1px solid #f1f5f9; padding: 0 4px; }
+table.cm th { font-weight: 500; color: #374151; padding: 2px 6px; }
+table.cm th.row { text-align: right; white-space: nowrap; }
+table.cm th.col { vertical-align: bottom; }
+table.cm td.total, table.cm th.total { color: var(--muted); background: #fafafa; }
+table.cm.large { font-size: 10px; }
+table.cm.large td { min-width: 21px; width: 21px; height: 19px; padding: 0; }
+table.cm.large th { padding: 0 3px; font-size: 10px; }
+.axis { color: var(--muted); font-size: 12px; }
+details { margin: 8px 0; }
+summary { cursor: pointer; color: #1e3a8a; font-weight: 500; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
+figure.thumb { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 6px; font-size: 12px;
+               background: #ffffff; }
+figure.thumb img, figure.thumb .missing { width: 100%; height: 128px; object-fit: contain; display: block;
+               background: #f3f4f6; border-radius: 4px; }
+figure.thumb .missing { display: flex; align-items: center; justify-content: center; text-align: center;
+               color: var(--muted); font-size: 11px; padding: 6px; }
+figure.thumb figcaption { margin-top: 4px; line-height: 1.35; overflow-wrap: anywhere; }
+.true { color: #15803d; font-weight: 600; } .pred { color: var(--bad); font-weight: 600; }
+.path { color: var(--muted); font-size: 11px; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; font-size: 13px; }
+dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; overflow-wrap: anywhere; }
+pre { background: #f8fafc; border: 1px solid var(--line); border-radius: 6px; padding: 10px; font-size: 12px;
+      overflow: auto; max-height: 420px; }
+.tag { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 4px; background: #fef3c7;
+       color: #92400e; }
+footer { color: var(--muted); font-size: 12px; padding: 0 0 24px; }
+@media print { nav { display: none; } section { break-inside: avoid; } }
+"""
+
+REPORT = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>{{ style | safe }}</style>
+</head>
+<body>
+{% set s = summary %}
+<header id="summary"><div class="wrap">
+  <h1>{{ title }}</h1>
+  <div class="sub">{{ s.task }} · backbone <b>{{ s.backbone }}</b> ({{ s.weights }}{% if s.input_size %}, {{ s.input_size }} px{% endif %})
+    · strategy <b>{{ s.strategy }}</b> · images {{ s.counts }} · trained in {{ s.train_time }} on {{ s.device }}
+    · model {{ s.model_size }}{% if s.params %} ({{ s.params | fmt }} parameters){% endif %}</div>
+  <div class="sub">data <code>{{ s.data }}</code> · run <code>{{ run_path }}</code> · created {{ s.created }}</div>
+  {% if s.headline %}{% set h = s.headline %}
+  <div class="cards">
+    <div class="card"><div class="k">{{ h.split }} accuracy</div><div class="v">{{ h.accuracy | fmt }}</div></div>
+    <div class="card"><div class="k">balanced accuracy</div><div class="v">{{ h.balanced_accuracy | fmt }}</div></div>
+    <div class="card"><div class="k">macro F1</div><div class="v">{{ h.macro_f1 | fmt }}</div></div>
+    {% if h.auroc is defined %}<div class="card"><div class="k">AUROC</div><div class="v">{{ h.auroc | fmt }}</div></div>{% endif %}
+    <div class="card"><div class="k">ECE</div><div class="v">{{ h.ece | fmt }}</div></div>
+    <div class="card"><div class="k">images</div><div class="v">{{ h.n | fmt }}</div></div>
+  </div>
+  {% endif %}
+</div></header>
+<nav><div class="wrap">
+  <a href="#metrics">Metrics</a><a href="#per-class">Per class</a><a href="#confusion">Confusion matrix</a>
+  <a href="#calibration">Calibration</a>{% if binary %}<a href="#roc">ROC &amp; sensitivity</a>{% endif %}
+  <a href="#errors">Confidently wrong</a><a href="#curves">Learning curves</a><a href="#skipped">Skipped files</a>
+  <a href="#config">Config</a>
+</div></nav>
+<main class="wrap">
+{% if problems %}
+<section class="problems" id="problems"><h2>Problems reading this run</h2>
+  <ul>{% for p in problems %}<li>{{ p }}</li>{% endfor %}</ul></section>
+{% endif %}
+
+<section id="metrics">
+  <h2>Metrics per split</h2>
+  <p class="hint">val chooses the model; test is never used for choosing anything. Log loss and ECE: lower is better.</p>
+  <div class="scroll"><table class="data">
+    <tr><th class="l">split</th><th>images</th><th>accuracy</th><th>balanced accuracy</th><th>macro F1</th>
+      <th>log loss</th><th>ECE</th>{% if binary_task %}<th>AUROC</th>{% endif %}<th class="l">source</th></tr>
+    {% for r in metric_rows %}
+    <tr><td class="l"><b>{{ r.split }}</b>{% if r.get('note') %} <span class="tag">{{ r.note }}</span>{% endif %}</td>
+      <td>{{ r.n | fmt }}</td><td>{{ r.get("accuracy") | fmt }}</td><td>{{ r.get("balanced_accuracy") | fmt }}</td>
+      <td>{{ r.get("macro_f1") | fmt }}</td><td>{{ r.get("loss") | fmt }}</td><td>{{ r.get("ece") | fmt }}</td>
+      {% if binary_task %}<td>{{ r.get("auroc") | fmt }}</td>{% endif %}<td class="l muted">{{ r.source }}</td></tr>
+    {% else %}<tr><td class="l" colspan="9">No metrics: the run has no metrics.json and no predictions.</td></tr>
+    {% endfor %}
+  </table></div>
+  {% if unlabelled %}<p class="hint">Saved predictions without labels (not scored): {{ unlabelled | join(", ") }}.</p>{% endif %}
+</section>
+
+<section id="per-class">
+  <h2>Per class</h2>
+  <p class="hint">Precision: of the images predicted as the class, the fraction that are. Recall: of the images of the
+    class, the fraction found. F1 is shaded from red (0) to green (1). Support: images of the class.</p>
+  {% if per_class %}
+  <div class="scroll scroll-y"><table class="data">
+    <tr class="group"><th class="l"></th>{% for sp in per_class.splits %}<th colspan="4">{{ sp }}</th>{% endfor %}</tr>
+    <tr><th class="l">class</th>{% for sp in per_class.splits %}<th>precision</th><th>recall</th><th>F1</th><th>support</th>{% endfor %}</tr>
+    {% for row in per_class.rows %}
+    <tr><td class="l">{% if large_matrix %}<span class="muted">{{ row.index }}</span> {% endif %}{{ row.class }}</td>
+      {% for c in row.cells %}<td>{{ c.precision | fmt }}</td><td>{{ c.recall | fmt }}</td>
+      <td style="background: {{ c.f1_bg }}">{{ c.f1 | fmt }}</td><td>{{ c.support | fmt }}</td>{% endfor %}</tr>
+    {% endfor %}
+  </table></div>
+  {% else %}<p>No labelled predictions saved.</p>{% endif %}
+</section>
+
+<section id="confusion">
+  <h2>Confusion matrix</h2>
+  <p class="hint">Rows: true class; columns: predicted class. Blue: correct (the diagonal), red: mistakes; shade = share of
+    the true class (row-normalised). Hover a cell for its numbers.{% if large_matrix %} Columns are numbered as the rows.{% endif %}</p>
+  {% for cm in confusion %}
+  {% if cm.split != main_split %}<details><summary>{{ cm.split }} ({{ cm.n }} images)</summary>{% else %}<h3>{{ cm.split }} ({{ cm.n }} images)</h3>{% endif %}
+  <div class="cm-pair">
+    {% for mode in ["counts", "row-normalised"] %}
+    {% if mode == "counts" or not large_matrix %}
+    <div class="scroll">
+      <div class="axis">{{ mode }}{% if mode == "row-normalised" %} (% of true class){% endif %}</div>
+      <table class="cm{% if large_matrix %} large{% endif %}">
+        <tr><th class="row"><span class="axis">true ↓ / predicted →</span></th>
+          {% for c in classes %}<th class="col" title="{{ c }}">{{ loop.index0 if large_matrix else c }}</th>{% endfor %}
+          {% if mode == "counts" %}<th class="total">total</th>{% endif %}</tr>
+        {% for row in cm.cells %}{% set i = loop.index0 %}
+        <tr><th class="row" title="{{ classes[i] }}">{% if large_matrix %}{{ i }} · {% endif %}{{ classes[i] }}</th>
+          {% for cell in row %}<td style="background: {{ cell.bg }}; color: {{ cell.fg }}"
+            title="true {{ classes[i] }} → predicted {{ classes[loop.index0] }}: {{ cell.count }} ({{ cell.rate | pct(1) }}% of {{ classes[i] }})">{% if cell.count %}{{ cell.count if mode == "counts" else (cell.rate | pct) }}{% endif %}</td>{% endfor %}
+          {% if mode == "counts" %}<td class="total">{{ cm.row_totals[i] }}</td>{% endif %}</tr>
+        {% endfor %}
+      </table>
+    </div>
+    {% endif %}
+    {% endfor %}
+  </div>
+  {% if cm.confused %}
+  <h3>Most frequent mistakes ({{ cm.split }})</h3>
+  <table class="data"><tr><th class="l">true class</th><th class="l">predicted as</th><th>images</th><th>% of true class</th></tr>
+    {% for m in cm.confused %}<tr><td class="l">{{ m.true }}</td><td class="l">{{ m.predicted }}</td><td>{{ m.count }}</td><td>{{ m.rate | pct(1) }}</td></tr>{% endfor %}
+  </table>
+  {% endif %}
+  {% if cm.split != main_split %}</details>{% endif %}
+  {% else %}<p>No labelled predictions saved.</p>
+  {% endfor %}
+</section>
+
+<section id="calibration">
+  <h2>Calibration</h2>
+  <p class="hint">Reliability diagram: when the model says 90 %, is it right 90 % of the time? Bars below the diagonal
+    mean over-confidence. ECE (expected calibration error) is the bar-size-weighted mean gap; 15 equal-width bins.</p>
+  {% if calibration %}<img class="plot" alt="reliability diagram" src="{{ calibration.plot }}">
+  {% else %}<p>No labelled predictions saved.</p>{% endif %}
+</section>
+
+{% if binary %}
+<section id="roc">
+  <h2>ROC, precision-recall, sensitivity and specificity</h2>
+  <p class="hint">Positive class: <b>{{ binary.positive }}</b> (negative: {{ binary.negative }}). Dots mark the model's
+    decision (argmax, p ≥ 0.5). Sensitivity = positives found; specificity = negatives cleared; PPV/NPV: how often a
+    positive/negative call is right.{% if binary.chosen is not none %} The second threshold is chosen on val (max
+    sensitivity + specificity) and then applied unchanged to the other splits; on val itself it is optimistic.{% endif %}</p>
+  <img class="plot" alt="ROC and precision-recall curves" src="{{ binary.plot }}">
+  <div class="scroll"><table class="data">
+    <tr><th class="l">split</th><th class="l">threshold</th><th>sensitivity</th><th>specificity</th><th>PPV</th><th>NPV</th>
+      <th>TP</th><th>FN</th><th>TN</th><th>FP</th></tr>
+    {% for r in binary.rows %}
+    <tr><td class="l"><b>{{ r.split }}</b>{% if r.optimistic %} <span class="tag">chosen here: optimistic</span>{% endif %}</td>
+      <td class="l">{{ r.rule }}</td><td><b>{{ r.sensitivity | fmt }}</b></td><td><b>{{ r.specificity | fmt }}</b></td>
+      <td>{{ r.ppv | fmt }}</td><td>{{ r.npv | fmt }}</td><td>{{ r.tp }}</td><td>{{ r.fn }}</td><td>{{ r.tn }}</td><td>{{ r.fp }}</td></tr>
+    {% endfor %}
+  </table></div>
+</section>
+{% endif %}
+
+<section id="errors">
+  <h2>Most confidently wrong</h2>
+  <p class="hint">The mistakes the model was surest about, most confident first: label noise, ambiguous images, or what
+    the model has not learned. Up to {{ gallery_limit }} per split.</p>
+  {% for split, items in gallery.items() %}
+  <h3>{{ split }}: {{ errors[split] }} wrong of {{ run.predictions[split].labelled | length }}</h3>
+  {% if items %}
+  <div class="gallery">
+    {% for it in items %}
+    <figure class="thumb">
+      {% if it.thumbnail %}<img src="{{ it.thumbnail }}" alt="{{ it.path }}">
+      {% else %}<div class="missing">image not available: {{ it.missing_reason }}</div>{% endif %}
+      <figcaption>true <span class="true">{{ it.true }}</span><br>predicted <span class="pred">{{ it.predicted }}</span>
+        {{ it.probability | fmt(2) }}<br><span class="path" title="{{ it.path }}">{{ it.path.split("/")[-1] }}</span></figcaption>
+    </figure>
+    {% endfor %}
+  </div>
+  {% else %}<p>No mistakes on {{ split }}.</p>{% endif %}
+  {% else %}<p>No labelled predictions saved.</p>
+  {% endfor %}
+</section>
+
+<section id="curves">
+  <h2>Learning curves</h2>
+  {% if curves_plot %}<img class="plot" alt="learning curves" src="{{ curves_plot }}">
+  {% else %}<p class="hint">{% if history %}A single training step (e.g. a linear probe fitted in closed form): no curve
+    to draw; the values are below.{% else %}No history.csv in this run.{% endif %}</p>{% endif %}
+  {% if history %}
+  <details{% if not curves_plot %} open{% endif %}><summary>history.csv ({{ history | length }} rows)</summary>
+  <div class="scroll scroll-y"><table class="data">
+    <tr>{% for k in history_keys %}<th>{{ k }}</th>{% endfor %}</tr>
+    {% for row in history %}<tr>{% for k in history_keys %}<td>{{ row.get(k) | fmt(4) }}</td>{% endfor %}</tr>{% endfor %}
+  </table></div></details>
+  {% endif %}
+</section>
+
+<section id="skipped">
+  <h2>Skipped files</h2>
+  {% if skipped %}
+  <p class="hint">{{ skipped | length }} file(s) were not used: fix or remove them.</p>
+  <div class="scroll scroll-y"><table class="data">
+    <tr><th class="l">file</th><th class="l">reason</th></tr>
+    {% for sk in skipped %}<tr><td class="l">{{ sk.path }}</td><td class="l">{{ sk.reason }}</td></tr>{% endfor %}
+  </table></div>
+  {% else %}<p>None: every file was read.</p>{% endif %}
+</section>
+
+<section id="config">
+  <h2>Config</h2>
+  <dl class="kv">{% for k, v in config_items %}<dt>{{ k }}</dt><dd>{{ v }}</dd>{% endfor %}</dl>
+  <details><summary>config.yaml (repeat this run from it)</summary><pre>{{ config_text }}</pre></details>
+</section>
+</main>
+<footer class="wrap">Written by tlearn {{ version }} at {{ generated }}. Self-contained: no network needed.</footer>
+</body>
+</html>
+"""
+
+TEMPLATES = {"report.html.j2": REPORT}
