@@ -103,4 +103,7 @@ def fit_config(cfg: FitConfig) -> Run:
     write_history(out / "history.csv", result.history)
     write_json(out / "metrics.json", metrics)
     log.info("run written to %s (%.1fs)", out, metrics["total_seconds"])
+    from .report import write_report_safely  # last, after the run is saved: a report failure never loses a model
+
+    write_report_safely(out)
     return Run(out)
