@@ -39,7 +39,6 @@ def fit_config(cfg: FitConfig) -> Run:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise TlearnError(f"--out {out} exists and is not a folder; choose another run directory.")
-    out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
@@ -51,6 +50,7 @@ def fit_config(cfg: FitConfig) -> Run:
     log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,
              info.data_config.input_size, precision, device)
     strategy = get_strategy(cfg.strategy, cfg)
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be usable
     ctx = FitContext(splits=splits, backbone=backbone, backbone_info=info, out=out, config=cfg,
                      precision=precision, device=str(device), cache_dir=cache_dir)
     result = strategy.fit(ctx)

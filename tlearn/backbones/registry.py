@@ -128,7 +128,9 @@ def timm_spec(model_name: str, name: str | None = None, weights: WeightsSource |
         raise TlearnError(f"timm has no model {model_name!r}; see timm.list_models('*pattern*').")
     cfg = timm.models.get_pretrained_cfg(model_name).to_dict()
     if feature_dim is None:  # only known after building once
-        feature_dim = timm.create_model(model_name, pretrained=False).num_features
+        probe = timm.create_model(model_name, pretrained=False)
+        # Some heads (MobileNetV3) add a conv after pooling: the pooled output is head_hidden_size wide.
+        feature_dim = getattr(probe, "head_hidden_size", None) or probe.num_features
     if weights is None and (cfg.get("url") or cfg.get("hf_hub_id")):
         url = cfg.get("url") or None
         weights = WeightsSource(
