@@ -1,0 +1,141 @@
+"""Decode and resize each image once into a uint8 memory-mapped array in the user cache dir.
+
+Training reads random crops from this array, so epochs after the first pay no JPEG decoding and memory
+does not grow with the dataset (the OS pages the file in). Each image is stored as the centre S x S square
+of the image resized so its shorter side is S = DataConfig.resize_size: a centre crop of input_size from it
+is exactly the backbone's eval transform, and random crops for augmentation come from the same pixels.
+The array is keyed by the files' contents (sha256), S and the interpolation, so renamed or copied files hit
+and edited files miss.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2 as T
+from tqdm.auto import tqdm
+
+from ..hashing import sha256_file, stable_hash
+from .images import UnreadableImage, load_rgb
+from .layout import Sample, SkippedFile
+from .transforms import _INTERPOLATION, DataConfig
+
+DECODED_FORMAT_VERSION = 1
+
+
+@dataclass
+class DecodedImages:
+    """images[k] (S, S, 3 uint8) is samples[k], which is the rows[k]-th of the samples asked for."""
+
+    images: np.ndarray  # read-only memmap (n, S, S, 3) uint8
+    samples: list[Sample]
+    rows: list[int]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    path: Path | None = None
+    from_cache: bool = False
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+class _SquareFiles(Dataset):
+    def __init__(self, paths: Sequence[Path], size: int, interpolation: str):
+        self.paths = list(paths)
+        self.size = size
+        self.geometry = T.Compose([T.Resize(size, interpolation=_INTERPOLATION[interpolation], antialias=True),
+                                   T.CenterCrop(size)])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return i, np.asarray(self.geometry(load_rgb(self.paths[i], draft_size=self.size))), None
+        except UnreadableImage as exc:
+            return i, None, str(exc)
+
+
+def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir: str | Path, *,
+                  num_workers: int = 0, progress: bool = False, desc: str = "decode") -> DecodedImages:
+    """The samples decoded to uint8 squares of data_config.resize_size, from the cache or decoded now."""
+    samples = list(samples)
+    size = data_config.resize_size
+    skipped: dict[int, SkippedFile] = {}
+    digests: list[str] = []
+    for i, s in enumerate(samples):
+        try:
+            digests.append(sha256_file(s.path))
+        except OSError as exc:
+            digests.append("")
+            skipped[i] = SkippedFile(str(s.path), f"cannot read file: {exc.strerror or exc}")
+    key = stable_hash({"files": digests, "size": size, "interpolation": data_config.interpolation,
+                       "format": DECODED_FORMAT_VERSION}, length=24)
+    folder = Path(cache_dir) / "decoded"
+    array_path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
+    if meta_path.is_file() and array_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        images = np.load(array_path, mmap_mode="r")
+        rows = meta["rows"]
+        return DecodedImages(images, [samples[r] for r in rows], rows,
+                             [SkippedFile(str(samples[r].path), why) for r, why in meta["skipped"]],
+                             array_path, from_cache=True)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [i for i in range(len(samples)) if i not in skipped]
+    fd, tmp_array = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".npy")
+    os.close(fd)
+    try:
+        out = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.uint8, shape=(len(todo), size, size, 3))
+        ok = np.zeros(len(todo), dtype=bool)
+        loader = DataLoader(_SquareFiles([samples[i].path for i in todo], size, data_config.interpolation),
+                            batch_size=16, num_workers=num_workers, collate_fn=list,
+                            prefetch_factor=4 if num_workers else None)
+        with tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+            for batch in loader:
+                for j, arr, err in batch:
+                    if err is None:
+                        out[j] = arr
+                        ok[j] = True
+                    else:
+                        skipped[todo[j]] = SkippedFile(str(samples[todo[j]].path), err)
+                bar.update(len(batch))
+        kept = np.flatnonzero(ok)
+        if len(kept) < len(todo):  # compact: drop the rows of unreadable files
+            compact = np.lib.format.open_memmap(tmp_array + ".c.npy", mode="w+", dtype=np.uint8,
+                                                shape=(len(kept), size, size, 3))
+            compact[:] = out[kept]
+            compact.flush()
+            del out, compact
+            os.replace(tmp_array + ".c.npy", tmp_array)
+        else:
+            out.flush()
+            del out
+        os.replace(tmp_array, array_path)
+    finally:
+        for leftover in (tmp_array, tmp_array + ".c.npy"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    rows = [todo[j] for j in kept]
+    meta = {"rows": rows, "skipped": [[i, s.reason] for i, s in sorted(skipped.items())], "size": size}
+    fd, tmp_meta = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(meta, f)
+    os.replace(tmp_meta, meta_path)  # written last: its presence marks a complete array
+    return DecodedImages(np.load(array_path, mmap_mode="r"), [samples[r] for r in rows], rows,
+                         [skipped[i] for i in sorted(skipped)], array_path, from_cache=False)
+
+
+def as_chw_tensor(square: np.ndarray) -> torch.Tensor:
+    """(S, S, 3) uint8 array (a memmap row) -> (3, S, S) uint8 tensor, copied out of the mapping."""
+    return torch.from_numpy(np.array(square, copy=True)).permute(2, 0, 1)

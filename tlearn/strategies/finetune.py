@@ -1,0 +1,164 @@
+"""Gradient-based transfer strategies: small objects that say what trains, at which rates, in which phases.
+
+finetune  head-only warm-up, then the whole network with discriminative rates (stem lowest) - fastai's recipe
+gradual   head first, then one more layer group unfrozen (from the top) every `unfreeze_every` epochs
+lp-ft     linear probe on cached features for the head, then everything at one small rate (Kumar et al. 2022)
+scratch   the same architecture from random init, everything at one rate: the baseline transfer must beat
+All share PhasedStrategy.fit, which hands the phases to tlearn.train.train.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..backbones.model import TransferModel, build_transfer_model
+from ..train import Phase, TrainOptions, TrainResult, discriminative_lrs, train
+from .base import FitContext, FitResult, log
+
+
+def train_options(cfg, ctx: FitContext, **overrides) -> TrainOptions:
+    """The loop's options from the run's FitConfig (fields absent from an older config keep defaults)."""
+    get = lambda name, default: getattr(cfg, name, default) if getattr(cfg, name, None) is not None else default  # noqa: E731
+    fields = dict(
+        batch_size=get("train_batch_size", 32), eval_batch_size=get("batch_size", 64),
+        optimizer=get("optimizer", "adamw"), weight_decay=get("weight_decay", 0.01),
+        label_smoothing=get("label_smoothing", 0.1), grad_clip=get("grad_clip", 1.0) or None,
+        accumulation=get("accumulation", 1), augment=get("augment", "light"),
+        class_weights=getattr(cfg, "class_weights", None), sampler=getattr(cfg, "sampler", None),
+        freeze_bn=bool(getattr(cfg, "freeze_bn", False)), patience=getattr(cfg, "patience", None),
+        max_seconds=getattr(cfg, "max_seconds", None), seed=cfg.seed, precision=cfg.precision,
+        eval_precision=ctx.precision, device=cfg.device, num_workers=cfg.num_workers,
+        cache_dir=str(ctx.cache_dir), progress=cfg.progress, checkpoint_dir=str(Path(ctx.out) / "checkpoints"),
+        resume=bool(getattr(cfg, "resume", False)),
+    )
+    fields.update(overrides)
+    return TrainOptions(**fields)
+
+
+class PhasedStrategy:
+    """Base: build the starting model, list the phases, run the loop, return a FitResult."""
+
+    name = "phased"
+    default_lr = 1e-3
+    default_epochs = 6
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    @property
+    def lr(self) -> float:
+        return getattr(self.cfg, "lr", None) or self.default_lr
+
+    @property
+    def epochs(self) -> int:
+        return getattr(self.cfg, "epochs", None) or self.default_epochs
+
+    def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
+        """(model to start from, details for config.yaml, files skipped while preparing)."""
+        model = TransferModel(ctx.backbone, ctx.backbone_info.feature_dim, len(ctx.splits.classes),
+                              ctx.backbone_info.architecture)
+        return model, {}, []
+
+    def phases(self, groups: list[str]) -> list[Phase]:
+        raise NotImplementedError
+
+    def fit(self, ctx: FitContext) -> FitResult:
+        model, details, skipped = self.initial_model(ctx)
+        groups = [name for name, _ in model.layer_groups()]
+        phases = self.phases(groups)
+        options = train_options(self.cfg, ctx)
+        result: TrainResult = train(model, phases, ctx.splits.train, ctx.splits.val,
+                                    ctx.backbone_info.data_config, options, num_classes=len(ctx.splits.classes))
+        details.update(result.details)
+        details.update(
+            phases=[{"name": p.name, "epochs": p.epochs, "lrs": {g: float(f"{lr:.3g}") for g, lr in p.lrs.items()},
+                     "warmup_epochs": p.warmup_epochs} for p in phases],
+            train_options={k: v for k, v in options.to_dict().items()
+                           if k not in ("progress", "cache_dir", "checkpoint_dir", "resume")},
+            decode_seconds=round(result.decode_seconds, 3), loop_seconds=round(result.seconds, 3),
+        )
+        return FitResult(model=result.model, history=result.history, skipped=skipped + result.skipped,
+                         details=details)
+
+
+class FineTune(PhasedStrategy):
+    """Head-only warm-up, then all groups with rates growing geometrically from stem to head."""
+
+    name = "finetune"
+    default_lr = 1e-3
+    default_epochs = 6
+
+    def phases(self, groups: list[str]) -> list[Phase]:
+        cfg = self.cfg
+        head_epochs = getattr(cfg, "head_epochs", None)
+        head_epochs = 1 if head_epochs is None else head_epochs
+        ratio = getattr(cfg, "lr_ratio", None) or 100.0
+        out = []
+        if head_epochs:
+            out.append(Phase("head", head_epochs, {groups[-1]: self.lr * 2}, final_lr_ratio=0.1))
+        out.append(Phase("all", self.epochs, discriminative_lrs(groups, self.lr, ratio),
+                         warmup_epochs=min(1.0, self.epochs / 4)))
+        return out
+
+
+class Gradual(PhasedStrategy):
+    """Unfreeze one more layer group from the top every unfreeze_every epochs; the last phase trains all."""
+
+    name = "gradual"
+    default_lr = 1e-3
+    default_epochs = 8
+
+    def phases(self, groups: list[str]) -> list[Phase]:
+        every = getattr(self.cfg, "unfreeze_every", None) or 1
+        ratio = getattr(self.cfg, "lr_ratio", None) or 100.0
+        rates = discriminative_lrs(groups, self.lr, ratio)
+        out, remaining = [], self.epochs
+        for k in range(1, len(groups) + 1):
+            trainable = groups[-k:]
+            last = k == len(groups)
+            epochs = max(remaining, 1) if last else min(every, remaining)
+            if epochs <= 0:
+                break
+            out.append(Phase("all" if last else f"top{k}", epochs, {g: rates[g] for g in trainable},
+                             warmup_epochs=0.0))
+            remaining -= epochs
+            if remaining <= 0:
+                break
+        return out
+
+
+class LinearProbeThenFineTune(PhasedStrategy):
+    """The linear probe (cached features) gives the head; then all groups at one small rate."""
+
+    name = "lp-ft"
+    default_lr = 1e-4
+    default_epochs = 5
+
+    def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
+        from .linear_probe_strategy import LinearProbeStrategy
+
+        probe = LinearProbeStrategy(
+            class_weight="balanced" if getattr(self.cfg, "class_weights", None) == "auto" else None).fit(ctx)
+        log.info("lp-ft: head initialised from the linear probe (C=%.3g, train accuracy %.4f)",
+                 probe.details["C"], probe.train_metrics["accuracy"])
+        return probe.model, {"probe": {"C": probe.details["C"],
+                                       "train_accuracy": probe.train_metrics["accuracy"]}}, list(probe.skipped)
+
+    def phases(self, groups: list[str]) -> list[Phase]:
+        return [Phase("all", self.epochs, {g: self.lr for g in groups}, warmup_epochs=min(1.0, self.epochs / 4))]
+
+
+class Scratch(PhasedStrategy):
+    """Random init of the same architecture, everything trained at one rate: the no-transfer baseline."""
+
+    name = "scratch"
+    default_lr = 3e-3
+    default_epochs = 15
+
+    def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
+        info = dataclasses.replace(ctx.backbone_info)
+        model = build_transfer_model(info, len(ctx.splits.classes))
+        return model, {"init": "random (pretrained weights not used)"}, []
+
+    def phases(self, groups: list[str]) -> list[Phase]:
+        return [Phase("all", self.epochs, {g: self.lr for g in groups}, warmup_epochs=min(2.0, self.epochs / 5))]

@@ -1,0 +1,67 @@
+"""Distributed data parallel under torchrun: one process per device, rank 0 writes the run directory."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def dist_env() -> DistEnv:
+    """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK); a single process when absent."""
+    return DistEnv(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_distributed(device: torch.device) -> DistEnv:
+    """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA); idempotent."""
+    env = dist_env()
+    if env.enabled and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return env
+
+
+def training_device(requested: str, env: DistEnv) -> torch.device:
+    """auto: this process's GPU (LOCAL_RANK) when CUDA is present, else the CPU."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", env.local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    return torch.device(requested)
+
+
+def all_sum(values: list[float], env: DistEnv) -> list[float]:
+    """Sum numbers over processes (identity without DDP)."""
+    if not env.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def barrier(env: DistEnv) -> None:
+    if env.enabled and dist.is_initialized():
+        dist.barrier()
+
+
+def threads_per_process(env: DistEnv) -> None:
+    """Share the CPU cores between local processes instead of each taking all of them."""
+    if env.enabled:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", env.world))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
