@@ -27,6 +27,25 @@ class FitConfig:
     num_workers: int | None = None  # image decoding processes; default: 1 when there are >= 2 cores
     class_weights: str | None = None  # None | auto (inverse class frequency)
     progress: bool = True
+    # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
+    epochs: int | None = None  # epochs of the main phase(s) (finetune: after the head warm-up)
+    head_epochs: int | None = None  # finetune: head-only warm-up epochs (default 1)
+    lr: float | None = None  # peak learning rate of the head (lp-ft, scratch: of every group)
+    lr_ratio: float | None = None  # head lr / stem lr for discriminative rates (default 100)
+    optimizer: str = "adamw"  # adamw | sgd
+    weight_decay: float = 0.01
+    train_batch_size: int = 32  # images per training step (per process under torchrun)
+    augment: str | None = None  # none | light | medium | strong; None: the strategy's default
+    image_size: int | None = None  # train and predict at this input size instead of the backbone's
+    unfreeze_every: int = 1  # gradual: epochs between unfreezing groups
+    freeze_bn: bool = False  # keep BatchNorm statistics fixed while fine-tuning
+    sampler: str | None = None  # None | balanced (draw classes equally often)
+    label_smoothing: float = 0.1
+    grad_clip: float | None = 1.0  # max gradient norm; 0/None: off
+    accumulation: int = 1  # micro-batches per optimizer step
+    patience: int | None = None  # early stopping: epochs without a better val accuracy
+    max_seconds: float | None = None  # wall-clock budget for training
+    resume: bool = False  # continue from RUN/checkpoints
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,6 +1,7 @@
 """tlearn.fit: data -> backbone -> strategy -> evaluation -> run directory."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from .evaluate.predict import predict_samples
 from .features.cache import default_cache_dir
 from .run import Run, atomic_write_text, save_model, write_history, write_json, write_predictions
 from .strategies import FitContext, get_strategy
+from .train.distributed import dist_env
 
 log = logging.getLogger("tlearn")
 
@@ -47,6 +49,8 @@ def fit_config(cfg: FitConfig) -> Run:
     log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
              len(splits.train), len(splits.val), splits.val_source, len(splits.test))
     backbone, info = load_backbone(cfg.backbone, cfg.weights, cfg.weights_sha256)
+    if getattr(cfg, "image_size", None):  # recorded in config.yaml, so predict/evaluate/export use it too
+        info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))
     log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,
              info.data_config.input_size, precision, device)
     strategy = get_strategy(cfg.strategy, cfg)
@@ -54,6 +58,8 @@ def fit_config(cfg: FitConfig) -> Run:
     ctx = FitContext(splits=splits, backbone=backbone, backbone_info=info, out=out, config=cfg,
                      precision=precision, device=str(device), cache_dir=cache_dir)
     result = strategy.fit(ctx)
+    if not dist_env().is_main:  # under torchrun only rank 0 evaluates and writes the run directory
+        return None
     train_seconds = time.perf_counter() - start
 
     model = result.model.eval()

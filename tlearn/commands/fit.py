@@ -9,7 +9,8 @@ from ..config import FitConfig
 
 def add_fit_arguments(p) -> None:
     """Arguments shared by every command that trains (fit, and later study/distill)."""
-    p.add_argument("--strategy", default="linear-probe", help="linear-probe (default)")
+    p.add_argument("--strategy", default="linear-probe",
+                   help="linear-probe (default), finetune, gradual, lp-ft, scratch")
     p.add_argument("--backbone", default="efficientnet_lite0",
                    help="registry name (see `tlearn backbones`), timm:<name>, or a tlearn run directory")
     p.add_argument("--weights", default=None,
@@ -24,6 +25,32 @@ def add_fit_arguments(p) -> None:
     p.add_argument("--num-workers", type=int, default=None, help="image decoding processes")
     p.add_argument("--class-weights", choices=["auto"], default=None, help="auto: weight classes by 1/frequency")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    add_training_arguments(p)
+
+
+def add_training_arguments(p) -> None:
+    """Options of the gradient-based strategies (finetune, gradual, lp-ft, scratch); see tlearn.train."""
+    g = p.add_argument_group("fine-tuning (finetune, gradual, lp-ft, scratch)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (strategy default)")
+    g.add_argument("--head-epochs", type=int, default=None, help="finetune: head-only warm-up epochs (default 1)")
+    g.add_argument("--lr", type=float, default=None, help="peak learning rate of the head (strategy default)")
+    g.add_argument("--lr-ratio", type=float, default=None, help="head lr / stem lr, discriminative rates (100)")
+    g.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    g.add_argument("--weight-decay", type=float, default=0.01)
+    g.add_argument("--train-batch-size", type=int, default=32, help="images per training step (per process)")
+    g.add_argument("--augment", choices=["none", "light", "medium", "strong"], default=None,
+                   help="augmentation preset (strategy default); strong adds mixup/cutmix")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="input size to train and predict at (e.g. 32 for 32 px images); default the backbone's")
+    g.add_argument("--unfreeze-every", type=int, default=1, help="gradual: epochs between unfreezing groups")
+    g.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics fixed (small batches)")
+    g.add_argument("--sampler", choices=["balanced"], default=None, help="balanced: draw classes equally often")
+    g.add_argument("--label-smoothing", type=float, default=0.1)
+    g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    g.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
+    g.add_argument("--patience", type=int, default=None, help="stop after N epochs without better val accuracy")
+    g.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget for training")
+    g.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints after an interruption")
 
 
 def config_from_args(args) -> FitConfig:
@@ -44,6 +71,8 @@ def run(args) -> int:
     from ..fit import fit_config
 
     result = fit_config(config_from_args(args))
+    if result is None:  # a torchrun worker other than rank 0: rank 0 writes and reports the run
+        return 0
     m = result.metrics
     summary = {split: {k: round(v, 4) for k, v in m[split].items() if k != "n"} | {"n": m[split]["n"]}
                for split in ("val", "test") if split in m}

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 from ..errors import TlearnError
 from .base import FitContext, FitResult, Strategy
+from .finetune import FineTune, Gradual, LinearProbeThenFineTune, Scratch
 from .linear_probe import LinearProbe
 from .linear_probe_strategy import LinearProbeStrategy
 
@@ -13,6 +14,10 @@ STRATEGIES: dict[str, Callable[[object], Strategy]] = {
     "linear-probe": lambda cfg: LinearProbeStrategy(
         class_weight="balanced" if getattr(cfg, "class_weights", None) == "auto" else None
     ),
+    "finetune": FineTune,
+    "gradual": Gradual,
+    "lp-ft": LinearProbeThenFineTune,
+    "scratch": Scratch,
 }
 
 
