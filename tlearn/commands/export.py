@@ -1,0 +1,39 @@
+"""tlearn export RUN --format onnx|torchscript [--quantize int8] [--out FILE]"""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a run to ONNX or TorchScript (uint8 images in, probabilities out)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], dest="fmt")
+    p.add_argument("--quantize", default=None, choices=["int8"], help="static int8 (ONNX only), calibrated on "
+                   "train images; its val accuracy delta is printed and stored in OUT.json")
+    p.add_argument("--out", default=None, help="output file (default RUN/exports/model[.int8].onnx|.pt)")
+    p.add_argument("--data", default=None, help="data folder for the parity check when the run's own data "
+                   "(config.yaml data.root) is not at hand")
+    p.add_argument("--max-accuracy-drop", type=float, default=0.02,
+                   help="int8: refuse the export if val accuracy drops by more than this (default 0.02)")
+    p.add_argument("--json", action="store_true", help="print the export report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..export import export_run
+
+    result = export_run(args.run, args.fmt, args.out, quantize=args.quantize, data=args.data,
+                        max_accuracy_drop=args.max_accuracy_drop)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    p = result.parity
+    print(f"wrote {result.path} ({result.bytes / 1e6:.1f} MB, {result.format}, {result.quantization})")
+    print(f"parity on {p['n']} {p['split']} images vs PyTorch fp32: max |prob diff| {p['max_abs_diff']:.2e}, "
+          f"top-1 agreement {p['top1_agreement']:.4f}, accuracy {p['accuracy_pytorch']:.4f} -> "
+          f"{p['accuracy_export']:.4f} (delta {p['accuracy_delta']:+.4f})")
+    if "size_ratio" in result.extra:
+        print(f"size {result.extra['fp32_bytes'] / 1e6:.1f} MB (fp32) -> {result.bytes / 1e6:.1f} MB "
+              f"(x{result.extra['size_ratio']:.2f})")
+    print(f"report: {result.report_path}")
+    return 0
