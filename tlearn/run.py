@@ -120,8 +120,15 @@ class Run:
         return self._model
 
     def _predict(self, samples: list[Sample], precision: str | None, batch_size: int, progress: bool,
-                 use_cache: bool = True):
+                 use_cache: bool = True, tta: str | None = None):
         fit = self.config.get("fit", {})
+        if tta:
+            from .evaluate.tta import predict_samples_tta
+
+            return predict_samples_tta(
+                self.model, samples, self.data_config, tta, device=fit.get("device", "auto"),
+                precision=precision or self.config.get("precision", "auto"), batch_size=batch_size, progress=progress,
+            )
         return predict_samples(
             self.model, samples, self.data_config, precision=precision or self.config.get("precision", "auto"),
             device=fit.get("device", "auto"), batch_size=batch_size, cache_dir=fit.get("cache_dir"),
@@ -129,11 +136,14 @@ class Run:
         )
 
     def predict(self, images, batch_size: int = 32, precision: str | None = None,
-                progress: bool = False) -> tuple[list[Prediction], list[SkippedFile]]:
-        """Label image files: a path, a folder (recursive) or a list of paths."""
+                progress: bool = False, tta: str | None = None) -> tuple[list[Prediction], list[SkippedFile]]:
+        """Label image files: a path, a folder (recursive) or a list of paths.
+
+        tta: None, "flip" or "crops": average the probabilities over flipped / cropped views (see evaluate.tta).
+        """
         paths = [p for item in ([images] if isinstance(images, (str, Path)) else images) for p in list_images(item)]
         samples = [Sample(p, -1) for p in paths]
-        probs, fs = self._predict(samples, precision, batch_size, progress, use_cache=False)
+        probs, fs = self._predict(samples, precision, batch_size, progress, use_cache=False, tta=tta)
         out = []
         for s, p in zip(fs.samples, probs):
             k = int(p.argmax())
@@ -142,10 +152,10 @@ class Run:
         return out, fs.skipped
 
     def evaluate(self, split: str | Path, batch_size: int = 64, precision: str | None = None,
-                 progress: bool = True, save_as: str | None = None) -> dict:
-        """Metrics on a labelled class tree (or CSV) whose classes are among the run's classes."""
+                 progress: bool = True, save_as: str | None = None, tta: str | None = None) -> dict:
+        """Metrics on a labelled class tree (or CSV) whose classes are among the run's classes (tta as in predict)."""
         samples, skipped = read_labelled_folder(split, self.classes)
-        probs, fs = self._predict(samples, precision, batch_size, progress)
+        probs, fs = self._predict(samples, precision, batch_size, progress, tta=tta)
         metrics = classification_metrics(fs.labels, probs) if len(fs.samples) else {"n": 0}
         metrics["skipped"] = [s.to_dict() for s in skipped + fs.skipped]
         if save_as:

@@ -11,13 +11,15 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--save-as", default=None, help="also write RUN/predictions/<name>.csv (for reports)")
+    p.add_argument("--tta", nargs="?", const="flip", default=None, choices=["flip", "crops"],
+                   help="test-time augmentation, as in `tlearn predict --tta`")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..run import Run
 
-    metrics = Run(args.run).evaluate(args.split, batch_size=args.batch_size, save_as=args.save_as,
+    metrics = Run(args.run).evaluate(args.split, batch_size=args.batch_size, save_as=args.save_as, tta=args.tta,
                                      progress=not args.json)
     if args.json:
         print(json.dumps(metrics, indent=2))

@@ -11,13 +11,16 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--tta", nargs="?", const="flip", default=None, choices=["flip", "crops"],
+                   help="test-time augmentation: average over the image and its mirror (flip, the default) "
+                        "or over ten crops and mirrors (crops); 2x / 10x the compute")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..run import Run
 
-    predictions, skipped = Run(args.run).predict(args.images, batch_size=args.batch_size)
+    predictions, skipped = Run(args.run).predict(args.images, batch_size=args.batch_size, tta=args.tta)
     for pred in predictions:
         if args.json:
             print(json.dumps(pred.to_dict()))

@@ -265,4 +265,44 @@ REPORT = r"""<!DOCTYPE html>
 </html>
 """
 
-TEMPLATES = {"report.html.j2": REPORT}
+COMPARE = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>{{ style | safe }}</style>
+</head>
+<body>
+<header><div class="wrap"><h1>{{ title }}</h1>
+  <div class="sub">Each metric column's best value is in bold (highest; lowest for log loss and ECE).</div></div></header>
+<main class="wrap">
+{% if warnings %}<section class="problems"><ul>{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul></section>{% endif %}
+<section id="compare">
+  <h2>Runs side by side</h2>
+  <div class="scroll"><table class="data">
+    <tr><th class="l">run</th><th class="l">data</th><th>classes</th><th class="l">images (train/val/test)</th>
+      <th class="l">backbone</th><th class="l">strategy</th>
+      {% for key, short, long, higher in cols %}<th>{{ long }}</th>{% endfor %}
+      <th>train time (s)</th><th>model (MB)</th><th>parameters</th></tr>
+    {% for r in rows %}
+    <tr><td class="l">{% if r.report_link %}<a href="{{ r.report_link }}">{{ r.run }}</a>{% else %}{{ r.run }}{% endif %}</td>
+      <td class="l">{{ r.data }}</td><td>{{ r.classes }}</td>
+      <td class="l">{{ r.counts.get("train", "–") }} / {{ r.counts.get("val", "–") }} / {{ r.counts.get("test", "–") }}</td>
+      <td class="l">{{ r.backbone }} <span class="muted">({{ r.weights }})</span></td><td class="l">{{ r.strategy }}</td>
+      {% for key, short, long, higher in cols %}
+      <td>{% if key in best and r[key] == best[key] %}<b>{{ r[key] | fmt }}</b>{% else %}{{ r[key] | fmt }}{% endif %}</td>
+      {% endfor %}
+      <td>{{ r.train_seconds | fmt(1) }}</td><td>{{ (r.model_bytes / 1e6) | fmt(1) if r.model_bytes else "–" }}</td>
+      <td>{{ r.params | fmt }}</td></tr>
+    {% endfor %}
+  </table></div>
+  <details><summary>run directories</summary><ul>{% for r in rows %}<li><code>{{ r.path }}</code></li>{% endfor %}</ul></details>
+</section>
+</main>
+<footer class="wrap">Written by tlearn {{ version }} at {{ generated }}.</footer>
+</body>
+</html>
+"""
+
+TEMPLATES = {"report.html.j2": REPORT, "compare.html.j2": COMPARE}

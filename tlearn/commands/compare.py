@@ -1,0 +1,27 @@
+"""tlearn compare RUN RUN ... [--out compare.html] [--json]"""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="runs side by side: data, backbone, strategy, metrics, time, size",
+                       description="Print a table of the runs and write it as a self-contained HTML page.")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--out", default="compare.html", help="HTML page to write (default: compare.html)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..report.compare import compare_runs, format_table, write_compare_html
+
+    rows = compare_runs(args.runs)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows))
+    page = write_compare_html(rows, args.out)
+    if not args.json:
+        print(f"\nwritten to {page}")
+    return 0
