@@ -12,7 +12,7 @@ import sys
 
 from .errors import TlearnError
 
-COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "report", "compare", "export", "serve"]
+COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "study", "report", "compare", "export", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,173 @@
+"""run_study end to end on a tiny class tree: cells, nested manifests, skip-finished/resume, CLI, errors.
+
+Two fast strategies stand in for the real ones, so the test exercises the study and not the training loop:
+`scratch` is a zero head (chance accuracy, a made-up 3-epoch curve) and `centroid` a nearest-class-mean head on
+real features of a tiny random CNN made here (32 px, 8 features), so every cell takes a moment on 2 cores.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections import OrderedDict
+
+import pytest
+import torch
+from torch import nn
+
+from tlearn.backbones import registry
+from tlearn.backbones.model import TransferModel
+from tlearn.data.transforms import DataConfig
+from tlearn.features.extract import extract_features
+from tlearn.cli import main
+from tlearn.strategies import STRATEGIES, FitResult
+from tlearn.study import StudyConfig, run_study
+
+CALLS: list[tuple[str, int]] = []
+
+
+class FakeScratch:
+    name = "scratch"
+
+    def __init__(self, interrupt_after: int | None = None):
+        self.interrupt_after = interrupt_after
+
+    def fit(self, ctx):
+        if self.interrupt_after is not None and len(CALLS) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        CALLS.append((ctx.config.data, ctx.config.seed))
+        info = ctx.backbone_info
+        model = TransferModel(ctx.backbone, info.feature_dim, len(ctx.splits.classes), info.architecture)
+        model.head.weight.data.zero_()
+        model.head.bias.data.zero_()
+        history = [{"epoch": e, "lr": 0.1, "train_loss": 1.0, "val_loss": 1.0, "val_accuracy": a, "seconds": s}
+                   for e, a, s in ((1, 0.2, 1.0), (2, 0.3, 2.0), (3, 0.34, 3.0))]
+        return FitResult(model=model, history=history)
+
+
+def _tiny_cnn() -> nn.Module:
+    return nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 8, 3, stride=2), act=nn.ReLU(), pool=nn.AdaptiveAvgPool2d(1),
+                                     flatten=nn.Flatten(), fc=nn.Linear(8, 1000)))
+
+
+def _strip(model: nn.Module) -> nn.Module:
+    model.fc = nn.Identity()
+    return model
+
+
+TINY = registry.BackboneSpec(
+    name="study_tiny_cnn", family="test", data_config=DataConfig(input_size=32, crop_pct=1.0), feature_dim=8,
+    create=_tiny_cnn, strip=_strip, groups=lambda m: [("stem", ["conv.weight", "conv.bias"])])
+FIT = {"progress": False, "batch_size": 32, "backbone": TINY.name, "weights": "none", "num_workers": 0}
+
+
+class Centroid:
+    """Head = nearest class mean of the training features: it really learns from the labelled subset."""
+
+    name = "centroid"
+
+    def fit(self, ctx):
+        info = ctx.backbone_info
+        fs = extract_features(ctx.backbone, ctx.splits.train, info.data_config, precision="fp32", device="cpu",
+                              cache_dir=ctx.cache_dir, num_workers=0, progress=False)
+        feats, labels = torch.from_numpy(fs.features).float(), torch.from_numpy(fs.labels)
+        means = torch.stack([feats[labels == c].mean(0) for c in range(len(ctx.splits.classes))])
+        model = TransferModel(ctx.backbone, info.feature_dim, len(ctx.splits.classes), info.architecture)
+        with torch.no_grad():
+            model.head.weight.copy_(means)
+            model.head.bias.copy_(-0.5 * (means ** 2).sum(1))
+        return FitResult(model=model, history=[{"epoch": 1, "lr": "", "train_loss": 0.0, "seconds": fs.seconds}])
+
+
+@pytest.fixture
+def fake_scratch(monkeypatch):
+    CALLS.clear()
+    monkeypatch.setitem(registry._REGISTRY, TINY.name, TINY)
+    monkeypatch.setitem(STRATEGIES, "scratch", lambda cfg: FakeScratch())
+    monkeypatch.setitem(STRATEGIES, "centroid", lambda cfg: Centroid())
+    return monkeypatch
+
+
+def _config(data, out, **kw):
+    return StudyConfig(str(data), str(out), strategies=["scratch", "centroid"], fractions=[0.5, 1.0], seeds=2,
+                       fit=dict(FIT), **kw)
+
+
+def _train_rows(manifest):
+    with open(manifest) as f:
+        rows = list(csv.DictReader(f))
+    return {r["path"] for r in rows if r["split"] == "train"}, {r["path"] for r in rows if r["split"] == "val"}
+
+
+def test_study_writes_records_summary_report_and_skips_finished_cells(tiny_tree, tmp_path, fake_scratch):
+    out = tmp_path / "study"
+    result = run_study(_config(tiny_tree, out))
+    study = json.loads((out / "study.json").read_text())
+    assert len(study["cells"]) == 8 and len(CALLS) == 4
+    for r in study["cells"]:
+        assert {"accuracy", "balanced_accuracy", "n"} <= set(r["val"]) and r["curve"] and r["train_seconds"] > 0
+        assert (out / r["run"] / "metrics.json").is_file()
+    assert {r["n_train"] for r in study["cells"] if r["fraction"] == 1.0} == {29}
+    # nested subsets per seed, one shared validation split
+    for seed in (0, 1):
+        small, val_small = _train_rows(out / "subsets" / f"seed{seed}" / "f0.5.csv")
+        full, val_full = _train_rows(out / "subsets" / f"seed{seed}" / "f1.csv")
+        assert small < full and val_small == val_full
+    assert _train_rows(out / "subsets/seed0/f0.5.csv")[0] != _train_rows(out / "subsets/seed1/f0.5.csv")[0]
+    summary = json.loads((out / "summary.json").read_text())
+    # the zero head is at chance; class means of colour blobs are not
+    gains = summary["by_strategy"]["centroid"]
+    assert gains["accuracy_gain"] > 0.3 and gains["beats_scratch_at_every_fraction"]
+    assert summary["accuracy_gain_strategy"] == "centroid" and len(summary["sentences"]) == 3
+    html = (out / "report.html").read_text()
+    assert html.count('class="plot"') == 3 and "http://" not in html and "https://" not in html
+    assert result.summary["labels_saved"] == summary["labels_saved"]
+
+    before = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*/*/cell.json")}
+    CALLS.clear()
+    again = run_study(_config(tiny_tree, out))
+    assert CALLS == [] and {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*/*/cell.json")} == before
+    assert again.summary["table"] == result.summary["table"]
+
+    # a changed fit option changes every cell's key: all cells run again
+    cfg = _config(tiny_tree, out)
+    cfg.fit["batch_size"] = 16
+    run_study(cfg)
+    assert len(CALLS) == 4
+
+
+def test_interrupted_study_resumes_with_finished_cells_kept(tiny_tree, tmp_path, fake_scratch):
+    out = tmp_path / "study"
+    fake_scratch.setitem(STRATEGIES, "scratch", lambda cfg: FakeScratch(interrupt_after=2))
+    with pytest.raises(KeyboardInterrupt):
+        run_study(_config(tiny_tree, out))
+    finished = json.loads((out / "study.json").read_text())["cells"]
+    assert 0 < len(finished) < 8 and not (out / "summary.json").exists()
+    fake_scratch.setitem(STRATEGIES, "scratch", lambda cfg: FakeScratch())
+    CALLS.clear()
+    result = run_study(_config(tiny_tree, out))
+    assert len(CALLS) == 2  # only the scratch cells that had not finished
+    assert len(result.study["cells"]) == 8 and (out / "report.html").is_file()
+
+
+def test_cli_study_prints_the_answers(tiny_tree, tmp_path, fake_scratch, capsys):
+    out = tmp_path / "s"
+    assert main(["-q", "study", str(tiny_tree), "--out", str(out), "--strategies", "scratch,centroid",
+                 "--fractions", "1.0", "--seeds", "1", "--batch-size", "16", "--backbone", TINY.name,
+                 "--weights", "none", "--num-workers", "0"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["accuracy_gain_strategy"] == "centroid" and printed["report"].endswith("report.html")
+    study = json.loads((out / "study.json").read_text())
+    assert study["config"]["fit"]["batch_size"] == 16 and study["config"]["strategies"] == ["scratch",
+                                                                                           "centroid"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fractions", "0,0.5"], "--fractions"),
+    (["--fractions", "a,b"], "comma-separated"),
+    (["--strategies", "scratch,nope"], "unknown strategy"),
+    (["--seeds", "0"], "--seeds"),
+    (["--budget-minutes", "-1"], "--budget-minutes"),
+])
+def test_cli_bad_settings_are_named(tiny_tree, tmp_path, capsys, args, message):
+    assert main(["study", str(tiny_tree), "--out", str(tmp_path / "s"), *args]) == 2
+    assert message in capsys.readouterr().err

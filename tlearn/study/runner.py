@@ -1,0 +1,153 @@
+"""run_study: draw the nested label fractions, train every cell (skipping finished ones), summarise, report."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..config import FitConfig
+from ..data.layout import load_splits
+from ..errors import TlearnError
+from ..run import atomic_write_text, write_json
+from ..strategies import STRATEGIES
+from .cells import Cell, cell_fit_config, cell_key, finished_record, run_cell
+from .config import BASELINE, BUDGET_FIELD, DEFAULT_STRATEGIES, StudyConfig
+from .fractions import check_fractions, fraction_label, manifest_text, nested_fractions
+
+log = logging.getLogger("tlearn")
+
+
+@dataclass
+class StudyResult:
+    path: Path
+    study: dict  # study.json
+    summary: dict  # summary.json
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.html"
+
+
+def resolve_fit_options(cfg: StudyConfig) -> dict:
+    """The FitConfig options every cell shares, with the study's time budget mapped onto the fit's own field."""
+    options = dict(cfg.fit)
+    if cfg.budget_minutes is not None:
+        if BUDGET_FIELD not in {f.name for f in fields(FitConfig)}:
+            raise TlearnError("--budget-minutes needs a training loop with a time budget, and this tlearn's "
+                              "FitConfig has none; use --epochs to cap training instead.")
+        if options.get(BUDGET_FIELD) not in (None, cfg.budget_minutes * 60):
+            raise TlearnError(f"give either --budget-minutes or {BUDGET_FIELD}, not both.")
+        options[BUDGET_FIELD] = cfg.budget_minutes * 60
+    return options
+
+
+def check_strategies(strategies: list[str] | None) -> list[str]:
+    """The strategies to compare, all registered; None means the registered ones of DEFAULT_STRATEGIES."""
+    if strategies is None:
+        missing = [s for s in DEFAULT_STRATEGIES if s not in STRATEGIES]
+        if missing:
+            log.warning("default strategies %s are not available in this tlearn; studying the others", missing)
+        strategies = [s for s in DEFAULT_STRATEGIES if s in STRATEGIES]
+    if not strategies:
+        raise TlearnError("--strategies is empty; name at least one, e.g. scratch,linear-probe.")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise TlearnError(f"unknown strategy(ies) {unknown} in --strategies; available: {', '.join(STRATEGIES)}.")
+    if BASELINE not in strategies:
+        log.warning("no '%s' in --strategies: the study has no baseline, so it cannot answer its three questions",
+                    BASELINE)
+    return list(dict.fromkeys(strategies))
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        atomic_write_text(path, text)
+
+
+def run_study(cfg: StudyConfig) -> StudyResult:
+    """Train strategy x fraction x seed cells on DATA and write STUDY/{study.json, summary.json, report.html}.
+
+    Finished cells (same key: strategy, fraction, seed, subset and fit options) are kept and skipped.
+    """
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise TlearnError(f"--out {out} exists and is not a folder; choose another study directory.")
+    strategies = check_strategies(cfg.strategies)
+    fractions = check_fractions(cfg.fractions)
+    options = resolve_fit_options(cfg)
+    base = FitConfig(data=cfg.data, out=str(out), **options)
+    splits = load_splits(cfg.data, base.val_fraction, cfg.first_seed)  # one val split shared by every cell
+    split = "test" if splits.test else "val"
+    out.mkdir(parents=True, exist_ok=True)
+
+    plan: list[tuple[Cell, FitConfig, int, str]] = []
+    for seed in cfg.seed_list:
+        subsets = nested_fractions(splits.train, fractions, seed, cfg.min_per_class)
+        for fraction in sorted(fractions, reverse=True):
+            text = manifest_text(subsets[fraction], splits)
+            manifest = out / "subsets" / f"seed{seed}" / f"{fraction_label(fraction)}.csv"
+            write_if_changed(manifest, text)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            for strategy in strategies:
+                cell = Cell(strategy, fraction, seed)
+                cell_cfg = cell_fit_config(cell, base, manifest, out, cfg.fresh_cache)
+                plan.append((cell, cell_cfg, len(subsets[fraction]), cell_key(cell_cfg, digest, fraction)))
+
+    study = {
+        "config": cfg.to_dict() | {"strategies": strategies, "fractions": fractions},
+        "fit_options": options,
+        "backbone": base.backbone,
+        "data": {"root": splits.root, "classes": splits.classes, "counts": splits.counts(),
+                 "val_source": splits.val_source},
+        "metric_split": split,
+        "cells": [],
+    }
+    log.info("study of %d cells (%d strategies x %d fractions x %d seeds) on %s; accuracy on %s",
+             len(plan), len(strategies), len(fractions), cfg.seeds, splits.root, split)
+    start = time.perf_counter()
+    for i, (cell, cell_cfg, n_train, key) in enumerate(plan, start=1):
+        record = finished_record(cell.folder(out), key)
+        if record is not None:
+            log.info("[%d/%d] %s: finished earlier, kept (%s accuracy %.3f)", i, len(plan), cell, split,
+                     record.get(split, {}).get("accuracy", float("nan")))
+        else:
+            log.info("[%d/%d] %s: training on %d labelled images", i, len(plan), cell, n_train)
+            record = run_cell(cell, cell_cfg, n_train, key, out, cfg.fresh_cache)
+            log.info("[%d/%d] %s: %s accuracy %.3f, %.0f s (study %.0f s)", i, len(plan), cell, split,
+                     record.get(split, {}).get("accuracy", float("nan")), record["train_seconds"] or 0,
+                     time.perf_counter() - start)
+        study["cells"].append(record)
+        write_json(out / "study.json", study)
+    return finish_study(out, study)
+
+
+def finish_study(out: Path, study: dict) -> StudyResult:
+    """summary.json, the figures and report.html from the cell records in `study`."""
+    from .plots import accuracy_vs_fraction, curves
+    from .report import render_report
+    from .summary import fkey, summarize
+
+    split = study["metric_split"]
+    summary = summarize(study["cells"], split)
+    write_json(out / "study.json", study)  # now with each cell's convergence figures
+    write_json(out / "summary.json", summary)
+    top = max(r["fraction"] for r in study["cells"])
+    threshold = summary["thresholds"].get(fkey(top))
+    figures = {
+        "accuracy_vs_fraction": (accuracy_vs_fraction(summary["table"], split),
+                                 f"{split} accuracy vs labelled fraction (mean over seeds; band: min-max)"),
+        "accuracy_vs_epoch": (curves(study["cells"], top, "epoch", threshold),
+                              f"validation accuracy per epoch, {100 * top:g}% of labels (one line per seed)"),
+        "accuracy_vs_seconds": (curves(study["cells"], top, "seconds", threshold),
+                                f"validation accuracy vs training seconds, {100 * top:g}% of labels"),
+    }
+    for name, (png, _) in figures.items():
+        (out / "plots").mkdir(exist_ok=True)
+        (out / "plots" / f"{name}.png").write_bytes(png)
+    atomic_write_text(out / "report.html", render_report(study, summary, figures))
+    for line in summary["sentences"]:
+        log.info("%s", line)
+    log.info("report: %s", out / "report.html")
+    return StudyResult(out, study, summary)

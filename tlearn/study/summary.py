@@ -1,0 +1,220 @@
+"""From cell records to the three answers: fewer labels, faster convergence, higher accuracy than scratch.
+
+Definitions (also written into summary.json and the report):
+- accuracy: on the test split when the data has one, else on the validation split; mean over seeds.
+- accuracy_gain: best transfer strategy's accuracy minus scratch's, at the largest fraction (per fraction too).
+- labels_saved: 1 - f/F, where F is the largest fraction and f the smallest fraction at which the transfer
+  strategy's accuracy is at least scratch's accuracy at F (the share of labels it can do without).
+- convergence_speedup: at the largest fraction, scratch's mean seconds until its validation accuracy first
+  reaches 95% of scratch's best, divided by the transfer strategy's mean seconds to reach that same accuracy.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from .config import BASELINE
+from .curves import CurvePoint, best_accuracy, plateau_point, time_to
+
+THRESHOLD_SHARE = 0.95
+
+DEFINITIONS = {
+    "accuracy": "accuracy on the {split} split, mean over seeds",
+    "accuracy_gain": "accuracy of the best transfer strategy minus accuracy of scratch, at the largest labelled "
+                     "fraction (accuracy_gain_by_fraction: the same at each fraction)",
+    "labels_saved": "1 - f/F, where F is the largest labelled fraction and f the smallest fraction at which the "
+                    "transfer strategy is at least as accurate as scratch trained on F (fractions tested only, so "
+                    "a lower bound)",
+    "convergence_speedup": "at the largest fraction: scratch's mean training seconds until its validation accuracy "
+                           "first reaches 95% of scratch's best validation accuracy, divided by the transfer "
+                           "strategy's mean seconds to reach that same accuracy",
+    "plateau": "the first epoch whose validation accuracy is within 0.01 of the run's own best",
+}
+
+
+def fkey(fraction: float) -> str:
+    return f"{fraction:g}"
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _curve(record: dict) -> list[CurvePoint]:
+    return [CurvePoint(**p) for p in record.get("curve", [])]
+
+
+def accuracy_of(record: dict, split: str, key: str = "accuracy") -> float | None:
+    return record.get(split, {}).get(key)
+
+
+def scratch_thresholds(records: Sequence[dict], baseline: str = BASELINE) -> dict[float, float]:
+    """fraction -> 95% of scratch's best validation accuracy there (mean over seeds of each run's best)."""
+    bests = defaultdict(list)
+    for r in records:
+        if r["strategy"] == baseline:
+            best = best_accuracy(_curve(r))
+            if best is not None:
+                bests[r["fraction"]].append(best)
+    return {f: THRESHOLD_SHARE * float(np.mean(v)) for f, v in bests.items()}
+
+
+def add_convergence(records: Sequence[dict], thresholds: dict[float, float]) -> None:
+    """Give each record its epochs/seconds to scratch's threshold and to its own plateau (in place)."""
+    for r in records:
+        curve = _curve(r)
+        plateau = plateau_point(curve)
+        conv = {"plateau": {"epochs": plateau.epoch if plateau else None,
+                            "seconds": plateau.seconds if plateau else None,
+                            "best_val_accuracy": best_accuracy(curve)}}
+        if r["fraction"] in thresholds:
+            conv["threshold"] = thresholds[r["fraction"]]
+            conv["to_threshold"] = time_to(curve, thresholds[r["fraction"]])
+        r["convergence"] = conv
+
+
+def table_rows(records: Sequence[dict], split: str) -> list[dict]:
+    """One row per strategy x fraction: accuracy mean/std/min/max over seeds, seconds, epochs, convergence."""
+    groups: dict[tuple[str, float], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["strategy"], r["fraction"])].append(r)
+    rows = []
+    for (strategy, fraction), rs in groups.items():
+        acc = [accuracy_of(r, split) for r in rs if accuracy_of(r, split) is not None]
+        to_thr = [r.get("convergence", {}).get("to_threshold") or {} for r in rs]
+        plateau = [r.get("convergence", {}).get("plateau") or {} for r in rs]
+        rows.append({
+            "strategy": strategy, "fraction": fraction, "seeds": len(rs),
+            "n_train": _mean(r.get("n_train") for r in rs),
+            "accuracy_mean": _mean(acc), "accuracy_std": float(np.std(acc)) if acc else None,
+            "accuracy_min": min(acc, default=None), "accuracy_max": max(acc, default=None),
+            "balanced_accuracy_mean": _mean(accuracy_of(r, split, "balanced_accuracy") for r in rs),
+            "train_seconds_mean": _mean(r.get("train_seconds") for r in rs),
+            "epochs_mean": _mean(r.get("epochs") for r in rs),
+            "reached_threshold": sum(t.get("seconds") is not None for t in to_thr),
+            "seconds_to_threshold_mean": _mean(t.get("seconds") for t in to_thr),
+            "epochs_to_threshold_mean": _mean(t.get("epochs") for t in to_thr),
+            "seconds_to_plateau_mean": _mean(p.get("seconds") for p in plateau),
+            "epochs_to_plateau_mean": _mean(p.get("epochs") for p in plateau),
+        })
+    order = {s: i for i, s in enumerate(dict.fromkeys(r["strategy"] for r in records))}
+    return sorted(rows, key=lambda row: (order[row["strategy"]], row["fraction"]))
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return None if num is None or den is None or den <= 0 else num / den
+
+
+def strategy_answers(rows: Sequence[dict], strategy: str, baseline: str = BASELINE) -> dict:
+    """accuracy gains, labels saved and convergence speedup of one transfer strategy against the baseline."""
+    row = {(r["strategy"], r["fraction"]): r for r in rows}
+    fractions = sorted(f for s, f in row if s == strategy and (baseline, f) in row)
+    gains = {fkey(f): _diff(row[(strategy, f)]["accuracy_mean"], row[(baseline, f)]["accuracy_mean"])
+             for f in fractions}
+    out: dict = {"accuracy_gain_by_fraction": gains}
+    if not fractions:
+        return out
+    top = max(fractions)
+    reference = row[(baseline, top)]["accuracy_mean"]
+    needed = next((f for f in fractions if reference is not None
+                   and (row[(strategy, f)]["accuracy_mean"] or 0.0) >= reference), None)
+    known_gains = [g for g in gains.values() if g is not None]
+    out.update(
+        accuracy_gain=gains[fkey(top)],
+        min_accuracy_gain=min(known_gains, default=None),
+        beats_scratch_at_every_fraction=bool(known_gains) and len(known_gains) == len(gains)
+        and all(g > 0 for g in known_gains),
+        labels_needed_fraction=needed,
+        labels_saved=None if needed is None else 1.0 - needed / top,
+        convergence_speedup=_ratio(row[(baseline, top)]["seconds_to_threshold_mean"],
+                                   row[(strategy, top)]["seconds_to_threshold_mean"]),
+        convergence_speedup_epochs=_ratio(row[(baseline, top)]["epochs_to_threshold_mean"],
+                                          row[(strategy, top)]["epochs_to_threshold_mean"]),
+        seconds_to_threshold=row[(strategy, top)]["seconds_to_threshold_mean"],
+        epochs_to_threshold=row[(strategy, top)]["epochs_to_threshold_mean"],
+    )
+    return out
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _best(by_strategy: dict, name: str) -> tuple[float | None, str | None]:
+    scored = [(v[name], s) for s, v in by_strategy.items() if v.get(name) is not None]
+    return max(scored) if scored else (None, None)
+
+
+def summarize(records: Sequence[dict], split: str, baseline: str = BASELINE) -> dict:
+    """summary.json: the three answers (best transfer strategy each), per-strategy answers, table, definitions."""
+    add_convergence(records, scratch_thresholds(records, baseline))
+    rows = table_rows(records, split)
+    strategies = sorted({r["strategy"] for r in records} - {baseline})
+    has_baseline = any(r["strategy"] == baseline for r in records)
+    by_strategy = {s: strategy_answers(rows, s, baseline) for s in strategies} if has_baseline else {}
+    summary: dict = {"metric": f"{split} accuracy", "baseline": baseline}
+    for name in ("labels_saved", "convergence_speedup", "accuracy_gain"):
+        value, strategy = _best(by_strategy, name)
+        summary[name] = value
+        summary[f"{name}_strategy"] = strategy
+    fractions = sorted({r["fraction"] for r in rows})
+    summary["accuracy_gain_by_fraction"] = {
+        fkey(f): max((g for v in by_strategy.values()
+                      if (g := v["accuracy_gain_by_fraction"].get(fkey(f))) is not None), default=None)
+        for f in fractions
+    }
+    summary["thresholds"] = {fkey(f): t for f, t in sorted(scratch_thresholds(records, baseline).items())}
+    summary["by_strategy"] = by_strategy
+    summary["table"] = rows
+    summary["definitions"] = {k: v.format(split=split) for k, v in DEFINITIONS.items()}
+    summary["sentences"] = sentences(summary, split)
+    return summary
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def sentences(summary: dict, split: str) -> list[str]:
+    """The three answers in plain words (what the report and the CLI print)."""
+    baseline = summary["baseline"]
+    by = summary["by_strategy"]
+    if not by:
+        return [f"No '{baseline}' cells: the study has no baseline to compare against, so no answers."]
+    rows = {(r["strategy"], r["fraction"]): r for r in summary["table"]}
+    top = max(r["fraction"] for r in summary["table"])
+    out = []
+    s = summary["labels_saved_strategy"]
+    if s is None:
+        out.append(f"Fewer labels: no transfer strategy matched {baseline}'s {split} accuracy at "
+                   f"{_pct(top)} of the labels with fewer labels.")
+    else:
+        need = by[s]["labels_needed_fraction"]
+        out.append(f"Fewer labels: {s} with {_pct(need)} of the labels is as accurate "
+                   f"({rows[(s, need)]['accuracy_mean']:.3f}) as {baseline} with {_pct(top)} "
+                   f"({rows[(baseline, top)]['accuracy_mean']:.3f}): {_pct(summary['labels_saved'])} of the "
+                   "labels saved.")
+    s = summary["convergence_speedup_strategy"]
+    threshold = summary["thresholds"].get(fkey(top))
+    if s is None:
+        out.append("Faster convergence: not measured (no strategy or no scratch run reached 95% of scratch's "
+                   "best validation accuracy).")
+    else:
+        out.append(f"Faster convergence: {s} reached {threshold:.3f} validation accuracy (95% of {baseline}'s "
+                   f"best) in {by[s]['seconds_to_threshold']:.0f} s, {baseline} in "
+                   f"{rows[(baseline, top)]['seconds_to_threshold_mean']:.0f} s: "
+                   f"{summary['convergence_speedup']:.1f}x faster.")
+    s = summary["accuracy_gain_strategy"]
+    if s is not None:
+        line = (f"Higher accuracy: with {_pct(top)} of the labels {s} reaches {rows[(s, top)]['accuracy_mean']:.3f} "
+                f"{split} accuracy against {baseline}'s {rows[(baseline, top)]['accuracy_mean']:.3f} "
+                f"({summary['accuracy_gain']:+.3f}).")
+        winners = [t for t, v in by.items() if v.get("beats_scratch_at_every_fraction")]
+        if winners:
+            line += " At every fraction, " + "; ".join(
+                f"{t} beats {baseline} by at least {by[t]['min_accuracy_gain']:.3f}" for t in winners) + "."
+        out.append(line)
+    return out
