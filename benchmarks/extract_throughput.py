@@ -1,0 +1,106 @@
+"""Feature-extraction throughput: the whole pipeline against the model's forward alone, and peak memory.
+
+    python benchmarks/extract_throughput.py [--data DIR] [--n 256] [--batch-size 64] [--backbone efficientnet_lite0]
+
+Prints, for one run on this machine:
+- images/s of decode -> transform -> forward (tlearn's extractor, cache off) per precision and worker count;
+- images/s of the forward alone on ready tensors (same model, batch and precision): what no pipeline can beat;
+- their ratio;
+- peak resident memory of a fresh process extracting N and 4N images (flat = images are streamed).
+It asserts nothing about time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "flower_photos" / "train"
+
+
+def image_paths(data: Path, n: int) -> list[Path]:
+    from tlearn.data.layout import list_images
+
+    files = list_images(data)
+    return [files[i % len(files)] for i in range(n)]  # repeat when N exceeds the folder
+
+
+def pipeline_rate(backbone, info, paths, batch_size, precision, workers) -> float:
+    from tlearn.data.layout import Sample
+    from tlearn.features import extract_features
+
+    samples = [Sample(p, 0) for p in paths]
+    start = time.perf_counter()
+    extract_features(backbone, samples, info.data_config, precision=precision, batch_size=batch_size,
+                     use_cache=False, num_workers=workers, progress=False)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def forward_rate(backbone, info, n, batch_size, precision) -> float:
+    import torch
+
+    from tlearn.device import autocast
+    from tlearn.features import prepare_for_inference
+
+    device = torch.device("cpu")
+    module = prepare_for_inference(backbone, device)
+    size = info.data_config.input_size
+    batch = torch.randn(batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), autocast(precision, device):
+        module(batch)  # warm-up
+        start = time.perf_counter()
+        done = 0
+        while done < n:
+            module(batch)
+            done += batch_size
+    return done / (time.perf_counter() - start)
+
+
+def child_peak_rss(args, n: int) -> float:
+    """Peak RSS (MiB) of the main process of a fresh run that extracts n images."""
+    cmd = [sys.executable, __file__, "--child", "--n", str(n), "--data", str(args.data), "--batch-size",
+           str(args.batch_size), "--backbone", args.backbone]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_rss_mib"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backbone", default="efficientnet_lite0")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    from tlearn.backbones import load_backbone
+    from tlearn.device import bf16_supported, pick_device
+
+    backbone, info = load_backbone(args.backbone)
+    paths = image_paths(args.data, args.n)
+    if args.child:
+        pipeline_rate(backbone, info, paths, args.batch_size, "auto", None)
+        # the main process holds the model and the features; decode workers only hold images in flight
+        print(json.dumps({"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+        return
+
+    precisions = ["bf16", "fp32"] if bf16_supported(pick_device("cpu")) else ["fp32"]
+    print(f"backbone {args.backbone}, {info.data_config.input_size} px, batch {args.batch_size}, "
+          f"{args.n} images from {args.data}")
+    print(f"{'precision':<9} {'workers':>7} {'pipeline img/s':>15} {'forward img/s':>14} {'ratio':>6}")
+    for precision in precisions:
+        forward = forward_rate(backbone, info, args.n, args.batch_size, precision)
+        for workers in (0, 1, 2):
+            rate = pipeline_rate(backbone, info, paths, args.batch_size, precision, workers)
+            print(f"{precision:<9} {workers:>7} {rate:>15.1f} {forward:>14.1f} {rate / forward:>6.2f}")
+    small, large = child_peak_rss(args, args.n), child_peak_rss(args, 4 * args.n)
+    print(f"peak memory: {small:.0f} MiB for {args.n} images, {large:.0f} MiB for {4 * args.n} "
+          f"(ratio {large / small:.2f}; flat means images are streamed, only features kept)")
+
+
+if __name__ == "__main__":
+    main()
