@@ -4,6 +4,11 @@ from __future__ import annotations
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="HTTP prediction service and web page for a run or an exported .onnx file")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p) -> None:
     p.add_argument("model", help="run directory (exported to ONNX on first use) or an exported .onnx file")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000)
@@ -14,7 +19,6 @@ def register(sub) -> None:
     p.add_argument("--batch-wait-ms", type=float, default=2.0,
                    help="how long a request waits for others to share its batch")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
