@@ -69,7 +69,23 @@ footer { color: var(--muted); font-size: 12px; padding: 0 0 24px; }
 @media print { nav { display: none; } section { break-inside: avoid; } }
 """
 
-REPORT = r"""<!DOCTYPE html>
+REPORT = r"""{% macro cm_table(cm, mode) %}
+<div class="scroll">
+  <div class="axis">{{ mode }}{% if mode == "row-normalised" %} (% of true class){% endif %}</div>
+  <table class="cm{% if large_matrix %} large{% endif %}">
+    <tr><th class="row"><span class="axis">true ↓ / predicted →</span></th>
+      {% for c in classes %}<th class="col" title="{{ c }}">{{ loop.index0 if large_matrix else c }}</th>{% endfor %}
+      {% if mode == "counts" %}<th class="total">total</th>{% endif %}</tr>
+    {% for row in cm.cells %}{% set i = loop.index0 %}
+    <tr><th class="row" title="{{ classes[i] }}">{% if large_matrix %}{{ i }} · {% endif %}{{ classes[i] }}</th>
+      {% for cell in row %}{% if cell.count %}<td style="background: {{ cell.bg }}; color: {{ cell.fg }}"
+        title="true {{ classes[i] }} → predicted {{ classes[loop.index0] }}: {{ cell.count }} ({{ cell.rate | pct(1) }}% of {{ classes[i] }})">{{ cell.count if mode == "counts" else (cell.rate | pct) }}</td>{% else %}<td></td>{% endif %}{% endfor %}
+      {% if mode == "counts" %}<td class="total">{{ cm.row_totals[i] }}</td>{% endif %}</tr>
+    {% endfor %}
+  </table>
+</div>
+{% endmacro %}
+<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -148,26 +164,12 @@ REPORT = r"""<!DOCTYPE html>
     the true class (row-normalised). Hover a cell for its numbers.{% if large_matrix %} Columns are numbered as the rows.{% endif %}</p>
   {% for cm in confusion %}
   {% if cm.split != main_split %}<details><summary>{{ cm.split }} ({{ cm.n }} images)</summary>{% else %}<h3>{{ cm.split }} ({{ cm.n }} images)</h3>{% endif %}
-  <div class="cm-pair">
-    {% for mode in ["counts", "row-normalised"] %}
-    {% if mode == "counts" or not large_matrix %}
-    <div class="scroll">
-      <div class="axis">{{ mode }}{% if mode == "row-normalised" %} (% of true class){% endif %}</div>
-      <table class="cm{% if large_matrix %} large{% endif %}">
-        <tr><th class="row"><span class="axis">true ↓ / predicted →</span></th>
-          {% for c in classes %}<th class="col" title="{{ c }}">{{ loop.index0 if large_matrix else c }}</th>{% endfor %}
-          {% if mode == "counts" %}<th class="total">total</th>{% endif %}</tr>
-        {% for row in cm.cells %}{% set i = loop.index0 %}
-        <tr><th class="row" title="{{ classes[i] }}">{% if large_matrix %}{{ i }} · {% endif %}{{ classes[i] }}</th>
-          {% for cell in row %}<td style="background: {{ cell.bg }}; color: {{ cell.fg }}"
-            title="true {{ classes[i] }} → predicted {{ classes[loop.index0] }}: {{ cell.count }} ({{ cell.rate | pct(1) }}% of {{ classes[i] }})">{% if cell.count %}{{ cell.count if mode == "counts" else (cell.rate | pct) }}{% endif %}</td>{% endfor %}
-          {% if mode == "counts" %}<td class="total">{{ cm.row_totals[i] }}</td>{% endif %}</tr>
-        {% endfor %}
-      </table>
-    </div>
-    {% endif %}
-    {% endfor %}
-  </div>
+  {% if large_matrix %}
+  {{ cm_table(cm, "counts") }}
+  <details><summary>row-normalised (% of true class)</summary>{{ cm_table(cm, "row-normalised") }}</details>
+  {% else %}
+  <div class="cm-pair">{{ cm_table(cm, "counts") }}{{ cm_table(cm, "row-normalised") }}</div>
+  {% endif %}
   {% if cm.confused %}
   <h3>Most frequent mistakes ({{ cm.split }})</h3>
   <table class="data"><tr><th class="l">true class</th><th class="l">predicted as</th><th>images</th><th>% of true class</th></tr>
