@@ -87,12 +87,21 @@ def prepare_demo_data(root: Path | None = None, per_class: dict[str, int] | None
     return DemoData(name, source, root, counts)
 
 
-def run_demo(out: str | Path = "tlearn-demo", progress: bool = True) -> dict:
-    """Prepare the data, train a linear probe on the default backbone, evaluate; return what happened."""
+def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool = True) -> dict:
+    """Prepare the data, train a linear probe on the default backbone, evaluate; then (study=True) a short
+    transfer study against training from scratch. Return what happened."""
     from .fit import fit
 
     data = prepare_demo_data()
     log.info("demo data: %s from %s\n  %s (train %d, val %d, test %d images)", data.name, data.source, data.path,
              data.counts["train"], data.counts["val"], data.counts["test"])
     run = fit(data.path, Path(out) / "linear-probe", progress=progress)
-    return {"data": data, "runs": {"linear-probe": run}}
+    result = {"data": data, "runs": {"linear-probe": run}}
+    if study:
+        from .study.presets import run_demo_study
+
+        done = run_demo_study(data.path, Path(out) / "study")
+        result["study"] = done
+        result["notes"] = ["\nTransfer study (scratch vs linear-probe vs finetune):"] + [
+            f"  {line}" for line in done.summary["sentences"]] + [f"  report: {done.report}"]
+    return result

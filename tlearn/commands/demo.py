@@ -6,13 +6,15 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="train and evaluate on built-in real images (a few minutes, offline)")
     p.add_argument("--out", default="tlearn-demo", help="folder for the demo's run directories")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-study", dest="study", action="store_false",
+                   help="skip the short transfer study (scratch vs linear-probe vs finetune)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..demo import run_demo
 
-    result = run_demo(args.out, progress=args.progress)
+    result = run_demo(args.out, progress=args.progress, study=args.study)
     data = result["data"]
     print(f"\nData: {data.name} ({data.source}), {len(data.counts)} splits: "
           + ", ".join(f"{k} {v}" for k, v in data.counts.items()) + f" images\n      {data.path}")
