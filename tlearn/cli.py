@@ -12,7 +12,8 @@ import sys
 
 from .errors import TlearnError
 
-COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "study", "report", "compare", "export", "serve"]
+COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "study", "report", "compare", "distill", "export",
+            "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

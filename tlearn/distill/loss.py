@@ -12,6 +12,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.9
@@ -50,12 +51,54 @@ def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                       temperature: float = DEFAULT_TEMPERATURE, alpha: float = DEFAULT_ALPHA,
                       class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Batch mean of alpha * soft term + (1 - alpha) * cross-entropy; labels of -1 get the soft term only."""
+    """Batch mean of alpha * soft term + (1 - alpha) * cross-entropy; labels of -1 get the soft term only.
+
+    labels may also be class probabilities (n, C), e.g. mixup targets; then every row is labelled.
+    """
     a = check_alpha(alpha)
     soft = soft_loss(student_logits, teacher_logits, temperature, reduction="none")
+    if labels.ndim == 2:
+        hard = F.cross_entropy(student_logits.float(), labels.float(), weight=class_weights, reduction="none")
+        return (a * soft + (1.0 - a) * hard).mean()
     labelled = labels >= 0
     hard = torch.zeros_like(soft)
     if a < 1.0 and bool(labelled.any()):
         hard[labelled] = F.cross_entropy(student_logits[labelled].float(), labels[labelled], weight=class_weights,
                                          reduction="none")
     return (a * soft + (1.0 - a) * hard).mean()
+
+
+class DistillationLoss:
+    """The training loop's loss hook (tlearn.train LossFn): Hinton KD for each batch.
+
+    Teacher outputs come from `cached` (rows aligned with the training samples, looked up by batch.indices)
+    when the student sees un-augmented images; with augmentation (live=True) the teacher runs on the very
+    batch the student sees, resized to its own input size.
+    """
+
+    def __init__(self, teacher_model: nn.Module, student_cfg, teacher_cfg, temperature: float = DEFAULT_TEMPERATURE,
+                 alpha: float = DEFAULT_ALPHA, cached: torch.Tensor | None = None, live: bool = False,
+                 teacher_precision: str = "fp32"):
+        if not live and cached is None:
+            raise ValueError("DistillationLoss needs cached teacher outputs or live=True")
+        self.teacher = teacher_model.eval()
+        self.student_cfg, self.teacher_cfg = student_cfg, teacher_cfg
+        self.temperature, self.alpha = check_temperature(temperature), check_alpha(alpha)
+        self.cached, self.live, self.teacher_precision = cached, live, teacher_precision
+
+    def teacher_logits(self, batch) -> torch.Tensor:
+        device = batch.images.device
+        if not self.live:
+            return self.cached[batch.indices.cpu()].to(device)
+        from ..device import autocast
+        from .views import teacher_view
+
+        self.teacher.to(device)
+        with torch.inference_mode(), autocast(self.teacher_precision, device):
+            out = self.teacher(teacher_view(batch.images, self.student_cfg, self.teacher_cfg))
+        return out.float().clone()  # a normal tensor again, usable in autograd
+
+    def __call__(self, model: nn.Module, batch) -> torch.Tensor:
+        logits = model(batch.images).float()
+        labels = batch.targets if batch.mix is not None else batch.labels
+        return distillation_loss(logits, self.teacher_logits(batch), labels, self.temperature, self.alpha)

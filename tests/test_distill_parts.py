@@ -1,0 +1,99 @@
+"""Distillation parts: the compact student backbone, teacher output caching, the teacher's view, latency."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tlearn.backbones import build_transfer_model, count_parameters, get_spec, load_backbone
+from tlearn.backbones.model import TransferModel
+from tlearn.data.layout import Sample, load_splits
+from tlearn.data.transforms import DataConfig
+from tlearn.distill.measure import compare_costs, torch_threads
+from tlearn.distill.teacher import Teacher
+from tlearn.distill.views import teacher_view
+from tlearn.errors import TlearnError
+
+
+def test_compact_cnn_is_a_registered_few_hundred_thousand_parameter_backbone():
+    spec = get_spec("compact_cnn")
+    backbone, info = load_backbone("compact_cnn", "none")
+    assert 200_000 < count_parameters(backbone) < 1_000_000
+    assert info.weights == "none" and spec.data_config.input_size == 32
+    for size in (32, 64):  # any input size: the features are globally pooled
+        assert backbone.eval()(torch.zeros(2, 3, size, size)).shape == (2, spec.feature_dim)
+    model = build_transfer_model(info, 5)
+    assert [g for g, _ in model.layer_groups()] == ["stem", "stage1", "stage2", "stage3", "top", "head"]
+
+
+def test_compact_cnn_without_weights_says_how_to_get_a_random_init():
+    with pytest.raises(TlearnError, match="none"):
+        load_backbone("compact_cnn")
+
+
+def _teacher(seed: int) -> Teacher:
+    torch.manual_seed(seed)
+    backbone, info = load_backbone("compact_cnn", "none")
+    model = TransferModel(backbone, info.feature_dim, 3, info.architecture).eval()
+    return Teacher(model, DataConfig(input_size=24, crop_pct=1.0), ["blue", "green", "red"])
+
+
+def test_teacher_outputs_are_computed_once_and_cached_by_weights_and_content(tiny_tree, tmp_path):
+    samples = load_splits(tiny_tree).train[:10]
+    teacher = _teacher(0)
+    opts = dict(precision="fp32", device="cpu", cache_dir=tmp_path, num_workers=0, progress=False)
+    first = teacher.logits(samples, **opts)
+    assert first.from_cache == 0 and first.features.shape == (10, 3)
+    second = teacher.logits(samples, **opts)
+    assert second.from_cache == 10
+    np.testing.assert_allclose(second.features, first.features, rtol=1e-6)
+    # The cached rows are the teacher's outputs on the un-augmented images.
+    direct = teacher.model(torch.stack([_eval_tensor(s, teacher.data_config) for s in samples])).detach().numpy()
+    np.testing.assert_allclose(first.features, direct, rtol=1e-4, atol=1e-4)
+    # Other teacher weights: nothing is reused.
+    assert _teacher(1).logits(samples, **opts).from_cache == 0
+    # A renamed copy of an image hits the cache (keyed by content, not path).
+    copy = tmp_path / "renamed.png"
+    copy.write_bytes(samples[0].path.read_bytes())
+    assert teacher.logits([Sample(copy, -1)], **opts).from_cache == 1
+
+
+def _eval_tensor(sample, cfg):
+    from tlearn.data.images import load_rgb
+    from tlearn.data.transforms import eval_transform
+
+    return eval_transform(cfg)(load_rgb(sample.path))
+
+
+def test_teacher_refuses_data_with_other_classes():
+    with pytest.raises(TlearnError, match="same class folders"):
+        _teacher(0).check_classes(["cat", "dog", "red"], "DATA")
+
+
+def test_teacher_view_keeps_the_pixels_and_changes_size_and_normalisation():
+    student = DataConfig(input_size=16, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    teacher = DataConfig(input_size=48)
+    pixels = torch.rand(2, 3, 16, 16)
+    batch = (pixels - 0.5) / 0.25
+    same = teacher_view(batch, student, student)
+    torch.testing.assert_close(same, batch, rtol=1e-5, atol=1e-5)
+    big = teacher_view(batch, student, teacher)
+    assert big.shape == (2, 3, 48, 48)
+    mean, std = torch.tensor(teacher.mean).view(1, 3, 1, 1), torch.tensor(teacher.std).view(1, 3, 1, 1)
+    # A constant image stays that constant, whatever the resize.
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    out = teacher_view((flat - 0.5) / 0.25, student, teacher) * std + mean
+    torch.testing.assert_close(out, torch.full_like(out, 0.3), rtol=1e-4, atol=1e-4)
+
+
+def test_compare_costs_reports_params_size_and_latency_and_restores_threads():
+    small = build_transfer_model(load_backbone("compact_cnn", "none")[1], 4)
+    threads = torch.get_num_threads()
+    costs = compare_costs({"a": (small, 16), "b": (small, 32)}, repeats=2, batch32_repeats=1, threads=1)
+    assert torch.get_num_threads() == threads
+    assert costs["a"]["params"] == count_parameters(small)
+    assert costs["a"]["mb"] == pytest.approx(sum(t.numel() * t.element_size()
+                                                 for t in small.state_dict().values()) / 1e6, rel=1e-3)
+    assert all(costs[k][m] > 0 for k in costs for m in ("ms_batch1", "ms_batch32"))
+    with torch_threads(None):
+        assert torch.get_num_threads() == threads
