@@ -1,6 +1,7 @@
 """Batched feature extraction: images are streamed (decode -> transform -> forward), only features are kept."""
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,8 +50,6 @@ def collate_skipping(batch):
 
 def default_workers() -> int:
     """One decode worker when there are cores to spare; decoding in-process otherwise."""
-    import os
-
     return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
@@ -78,10 +77,7 @@ def image_loader(paths: Sequence[Path], cfg: DataConfig, batch_size: int, num_wo
 
 
 def prepare_for_inference(module: nn.Module, device: torch.device) -> nn.Module:
-    module = module.eval().to(device)
-    if device.type == "cpu" or device.type == "cuda":
-        module = module.to(memory_format=torch.channels_last)
-    return module
+    return module.eval().to(device).to(memory_format=torch.channels_last)
 
 
 @torch.inference_mode()
