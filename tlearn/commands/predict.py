@@ -13,7 +13,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tta", nargs="?", const="flip", default=None, choices=["flip", "crops"],
                    help="test-time augmentation: average over the image and its mirror (flip, the default) "
-                        "or over ten crops and mirrors (crops); 2x / 10x the compute")
+                        "or over ten crops and mirrors (crops); 2x / 10x the compute. Not for classes that a "
+                        "mirror changes (left/right signs, text); measure first: benchmarks/tta.py")
     p.set_defaults(func=run)
 
 

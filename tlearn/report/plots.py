@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from ..evaluate.binary import BinaryCurves
 from ..evaluate.metrics import ReliabilityBins
@@ -95,6 +96,7 @@ def reliability_diagram(bins_by_split: dict[str, ReliabilityBins]) -> Figure:
         hist = fig.add_subplot(grid[1, i], sharex=ax)
         hist.bar(rb.edges[:-1], rb.counts, width=width, align="edge", color=colour, alpha=0.5, edgecolor="white")
         hist.set_yscale("symlog", linthresh=1)
+        hist.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         hist.set_xlabel("confidence (top probability)", fontsize=9)
         hist.set_ylabel("images" if i == 0 else "", fontsize=9)
         _style(hist)
