@@ -88,7 +88,7 @@ def test_export_fails_loudly_and_writes_nothing_when_parity_fails(run_dir, tmp_p
     monkeypatch.setattr(exporter_module, "ImageClassifier", _WrongNormalisation)
     out = tmp_path / "broken.pt"
     with pytest.raises(ExportError, match="does not match PyTorch"):
-        export_run(run_dir, "torchscript", out)
+        export_run(run_dir, "torchscript", out, max_images=12)
     assert not out.exists()
     assert not list(tmp_path.iterdir())  # no temporary left behind
 

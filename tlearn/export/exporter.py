@@ -50,11 +50,12 @@ def default_output(run: Run, fmt: str, quantize: str | None) -> Path:
 
 def export_run(run: str | Path | Run, fmt: str = "onnx", out: str | Path | None = None, *,
                quantize: str | None = None, data: str | Path | None = None, fp32_limit: float = FP32_LIMIT,
-               max_accuracy_drop: float = 0.02) -> ExportResult:
+               max_accuracy_drop: float = 0.02, max_images: int | None = None) -> ExportResult:
     """Export a run and check it on the run's val split; raise ExportError (and publish nothing) on failure.
 
     fp32 must match PyTorch within fp32_limit on every probability; int8 (ONNX only) must not lose more than
     max_accuracy_drop of val accuracy. The figures are written to OUT.json next to the file.
+    max_images limits the check to the first images of val (quick checks only; default: the whole split).
     """
     run = run if isinstance(run, Run) else Run(run)
     if fmt not in FORMATS:
@@ -71,6 +72,7 @@ def export_run(run: str | Path | Run, fmt: str = "onnx", out: str | Path | None 
     out.parent.mkdir(parents=True, exist_ok=True)
 
     samples, root = split_samples(run, data, "val")
+    samples = samples[:max_images] if max_images else samples
     log.info("export %s -> %s (%s%s); parity on %d val images of %s", run.path, out, fmt,
              ", int8" if quantize else "", len(samples), root)
     metadata = export_metadata(run, fmt, quantize)

@@ -19,11 +19,13 @@ def export_torchscript(graph: ImageClassifier, path: Path, metadata: dict) -> No
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(graph.eval(), (x,), check_trace=False)
         frozen = torch.jit.freeze(traced)
-    torch.jit.save(frozen, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
+        torch.jit.save(frozen, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
 
 
 def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
     """The scripted module and its tlearn metadata."""
     extra = {METADATA_FILE: ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream but still loads
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     return module.eval(), json.loads(extra[METADATA_FILE] or "{}")
