@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import OrderedDict
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,11 +17,13 @@ from torch import nn
 
 from tlearn.backbones import registry
 from tlearn.backbones.model import TransferModel
+from tlearn.cli import main
+from tlearn.config import FitConfig
 from tlearn.data.transforms import DataConfig
 from tlearn.features.extract import extract_features
-from tlearn.cli import main
 from tlearn.strategies import STRATEGIES, FitResult
 from tlearn.study import StudyConfig, run_study
+from tlearn.study.cells import Cell, cell_fit_config, cell_key
 
 CALLS: list[tuple[str, int]] = []
 
@@ -128,11 +131,12 @@ def test_study_writes_records_summary_report_and_skips_finished_cells(tiny_tree,
     assert CALLS == [] and {p: p.stat().st_mtime_ns for p in out.glob("cells/*/*/*/cell.json")} == before
     assert again.summary["table"] == result.summary["table"]
 
-    # a changed fit option changes every cell's key: all cells run again
-    cfg = _config(tiny_tree, out)
-    cfg.fit["batch_size"] = 16
-    run_study(cfg)
-    assert len(CALLS) == 4
+    # a changed fit option gives the cell another key, so it would run again; where it is written does not
+    cell, base = Cell("scratch", 1.0, 0), FitConfig(data="d", out=str(out), **FIT)
+    key = cell_key(cell_fit_config(cell, base, out / "m.csv", out, True), "sha", 1.0)
+    assert key == cell_key(cell_fit_config(cell, replace(base, progress=True), out / "m.csv", out, False), "sha", 1.0)
+    assert key != cell_key(cell_fit_config(cell, replace(base, batch_size=16), out / "m.csv", out, True), "sha", 1.0)
+    assert key != cell_key(cell_fit_config(cell, base, out / "m.csv", out, True), "other subset", 1.0)
 
 
 def test_interrupted_study_resumes_with_finished_cells_kept(tiny_tree, tmp_path, fake_scratch):
@@ -144,6 +148,8 @@ def test_interrupted_study_resumes_with_finished_cells_kept(tiny_tree, tmp_path,
     assert 0 < len(finished) < 8 and not (out / "summary.json").exists()
     fake_scratch.setitem(STRATEGIES, "scratch", lambda cfg: FakeScratch())
     CALLS.clear()
+    partial = run_study(_config(tiny_tree, out, report_only=True))  # a report of what has finished, no training
+    assert CALLS == [] and len(partial.study["cells"]) == len(finished) and (out / "report.html").is_file()
     result = run_study(_config(tiny_tree, out))
     assert len(CALLS) == 2  # only the scratch cells that had not finished
     assert len(result.study["cells"]) == 8 and (out / "report.html").is_file()
@@ -171,3 +177,11 @@ def test_cli_study_prints_the_answers(tiny_tree, tmp_path, fake_scratch, capsys)
 def test_cli_bad_settings_are_named(tiny_tree, tmp_path, capsys, args, message):
     assert main(["study", str(tiny_tree), "--out", str(tmp_path / "s"), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_demo_study_preset_is_a_valid_small_study(tmp_path):
+    from tlearn.study.presets import demo_study_config
+
+    cfg = demo_study_config(tmp_path / "data", tmp_path / "study")
+    assert cfg.strategies[0] == "scratch" and cfg.seeds == 1 and max(cfg.fractions) == 1.0
+    assert all(s in STRATEGIES for s in cfg.strategies)

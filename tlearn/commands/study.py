@@ -40,6 +40,8 @@ def register(sub) -> None:
                    help="labelled images per class kept at every fraction (default 2)")
     p.add_argument("--warm-cache", dest="fresh_cache", action="store_false",
                    help="share the feature/image cache between cells (faster; seconds are then not cold starts)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write summary and report from the cells finished so far")
     p.set_defaults(func=run, progress=False)
 
 
@@ -53,7 +55,7 @@ def study_config_from_args(args):
         strategies=_list(args.strategies) if args.strategies else None,
         fractions=_list(args.fractions, float), seeds=args.seeds, first_seed=args.seed,
         budget_minutes=args.budget_minutes, min_per_class=args.min_per_class, fresh_cache=args.fresh_cache,
-        fit=fit,
+        fit=fit, report_only=args.report_only,
     )
 
 

@@ -26,6 +26,7 @@ class StudyConfig:
     min_per_class: int = 2  # labelled images kept per class at any fraction (the linear probe's CV needs 2)
     fresh_cache: bool = True  # each cell starts with an empty cache, so its seconds are a cold start
     fit: dict = field(default_factory=dict)  # FitConfig fields shared by all cells (backbone, epochs, ...)
+    report_only: bool = False  # train nothing: summarise and report the cells that have finished so far
 
     def __post_init__(self) -> None:
         if self.seeds < 1:

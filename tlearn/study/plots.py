@@ -11,7 +11,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .config import BASELINE  # noqa: E402
-from .summary import accuracy_of  # noqa: E402
 
 PALETTE = {"scratch": "#7f7f7f", "linear-probe": "#1f77b4", "finetune": "#d62728", "lp-ft": "#2ca02c",
            "gradual": "#9467bd"}

@@ -112,6 +112,9 @@ def run_study(cfg: StudyConfig) -> StudyResult:
         if record is not None:
             log.info("[%d/%d] %s: finished earlier, kept (%s accuracy %.3f)", i, len(plan), cell, split,
                      record.get(split, {}).get("accuracy", float("nan")))
+        elif cfg.report_only:
+            log.info("[%d/%d] %s: not finished, left out of the report", i, len(plan), cell)
+            continue
         else:
             log.info("[%d/%d] %s: training on %d labelled images", i, len(plan), cell, n_train)
             record = run_cell(cell, cell_cfg, n_train, key, out, cfg.fresh_cache)
@@ -120,6 +123,8 @@ def run_study(cfg: StudyConfig) -> StudyResult:
                      time.perf_counter() - start)
         study["cells"].append(record)
         write_json(out / "study.json", study)
+    if not study["cells"]:
+        raise TlearnError(f"no finished cells in {out} to report on; run the study without --report-only first.")
     return finish_study(out, study)
 
 

@@ -123,6 +123,10 @@ def strategy_answers(rows: Sequence[dict], strategy: str, baseline: str = BASELI
                    and (row[(strategy, f)]["accuracy_mean"] or 0.0) >= reference), None)
     known_gains = [g for g in gains.values() if g is not None]
     out.update(
+        fraction_compared=top,
+        accuracy=row[(strategy, top)]["accuracy_mean"],
+        baseline_accuracy=reference,
+        baseline_seconds_to_threshold=row[(baseline, top)]["seconds_to_threshold_mean"],
         accuracy_gain=gains[fkey(top)],
         min_accuracy_gain=min(known_gains, default=None),
         beats_scratch_at_every_fraction=bool(known_gains) and len(known_gains) == len(gains)
@@ -182,37 +186,37 @@ def sentences(summary: dict, split: str) -> list[str]:
     """The three answers in plain words (what the report and the CLI print)."""
     baseline = summary["baseline"]
     by = summary["by_strategy"]
-    if not by:
-        return [f"No '{baseline}' cells: the study has no baseline to compare against, so no answers."]
+    if not any("fraction_compared" in v for v in by.values()):
+        return [f"No '{baseline}' cells to compare with: the study has no baseline, so no answers."]
     rows = {(r["strategy"], r["fraction"]): r for r in summary["table"]}
-    top = max(r["fraction"] for r in summary["table"])
     out = []
     s = summary["labels_saved_strategy"]
     if s is None:
-        out.append(f"Fewer labels: no transfer strategy matched {baseline}'s {split} accuracy at "
-                   f"{_pct(top)} of the labels with fewer labels.")
+        out.append("Fewer labels: no transfer strategy matched scratch's accuracy at the largest fraction with "
+                   "fewer labels.")
     else:
-        need = by[s]["labels_needed_fraction"]
+        v = by[s]
+        need, top = v["labels_needed_fraction"], v["fraction_compared"]
         out.append(f"Fewer labels: {s} with {_pct(need)} of the labels is as accurate "
                    f"({rows[(s, need)]['accuracy_mean']:.3f}) as {baseline} with {_pct(top)} "
-                   f"({rows[(baseline, top)]['accuracy_mean']:.3f}): {_pct(summary['labels_saved'])} of the "
-                   "labels saved.")
+                   f"({v['baseline_accuracy']:.3f}): {_pct(summary['labels_saved'])} of the labels saved.")
     s = summary["convergence_speedup_strategy"]
-    threshold = summary["thresholds"].get(fkey(top))
     if s is None:
-        out.append("Faster convergence: not measured (no strategy or no scratch run reached 95% of scratch's "
-                   "best validation accuracy).")
+        out.append(f"Faster convergence: not measured (no strategy, or no {baseline} run, reached 95% of "
+                   f"{baseline}'s best validation accuracy).")
     else:
+        v = by[s]
+        threshold = summary["thresholds"].get(fkey(v["fraction_compared"]))
         out.append(f"Faster convergence: {s} reached {threshold:.3f} validation accuracy (95% of {baseline}'s "
-                   f"best) in {by[s]['seconds_to_threshold']:.0f} s, {baseline} in "
-                   f"{rows[(baseline, top)]['seconds_to_threshold_mean']:.0f} s: "
-                   f"{summary['convergence_speedup']:.1f}x faster.")
+                   f"best) after {v['seconds_to_threshold']:.0f} s of training, {baseline} after "
+                   f"{v['baseline_seconds_to_threshold']:.0f} s: {summary['convergence_speedup']:.1f}x faster.")
     s = summary["accuracy_gain_strategy"]
     if s is not None:
-        line = (f"Higher accuracy: with {_pct(top)} of the labels {s} reaches {rows[(s, top)]['accuracy_mean']:.3f} "
-                f"{split} accuracy against {baseline}'s {rows[(baseline, top)]['accuracy_mean']:.3f} "
+        v = by[s]
+        line = (f"Higher accuracy: with {_pct(v['fraction_compared'])} of the labels {s} reaches "
+                f"{v['accuracy']:.3f} {split} accuracy against {baseline}'s {v['baseline_accuracy']:.3f} "
                 f"({summary['accuracy_gain']:+.3f}).")
-        winners = [t for t, v in by.items() if v.get("beats_scratch_at_every_fraction")]
+        winners = [t for t, w in by.items() if w.get("beats_scratch_at_every_fraction")]
         if winners:
             line += " At every fraction, " + "; ".join(
                 f"{t} beats {baseline} by at least {by[t]['min_accuracy_gain']:.3f}" for t in winners) + "."
