@@ -194,7 +194,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None) -> str:
     calibration = None
     if labelled:
         bins = {s: reliability_bins(t.labels, t.probs) for s, t in labelled.items()}
-        calibration = {"plot": plots.to_data_uri(plots.reliability_diagram(bins)),
+        calibration = {"plot": plots.to_data_uri(plots.reliability_diagram(bins, len(classes))),
                        "ece": {s: b.ece for s, b in bins.items()}}
     curves_fig = plots.learning_curves(rc.history)
     history_keys = list(dict.fromkeys(k for row in rc.history for k in row))

@@ -69,9 +69,14 @@ def learning_curves(history: list[dict]) -> Figure | None:
     return fig
 
 
-def reliability_diagram(bins_by_split: dict[str, ReliabilityBins]) -> Figure:
-    """Per split: accuracy against confidence per bin (bars) over the diagonal, and how many images each bin has."""
+def reliability_diagram(bins_by_split: dict[str, ReliabilityBins], num_classes: int = 2) -> Figure:
+    """Per split: accuracy against confidence per bin (bars) over the diagonal, and how many images each bin has.
+
+    The confidence axis starts at the bin holding 1/num_classes: a top probability is never lower than that.
+    """
     n = len(bins_by_split)
+    first = next(iter(bins_by_split.values())).edges
+    x_min = float(first[max(0, np.searchsorted(first, 1.0 / num_classes, side="right") - 1)])
     fig = _figure(min(max(5.2, 3.7 * n + 0.4), 11.0), 3.9)
     grid = fig.add_gridspec(2, n, height_ratios=[3, 1])
     for i, (split, rb) in enumerate(bins_by_split.items()):
@@ -84,15 +89,16 @@ def reliability_diagram(bins_by_split: dict[str, ReliabilityBins]) -> Figure:
         ax.bar(rb.edges[:-1][filled], (rb.confidence - rb.accuracy)[filled], bottom=rb.accuracy[filled],
                width=width[filled], align="edge", color="none", edgecolor="#f59e0b", hatch="///", linewidth=0.6,
                label="gap to confidence")
-        ax.plot([0, 1], [0, 1], "--", color="#374151", linewidth=1, label="perfect calibration")
-        ax.set_xlim(0, 1)
+        ax.plot([x_min, 1], [x_min, 1], "--", color="#374151", linewidth=1, label="perfect calibration")
+        ax.set_xlim(x_min, 1)
         ax.set_ylim(0, 1)
         ax.set_title(f"{split}: ECE {rb.ece:.3f}  (n={int(rb.counts.sum())})", fontsize=10)
         ax.set_ylabel("accuracy" if i == 0 else "", fontsize=9)
-        ax.set_xticklabels([])
+        ax.tick_params(labelbottom=False)
         _style(ax)
         if i == 0:
-            ax.legend(fontsize=7.5, frameon=False, loc="upper left")
+            fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=3, fontsize=8,
+                       frameon=False)
         hist = fig.add_subplot(grid[1, i], sharex=ax)
         hist.bar(rb.edges[:-1], rb.counts, width=width, align="edge", color=colour, alpha=0.5, edgecolor="white")
         hist.set_yscale("symlog", linthresh=1)
