@@ -18,7 +18,7 @@ PRESETS = ("none", "light", "medium", "strong")
 
 
 def train_transform(cfg: DataConfig, preset: str = "light") -> T.Compose:
-    """uint8 (3, S, S) tensor (S = cfg.resize_size) -> normalised float (3, input_size, input_size)."""
+    """uint8 (3, S, S) cached square -> normalised float (3, input_size, input_size)."""
     if preset not in PRESETS:
         raise ValueError(f"augment must be one of {', '.join(PRESETS)}, not {preset!r}")
     size = cfg.input_size

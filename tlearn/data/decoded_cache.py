@@ -3,7 +3,8 @@
 Training reads random crops from this array, so epochs after the first pay no JPEG decoding and memory
 does not grow with the dataset (the OS pages the file in). Each image is stored as the centre S x S square
 of the image resized so its shorter side is S = DataConfig.resize_size: a centre crop of input_size from it
-is exactly the backbone's eval transform, and random crops for augmentation come from the same pixels.
+is exactly the backbone's eval transform (S is trimmed so that S - input_size is a multiple of 4, which makes
+the two centre crops round like the single one), and random crops for augmentation come from the same pixels.
 The array is keyed by the files' contents (sha256), S and the interpolation, so renamed or copied files hit
 and edited files miss.
 """
@@ -49,11 +50,16 @@ class DecodedImages:
         return len(self.samples)
 
 
+def square_size(cfg: DataConfig) -> int:
+    """Side of the stored square: <= the eval resize, >= input_size, differing from input_size by 4k."""
+    return cfg.input_size + 4 * max((cfg.resize_size - cfg.input_size) // 4, 0)
+
+
 class _SquareFiles(Dataset):
-    def __init__(self, paths: Sequence[Path], size: int, interpolation: str):
+    def __init__(self, paths: Sequence[Path], resize: int, size: int, interpolation: str):
         self.paths = list(paths)
-        self.size = size
-        self.geometry = T.Compose([T.Resize(size, interpolation=_INTERPOLATION[interpolation], antialias=True),
+        self.resize = resize
+        self.geometry = T.Compose([T.Resize(resize, interpolation=_INTERPOLATION[interpolation], antialias=True),
                                    T.CenterCrop(size)])
 
     def __len__(self) -> int:
@@ -61,16 +67,16 @@ class _SquareFiles(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            return i, np.asarray(self.geometry(load_rgb(self.paths[i], draft_size=self.size))), None
+            return i, np.asarray(self.geometry(load_rgb(self.paths[i], draft_size=self.resize))), None
         except UnreadableImage as exc:
             return i, None, str(exc)
 
 
 def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir: str | Path, *,
                   num_workers: int = 0, progress: bool = False, desc: str = "decode") -> DecodedImages:
-    """The samples decoded to uint8 squares of data_config.resize_size, from the cache or decoded now."""
+    """The samples decoded to uint8 squares of square_size(data_config), from the cache or decoded now."""
     samples = list(samples)
-    size = data_config.resize_size
+    size = square_size(data_config)
     skipped: dict[int, SkippedFile] = {}
     digests: list[str] = []
     for i, s in enumerate(samples):
@@ -79,7 +85,7 @@ def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir:
         except OSError as exc:
             digests.append("")
             skipped[i] = SkippedFile(str(s.path), f"cannot read file: {exc.strerror or exc}")
-    key = stable_hash({"files": digests, "size": size, "interpolation": data_config.interpolation,
+    key = stable_hash({"files": digests, "size": size, "resize": data_config.resize_size, "interpolation": data_config.interpolation,
                        "format": DECODED_FORMAT_VERSION}, length=24)
     folder = Path(cache_dir) / "decoded"
     array_path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
@@ -98,7 +104,8 @@ def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir:
     try:
         out = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.uint8, shape=(len(todo), size, size, 3))
         ok = np.zeros(len(todo), dtype=bool)
-        loader = DataLoader(_SquareFiles([samples[i].path for i in todo], size, data_config.interpolation),
+        loader = DataLoader(_SquareFiles([samples[i].path for i in todo], data_config.resize_size, size,
+                                                        data_config.interpolation),
                             batch_size=16, num_workers=num_workers, collate_fn=list,
                             prefetch_factor=4 if num_workers else None)
         with tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, leave=False) as bar:

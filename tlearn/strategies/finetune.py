@@ -1,6 +1,6 @@
 """Gradient-based transfer strategies: small objects that say what trains, at which rates, in which phases.
 
-finetune  head-only warm-up, then the whole network with discriminative rates (stem lowest) - fastai's recipe
+finetune  head warm-up (the linear probe), then the whole network with discriminative rates (stem lowest)
 gradual   head first, then one more layer group unfrozen (from the top) every `unfreeze_every` epochs
 lp-ft     linear probe on cached features for the head, then everything at one small rate (Kumar et al. 2022)
 scratch   the same architecture from random init, everything at one rate: the baseline transfer must beat
@@ -81,23 +81,48 @@ class PhasedStrategy:
                          details=details)
 
 
+def probe_initialised(ctx: FitContext, cfg) -> tuple[TransferModel, dict, list]:
+    """The linear probe fitted on cached features, as a transfer model: a head that is already good."""
+    from .linear_probe_strategy import LinearProbeStrategy
+
+    probe = LinearProbeStrategy(
+        class_weight="balanced" if getattr(cfg, "class_weights", None) == "auto" else None).fit(ctx)
+    log.info("head initialised from the linear probe (C=%.3g, train accuracy %.4f)",
+             probe.details["C"], probe.train_metrics["accuracy"])
+    details = {"head_init": "linear probe", "probe": {"C": probe.details["C"],
+                                                     "train_accuracy": probe.train_metrics["accuracy"]}}
+    return probe.model, details, list(probe.skipped)
+
+
 class FineTune(PhasedStrategy):
-    """Head-only warm-up, then all groups with rates growing geometrically from stem to head."""
+    """Head warm-up, then all groups with rates growing geometrically from stem to head (fastai's fine_tune).
+
+    The warm-up is by default the linear probe on cached features (a head-only fit that costs one forward
+    pass, and a far better start than one epoch of SGD on the head); --head-epochs N trains the head for
+    N epochs with the backbone frozen instead.
+    """
 
     name = "finetune"
-    default_lr = 1e-3
-    default_epochs = 6
+    default_lr = 5e-4
+    default_epochs = 4
+    default_ratio = 10.0
+
+    def head_epochs(self) -> int:
+        return getattr(self.cfg, "head_epochs", None) or 0
+
+    def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
+        if self.head_epochs():
+            model, details, skipped = super().initial_model(ctx)
+            return model, {"head_init": f"{self.head_epochs()} head-only epoch(s)"}, skipped
+        return probe_initialised(ctx, self.cfg)
 
     def phases(self, groups: list[str]) -> list[Phase]:
-        cfg = self.cfg
-        head_epochs = getattr(cfg, "head_epochs", None)
-        head_epochs = 1 if head_epochs is None else head_epochs
-        ratio = getattr(cfg, "lr_ratio", None) or 100.0
+        ratio = getattr(self.cfg, "lr_ratio", None) or self.default_ratio
         out = []
-        if head_epochs:
-            out.append(Phase("head", head_epochs, {groups[-1]: self.lr * 2}, final_lr_ratio=0.1))
+        if self.head_epochs():
+            out.append(Phase("head", self.head_epochs(), {groups[-1]: self.lr * 4}, final_lr_ratio=0.1))
         out.append(Phase("all", self.epochs, discriminative_lrs(groups, self.lr, ratio),
-                         warmup_epochs=min(1.0, self.epochs / 4)))
+                         warmup_epochs=min(0.5, self.epochs / 4)))
         return out
 
 
@@ -110,7 +135,7 @@ class Gradual(PhasedStrategy):
 
     def phases(self, groups: list[str]) -> list[Phase]:
         every = getattr(self.cfg, "unfreeze_every", None) or 1
-        ratio = getattr(self.cfg, "lr_ratio", None) or 100.0
+        ratio = getattr(self.cfg, "lr_ratio", None) or 10.0
         rates = discriminative_lrs(groups, self.lr, ratio)
         out, remaining = [], self.epochs
         for k in range(1, len(groups) + 1):
@@ -135,14 +160,7 @@ class LinearProbeThenFineTune(PhasedStrategy):
     default_epochs = 5
 
     def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
-        from .linear_probe_strategy import LinearProbeStrategy
-
-        probe = LinearProbeStrategy(
-            class_weight="balanced" if getattr(self.cfg, "class_weights", None) == "auto" else None).fit(ctx)
-        log.info("lp-ft: head initialised from the linear probe (C=%.3g, train accuracy %.4f)",
-                 probe.details["C"], probe.train_metrics["accuracy"])
-        return probe.model, {"probe": {"C": probe.details["C"],
-                                       "train_accuracy": probe.train_metrics["accuracy"]}}, list(probe.skipped)
+        return probe_initialised(ctx, self.cfg)
 
     def phases(self, groups: list[str]) -> list[Phase]:
         return [Phase("all", self.epochs, {g: self.lr for g in groups}, warmup_epochs=min(1.0, self.epochs / 4))]

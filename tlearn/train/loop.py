@@ -4,6 +4,7 @@ It knows no strategy by name: it trains the layer groups each Phase lists at the
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from ..hashing import stable_hash
 from .batchnorm import bn_by_group, describe_modes, set_bn_modes
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .data import AugmentedImages, EvalImages, default_train_workers, epoch_order, epoch_seed, train_loader
-from .distributed import DistEnv, all_sum, barrier, init_distributed, threads_per_process, training_device
+from .distributed import DistEnv, all_sum, barrier, init_distributed, training_device, training_threads
 from .losses import Batch, CrossEntropy, LossFn, inverse_frequency_weights
 from .optim import apply_lr, build_optimizer, set_trainable
 from .options import TrainOptions
@@ -111,13 +112,13 @@ def _settings_fingerprint(phases, options, samples, data_config) -> dict:
     """What must not change between a run and its resumption."""
     volatile = {"resume", "progress", "num_workers", "checkpoint_dir", "max_seconds", "cache_dir", "tensorboard",
                 "device", "eval_batch_size"}
-    return {
+    return json.loads(json.dumps({
         "phases": [{"name": p.name, "epochs": p.epochs, "lrs": p.lrs, "warmup_epochs": p.warmup_epochs,
                     "final_lr_ratio": p.final_lr_ratio} for p in phases],
         "options": {k: v for k, v in options.to_dict().items() if k not in volatile},
         "samples": stable_hash([str(s.path) for s in samples]),
         "data_config": data_config.to_dict(),
-    }
+    }))
 
 
 def _check_resume(saved: dict, current: dict, folder: Path) -> None:
@@ -164,7 +165,18 @@ def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence
     num_classes = num_classes or model.head.out_features
     env = init_distributed(training_device(options.device, DistEnv()))
     device = training_device(options.device, env)
-    threads_per_process(env)
+    threads, why = training_threads(env, options.threads)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _train(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, on_epoch,
+                      env, device, start, f"{threads} ({why})")
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, on_epoch, env,
+           device, start, threads) -> TrainResult:
     precision = train_precision(options.precision, device)
     eval_precision = resolve_precision(options.eval_precision, device)
     cache_dir = Path(options.cache_dir).expanduser() if options.cache_dir else default_cache_dir()
@@ -176,9 +188,9 @@ def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence
     if len(decoded) == 0:
         raise DataError("no training image could be decoded; see the skipped files.")
     skipped = list(decoded.skipped) + (list(val_decoded.skipped) if val_decoded else [])
-    log.info("decoded-image cache: train %d (%s), val %d, %d px squares, %.1fs", len(decoded),
+    log.info("decoded-image cache: train %d (%s), val %d, %d px squares, %.1fs; %s, %s, threads %s", len(decoded),
              "hit" if decoded.from_cache else "built", len(val_decoded) if val_decoded else 0,
-             data_config.resize_size, decode_seconds)
+             decoded.images.shape[1], decode_seconds, device, precision, threads)
 
     if loss is None:
         weights = (inverse_frequency_weights(decoded.labels.tolist(), num_classes)
@@ -336,7 +348,8 @@ def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence
     return TrainResult(model=model, history=history, best_epoch=best["epoch"], stopped=stopped, skipped=skipped,
                        seconds=time.perf_counter() - start, decode_seconds=decode_seconds,
                        details={"best_epoch": best["epoch"], "stopped": stopped, "precision": precision,
-                                "world_size": env.world, "decoded_from_cache": decoded.from_cache})
+                                "world_size": env.world, "decoded_from_cache": decoded.from_cache,
+                                "threads": threads})
 
 
 class _nullcontext:

@@ -25,6 +25,7 @@ class TrainOptions:
     precision: str = "auto"  # training precision: auto = bf16 on CUDA, fp32 on CPU (bf16 backward is slow there)
     eval_precision: str = "auto"
     device: str = "auto"
+    threads: int | None = None  # torch CPU threads; None: the cores per process, 1 on an oversubscribed machine
     num_workers: int | None = None  # augmentation processes; None: one when >= 2 cores
     cache_dir: str | None = None  # decoded-image cache; None: TLEARN_CACHE or ~/.cache/tlearn
     progress: bool = True

@@ -1,0 +1,101 @@
+"""The training loop through its Python API on tiny images: resume equals an uninterrupted run, the loss
+hook sees sample indices, budgets stop training, history rows and checkpoints are written."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import write_class_tree
+from tlearn.backbones.model import TransferModel, load_backbone
+from tlearn.data.layout import load_splits
+from tlearn.errors import TlearnError
+from tlearn.train import CrossEntropy, Phase, TrainOptions, discriminative_lrs, train
+
+
+@pytest.fixture(scope="module")
+def tiny_splits(tmp_path_factory):
+    root = write_class_tree(tmp_path_factory.mktemp("loop") / "tiny", {"red": 10, "green": 10, "blue": 10}, size=36)
+    return load_splits(root, 0.2, 0)
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    backbone, info = load_backbone("efficientnet_lite0")
+    return {k: v.clone() for k, v in backbone.state_dict().items()}, info
+
+
+def fresh_model(pretrained) -> TransferModel:
+    state, info = pretrained
+    backbone, _ = load_backbone("efficientnet_lite0", "none")
+    backbone.load_state_dict(state)
+    torch.manual_seed(0)
+    return TransferModel(backbone, info.feature_dim, 3, info.architecture)
+
+
+def phases_for(model) -> list[Phase]:
+    groups = [g for g, _ in model.layer_groups()]
+    return [Phase("head", 1, {"head": 1e-2}), Phase("all", 2, discriminative_lrs(groups, 2e-3, 10), 0.5)]
+
+
+def options(tmp_path, **kw) -> TrainOptions:
+    base = dict(batch_size=8, num_workers=0, progress=False, checkpoint_dir=str(tmp_path / "ckpt"),
+                cache_dir=str(tmp_path / "cache"), augment="light", seed=3)
+    return TrainOptions(**{**base, **kw})
+
+
+def run(pretrained, splits, opts, **kw):
+    model = fresh_model(pretrained)
+    cfg = pretrained[1].data_config.with_size(32)
+    return train(model, phases_for(model), splits.train, splits.val, cfg, opts, **kw)
+
+
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(pretrained, tiny_splits, tmp_path):
+    full = run(pretrained, tiny_splits, options(tmp_path / "a"))
+    assert [r["epoch"] for r in full.history] == [1, 2, 3] and full.stopped == "completed"
+    for key in ("lr", "train_loss", "val_loss", "val_accuracy", "seconds", "phase", "val_macro_f1"):
+        assert key in full.history[-1]
+    ckpt = tmp_path / "a" / "ckpt"
+    assert json.loads((ckpt / "last.json").read_text())["epoch"] == 3 and (ckpt / "best.safetensors").is_file()
+
+    stopped = run(pretrained, tiny_splits, options(tmp_path / "b"), on_epoch=lambda row: row["epoch"] == 2)
+    assert stopped.stopped == "callback" and len(stopped.history) == 2
+    resumed = run(pretrained, tiny_splits, options(tmp_path / "b", resume=True))
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    for a, b in zip(full.history, resumed.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-9)
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4), name
+
+    with pytest.raises(TlearnError, match="label_smoothing"):
+        run(pretrained, tiny_splits, options(tmp_path / "b", resume=True, label_smoothing=0.3))
+
+
+def test_loss_hook_sees_sample_indices_and_budgets_stop_training(pretrained, tiny_splits, tmp_path):
+    seen: list[int] = []
+    base = CrossEntropy()
+
+    def loss(model, batch):
+        seen.extend(batch.indices.tolist())
+        assert batch.targets.shape == (len(batch.images),)
+        return base(model, batch)
+
+    result = run(pretrained, tiny_splits, options(tmp_path, checkpoint_dir=None, max_epochs=1), loss=loss)
+    assert sorted(seen) == list(range(len(tiny_splits.train)))
+    assert result.stopped == "epoch cap" and len(result.history) == 1
+    timed = run(pretrained, tiny_splits, options(tmp_path, checkpoint_dir=None, max_seconds=1e-3))
+    assert timed.stopped == "time budget" and len(timed.history) == 1
+
+
+def test_strong_augmentation_mixes_targets_and_still_learns(pretrained, tiny_splits, tmp_path):
+    kinds = set()
+
+    def loss(model, batch):
+        kinds.add(batch.targets.dtype)
+        return CrossEntropy()(model, batch)
+
+    result = run(pretrained, tiny_splits, options(tmp_path, checkpoint_dir=None, augment="strong"), loss=loss)
+    assert kinds == {torch.float32}
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] + 0.5
