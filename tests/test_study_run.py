@@ -185,3 +185,15 @@ def test_demo_study_preset_is_a_valid_small_study(tmp_path):
     cfg = demo_study_config(tmp_path / "data", tmp_path / "study")
     assert cfg.strategies[0] == "scratch" and cfg.seeds == 1 and max(cfg.fractions) == 1.0
     assert all(s in STRATEGIES for s in cfg.strategies)
+
+
+def test_budget_minutes_becomes_the_fit_time_budget_of_every_cell(tmp_path):
+    from tlearn.study.runner import resolve_fit_options
+
+    cfg = StudyConfig(str(tmp_path), str(tmp_path / "s"), budget_minutes=1.5, fit={"epochs": 4})
+    assert resolve_fit_options(cfg) == {"epochs": 4, "max_seconds": 90.0}
+    with pytest.raises(Exception, match="not both"):
+        resolve_fit_options(StudyConfig(str(tmp_path), str(tmp_path / "s"), budget_minutes=1,
+                                        fit={"max_seconds": 10}))
+    with pytest.raises(Exception, match="set per cell"):
+        StudyConfig(str(tmp_path), str(tmp_path / "s"), fit={"strategy": "finetune"})
