@@ -97,3 +97,25 @@ def test_compare_costs_reports_params_size_and_latency_and_restores_threads():
     assert all(costs[k][m] > 0 for k in costs for m in ("ms_batch1", "ms_batch32"))
     with torch_threads(None):
         assert torch.get_num_threads() == threads
+
+
+def test_loss_hook_uses_cached_rows_or_the_live_teacher_on_the_same_batch():
+    from tlearn.distill.loss import DistillationLoss, distillation_loss
+    from tlearn.train import Batch
+
+    torch.manual_seed(0)
+    teacher = _teacher(0)
+    student_cfg = DataConfig(input_size=16, crop_pct=1.0)
+    student = build_transfer_model(load_backbone("compact_cnn", "none")[1], 3).eval()
+    images, labels = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, -1, 2])
+    batch = Batch(images, labels, torch.tensor([3, 0, 2, 1]), labels)
+    cached = torch.randn(5, 3)
+    hook = DistillationLoss(teacher.model, student_cfg, teacher.data_config, 4.0, 0.5, cached=cached)
+    with torch.no_grad():
+        logits = student(images)
+        expected = distillation_loss(logits, cached[[3, 0, 2, 1]], labels, 4.0, 0.5)
+        assert hook(student, batch).item() == pytest.approx(expected.item(), rel=1e-5)
+        live = DistillationLoss(teacher.model, student_cfg, teacher.data_config, 4.0, 0.5, live=True)
+        seen = teacher.model(teacher_view(images, student_cfg, teacher.data_config))
+        expected = distillation_loss(logits, seen, labels, 4.0, 0.5)
+        assert live(student, batch).item() == pytest.approx(expected.item(), rel=1e-4)
