@@ -5,6 +5,7 @@ Everything here is computed from (y_true, probs) arrays, so the same numbers com
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,9 +73,13 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
     pred = probs.argmax(1)
     labels = list(range(num_classes))
     present = sorted(set(y_true.tolist()))
+    with warnings.catch_warnings():  # a split of one class (e.g. `evaluate` on one folder) is legitimate
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
+        balanced = float(balanced_accuracy_score(y_true, pred))
     metrics = {
         "accuracy": float(accuracy_score(y_true, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, pred)),
+        "balanced_accuracy": balanced,
         "macro_f1": float(f1_score(y_true, pred, labels=present, average="macro", zero_division=0)),
         "loss": float(log_loss(y_true, np.clip(probs, 1e-12, 1.0), labels=labels)),
         "ece": expected_calibration_error(y_true, probs),
