@@ -84,7 +84,7 @@ def write_compare_html(rows: list[dict], out: str | Path) -> Path:
     out = Path(out)
     cols = _columns(rows)
     best = {}
-    for key, _, _, higher in cols:
+    for key, _, _, higher in cols if not _warnings(rows) else []:  # no "best" across different data
         values = [r[key] for r in rows if r.get(key) is not None]
         if len(values) > 1:
             best[key] = max(values) if higher else min(values)

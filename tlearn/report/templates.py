@@ -65,6 +65,7 @@ pre { background: #f8fafc; border: 1px solid var(--line); border-radius: 6px; pa
       overflow: auto; max-height: 420px; }
 .tag { display: inline-block; font-size: 11px; padding: 0 6px; border-radius: 4px; background: #fef3c7;
        color: #92400e; }
+table.data.compare td, table.data.compare th { white-space: nowrap; }
 footer { color: var(--muted); font-size: 12px; padding: 0 0 24px; }
 @media print { nav { display: none; } section { break-inside: avoid; } }
 """
@@ -277,27 +278,25 @@ COMPARE = r"""<!DOCTYPE html>
 </head>
 <body>
 <header><div class="wrap"><h1>{{ title }}</h1>
-  <div class="sub">Each metric column's best value is in bold (highest; lowest for log loss and ECE).</div></div></header>
+  <div class="sub">{% if best %}Each metric's best value is in bold (highest; lowest for log loss and ECE).{% else %}Runs side by side.{% endif %}</div></div></header>
 <main class="wrap">
 {% if warnings %}<section class="problems"><ul>{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul></section>{% endif %}
 <section id="compare">
   <h2>Runs side by side</h2>
-  <div class="scroll"><table class="data">
-    <tr><th class="l">run</th><th class="l">data</th><th>classes</th><th class="l">images (train/val/test)</th>
-      <th class="l">backbone</th><th class="l">strategy</th>
-      {% for key, short, long, higher in cols %}<th>{{ long }}</th>{% endfor %}
-      <th>train time (s)</th><th>model (MB)</th><th>parameters</th></tr>
-    {% for r in rows %}
-    <tr><td class="l">{% if r.report_link %}<a href="{{ r.report_link }}">{{ r.run }}</a>{% else %}{{ r.run }}{% endif %}</td>
-      <td class="l">{{ r.data }}</td><td>{{ r.classes }}</td>
-      <td class="l">{{ r.counts.get("train", "–") }} / {{ r.counts.get("val", "–") }} / {{ r.counts.get("test", "–") }}</td>
-      <td class="l">{{ r.backbone }} <span class="muted">({{ r.weights }})</span></td><td class="l">{{ r.strategy }}</td>
-      {% for key, short, long, higher in cols %}
-      <td>{% if key in best and r[key] == best[key] %}<b>{{ r[key] | fmt }}</b>{% else %}{{ r[key] | fmt }}{% endif %}</td>
-      {% endfor %}
-      <td>{{ r.train_seconds | fmt(1) }}</td><td>{{ (r.model_bytes / 1e6) | fmt(1) if r.model_bytes else "–" }}</td>
-      <td>{{ r.params | fmt }}</td></tr>
+  <p class="hint">One column per run. Metrics of a split are comparable only between runs on the same data.</p>
+  <div class="scroll"><table class="data compare">
+    <tr><th class="l"></th>{% for r in rows %}<th>{% if r.report_link %}<a href="{{ r.report_link }}">{{ r.run }}</a>{% else %}{{ r.run }}{% endif %}</th>{% endfor %}</tr>
+    <tr><td class="l muted">data</td>{% for r in rows %}<td>{{ r.data }}</td>{% endfor %}</tr>
+    <tr><td class="l muted">classes</td>{% for r in rows %}<td>{{ r.classes }}</td>{% endfor %}</tr>
+    <tr><td class="l muted">images train / val / test</td>{% for r in rows %}<td>{{ r.counts.get("train", "–") }} / {{ r.counts.get("val", "–") }} / {{ r.counts.get("test", "–") }}</td>{% endfor %}</tr>
+    <tr><td class="l muted">backbone</td>{% for r in rows %}<td>{{ r.backbone }} ({{ r.weights }})</td>{% endfor %}</tr>
+    <tr><td class="l muted">strategy</td>{% for r in rows %}<td>{{ r.strategy }}</td>{% endfor %}</tr>
+    {% for key, short, long, higher in cols %}
+    <tr><td class="l">{{ long }}</td>{% for r in rows %}<td>{% if key in best and r[key] == best[key] %}<b>{{ r[key] | fmt }}</b>{% else %}{{ r[key] | fmt }}{% endif %}</td>{% endfor %}</tr>
     {% endfor %}
+    <tr><td class="l muted">train time (s)</td>{% for r in rows %}<td>{{ r.train_seconds | fmt(1) }}</td>{% endfor %}</tr>
+    <tr><td class="l muted">model size (MB)</td>{% for r in rows %}<td>{{ (r.model_bytes / 1e6) | fmt(1) if r.model_bytes else "–" }}</td>{% endfor %}</tr>
+    <tr><td class="l muted">parameters</td>{% for r in rows %}<td>{{ r.params | fmt }}</td>{% endfor %}</tr>
   </table></div>
   <details><summary>run directories</summary><ul>{% for r in rows %}<li><code>{{ r.path }}</code></li>{% endfor %}</ul></details>
 </section>
