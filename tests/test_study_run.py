@@ -197,3 +197,43 @@ def test_budget_minutes_becomes_the_fit_time_budget_of_every_cell(tmp_path):
                                         fit={"max_seconds": 10}))
     with pytest.raises(Exception, match="set per cell"):
         StudyConfig(str(tmp_path), str(tmp_path / "s"), fit={"strategy": "finetune"})
+
+
+class SeesResume:
+    """Records whether fit asked it to resume, then fails like a checkpoint that does not fit (once)."""
+
+    seen: list[bool] = []
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def fit(self, ctx):
+        SeesResume.seen.append(bool(ctx.config.resume))
+        if ctx.config.resume:
+            from tlearn.errors import TlearnError
+            raise TlearnError("checkpoint settings differ")
+        return FakeScratch().fit(ctx)
+
+
+def test_an_interrupted_cell_resumes_from_its_checkpoints_or_starts_again(tiny_tree, tmp_path, fake_scratch):
+    from tlearn.study.cells import PENDING_FILE, run_cell
+    from tlearn.run import write_json
+
+    out = tmp_path / "study"
+    cell = Cell("scratch", 1.0, 0)
+    cfg = cell_fit_config(cell, FitConfig(data=str(tiny_tree), out=str(out), **FIT), tiny_tree, out, True)
+    folder = cell.folder(out)
+    (folder / "checkpoints").mkdir(parents=True)
+    write_json(folder / PENDING_FILE, {"key": "k1"})
+    fake_scratch.setitem(STRATEGIES, "scratch", SeesResume)
+    SeesResume.seen.clear()
+    record = run_cell(cell, cfg, 29, "k1", out, True)
+    assert SeesResume.seen == [True, False] and record["resumed"] is False  # resume refused -> a fresh start
+    assert not (folder / "checkpoints").exists() and not (folder / PENDING_FILE).exists()
+    assert json.loads((folder / "cell.json").read_text())["key"] == "k1"
+    # another key's leftovers are never resumed
+    (folder / "checkpoints").mkdir()
+    write_json(folder / PENDING_FILE, {"key": "old"})
+    SeesResume.seen.clear()
+    run_cell(cell, cfg, 29, "k2", out, True)
+    assert SeesResume.seen == [False]

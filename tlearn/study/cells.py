@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import FitConfig
+from ..errors import TlearnError
 from ..run import write_json
 from .curves import read_curve
 from .fractions import fraction_label
@@ -84,7 +85,18 @@ def run_cell(cell: Cell, cfg: FitConfig, n_train: int, key: str, study_dir: Path
         write_json(folder / PENDING_FILE, {"key": key})
     start = time.perf_counter()
     try:
-        run = fit_config(cfg)
+        try:
+            run = fit_config(cfg)
+        except TlearnError as exc:
+            if not resume:
+                raise
+            log.warning("%s: cannot resume (%s); training it again from the start", cell, exc)
+            shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            write_json(folder / PENDING_FILE, {"key": key})
+            resume, cfg = False, replace(cfg, resume=False)
+            start = time.perf_counter()
+            run = fit_config(cfg)
     finally:
         if fresh_cache and cfg.cache_dir:
             shutil.rmtree(cfg.cache_dir, ignore_errors=True)
