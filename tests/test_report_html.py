@@ -123,3 +123,14 @@ def test_compare_warns_about_different_data(tmp_path):
     a = fake_run(tmp_path / "a", ["n", "p"], {"val": items}, data_root="/data/one")
     b = fake_run(tmp_path / "b", ["n", "p"], {"val": items}, data_root="/data/two")
     assert "not comparable" in format_table(compare_runs([a, b]))
+
+
+def test_learning_curves_mark_phases_and_the_kept_epoch():
+    from tlearn.report.plots import learning_curves
+
+    rows = [{"epoch": float(e), "train_loss": 1.0 / e, "val_loss": 0.5 + 0.01 * e, "val_accuracy": 0.8,
+             "phase": "head" if e == 1 else "all"} for e in range(1, 5)]
+    fig = learning_curves(rows, best_epoch=2)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "phase: all" in texts and "model kept" in texts
+    assert learning_curves(rows[:1]) is None

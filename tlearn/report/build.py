@@ -160,7 +160,8 @@ def _config_items(rc: RunContents) -> list[tuple[str, str]]:
     cfg = rc.config
     fit = cfg.get("fit", {})
     backbone = cfg.get("backbone", {})
-    strategy = {k: v for k, v in cfg.get("strategy", {}).items() if k != "name"}
+    strategy = {k: v for k, v in cfg.get("strategy", {}).items()
+                if k != "name" and not isinstance(v, (dict, list))}  # nested settings: see config.yaml
     items = [
         ("data", str(cfg.get("data", {}).get("root", fit.get("data")))),
         ("validation", str(cfg.get("data", {}).get("val_source", "–"))),
@@ -196,7 +197,8 @@ def build_report(run_dir: str | Path, positive_class: str | None = None) -> str:
         bins = {s: reliability_bins(t.labels, t.probs) for s, t in labelled.items()}
         calibration = {"plot": plots.to_data_uri(plots.reliability_diagram(bins, len(classes))),
                        "ece": {s: b.ece for s, b in bins.items()}}
-    curves_fig = plots.learning_curves(rc.history)
+    best_epoch = rc.config.get("strategy", {}).get("best_epoch")
+    curves_fig = plots.learning_curves(rc.history, best_epoch if isinstance(best_epoch, (int, float)) else None)
     history_keys = list(dict.fromkeys(k for row in rc.history for k in row))
     gallery = {s: confidently_wrong(rc.predictions[s], GALLERY_PER_SPLIT) for s in labelled}
     errors = {s: int((t.predicted != t.labels).sum()) for s, t in labelled.items()}

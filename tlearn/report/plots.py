@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..evaluate.binary import BinaryCurves
 from ..evaluate.metrics import ReliabilityBins
@@ -39,8 +39,8 @@ def to_data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def learning_curves(history: list[dict]) -> Figure | None:
-    """Loss and accuracy per epoch; None when there are fewer than two points (nothing to draw a curve through)."""
+def learning_curves(history: list[dict], best_epoch: float | None = None) -> Figure | None:
+    """Loss and accuracy per epoch, phase changes and the chosen epoch marked; None for fewer than two points."""
     x_key = "epoch"
     rows = [r for r in history if isinstance(r.get(x_key), float)]
     if len(rows) < 2:
@@ -64,8 +64,21 @@ def learning_curves(history: list[dict]) -> Figure | None:
     ax_acc.set_ylabel("accuracy", fontsize=9)
     if acc_keys:
         ax_acc.legend(fontsize=8, frameon=False)
+    phases = [r.get("phase") for r in rows]
     for ax in (ax_loss, ax_acc):
         _style(ax)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        for i in range(1, len(rows)):
+            if isinstance(phases[i], str) and phases[i] != phases[i - 1]:
+                edge = (x[i - 1] + x[i]) / 2
+                ax.axvline(edge, color="#9ca3af", linestyle=":", linewidth=1)
+                ax.annotate(f"phase: {phases[i]}", (edge, 1), xycoords=("data", "axes fraction"), fontsize=7.5,
+                            color="#6b7280", xytext=(3, -10), textcoords="offset points")
+        if best_epoch is not None and x[0] <= best_epoch <= x[-1]:
+            ax.axvline(best_epoch, color="#059669", linewidth=1.2, alpha=0.7)
+    if best_epoch is not None and x[0] <= best_epoch <= x[-1]:
+        ax_acc.annotate("model kept", (best_epoch, 0), xycoords=("data", "axes fraction"), fontsize=7.5,
+                        color="#059669", xytext=(3, 4), textcoords="offset points")
     return fig
 
 
