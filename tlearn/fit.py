@@ -20,7 +20,8 @@ from .errors import TlearnError
 from .evaluate.metrics import classification_metrics
 from .evaluate.predict import predict_samples
 from .features.cache import default_cache_dir
-from .run import Run, atomic_write_text, save_model, write_history, write_json, write_predictions
+from .files import atomic_write_text
+from .run import Run, save_model, write_history, write_json, write_predictions
 from .strategies import FitContext, get_strategy
 from .train.distributed import dist_env
 

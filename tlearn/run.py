@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,18 +22,11 @@ from safetensors.torch import load_file, save_file
 from .backbones.model import BackboneInfo, TransferModel, build_transfer_model
 from .data.layout import Sample, SkippedFile, list_images, read_labelled_folder
 from .errors import TlearnError
+from .files import atomic_path, atomic_write_text
 from .evaluate.metrics import classification_metrics
 from .evaluate.predict import predict_samples
 
 HISTORY_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "seconds"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, obj) -> None:
@@ -44,10 +35,8 @@ def write_json(path: Path, obj) -> None:
 
 def save_model(model: TransferModel, path: Path, metadata: dict | None = None) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
@@ -63,15 +52,12 @@ def _fmt(v) -> str:
 
 def write_predictions(path: Path, samples: list[Sample], probs: np.ndarray, classes: list[str]) -> None:
     """One row per image, so reports can draw confusion matrices, curves and galleries later."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "predicted", "confidence"] + [f"p:{c}" for c in classes])
         for s, p in zip(samples, probs):
             label = classes[s.label] if s.label >= 0 else ""
             w.writerow([str(s.path), label, classes[int(p.argmax())], f"{p.max():.6f}"] + [f"{x:.6f}" for x in p])
-    os.replace(tmp, path)
 
 
 @dataclass

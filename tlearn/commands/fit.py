@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 
-from ..config import FitConfig
-
 
 def add_fit_arguments(p) -> None:
     """Arguments shared by every command that trains (fit, and later study/distill)."""
@@ -53,7 +51,10 @@ def add_training_arguments(p) -> None:
     g.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints after an interruption")
 
 
-def config_from_args(args) -> FitConfig:
+def config_from_args(args):
+    """FitConfig from parsed arguments (imported here: parsing must not pay for importing torch)."""
+    from ..config import FitConfig
+
     known = {f.name for f in fields(FitConfig)}
     return FitConfig(**{k: v for k, v in vars(args).items() if k in known})
 

@@ -87,7 +87,7 @@ def read_class_tree(folder: Path) -> tuple[dict[str, list[Path]], list[SkippedFi
 
 def read_labelled_folder(folder: str | Path, classes: list[str]) -> tuple[list[Sample], list[SkippedFile]]:
     """Read a class tree whose class names must be a subset of a trained model's classes."""
-    folder = Path(folder)
+    folder = Path(folder).expanduser().resolve()
     if folder.suffix.lower() == ".csv":
         rows = _read_manifest(folder)
         tree: dict[str, list[Path]] = {}
@@ -172,7 +172,7 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
 
 def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> DataSplits:
     """Resolve DATA into train/val/test samples with one shared, sorted class list."""
-    root = Path(data).expanduser()
+    root = Path(data).expanduser().resolve()  # absolute: run files and reports work from any folder
     if not root.exists():
         raise DataError(f"data path {root} does not exist.")
     skipped: list[SkippedFile] = []

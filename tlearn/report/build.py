@@ -18,7 +18,7 @@ from ..evaluate.metrics import (
     reliability_bins,
     row_normalised,
 )
-from ..run import atomic_write_text
+from ..files import atomic_write_text
 from . import plots
 from .contents import RunContents, load_run_contents
 from .gallery import confidently_wrong

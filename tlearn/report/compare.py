@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..run import atomic_write_text
+from ..files import atomic_write_text
 from .contents import RunContents, load_run_contents
 from .html import fmt, render
 from .templates import STYLE
