@@ -237,3 +237,26 @@ def test_an_interrupted_cell_resumes_from_its_checkpoints_or_starts_again(tiny_t
     SeesResume.seen.clear()
     run_cell(cell, cfg, 29, "k2", out, True)
     assert SeesResume.seen == [False]
+
+
+def test_cells_held_by_another_live_process_are_left_to_it_and_dead_locks_taken_over(tiny_tree, tmp_path,
+                                                                                     fake_scratch):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "study"
+    locks = out / "locks"
+    locks.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    (locks / "scratch-f1-seed0.lock").write_text(json.dumps({"pid": os.getppid(), "host": host}))  # alive
+    (locks / "scratch-f0.5-seed0.lock").write_text(json.dumps({"pid": dead.pid, "host": host}))  # died
+    cfg = _config(tiny_tree, out)
+    cfg.seeds = 1
+    result = run_study(cfg)
+    trained = {(r["strategy"], r["fraction"]) for r in result.study["cells"]}
+    assert ("scratch", 1.0) not in trained and ("scratch", 0.5) in trained and len(trained) == 3
+    assert (locks / "scratch-f1-seed0.lock").exists() and not (locks / "scratch-f0.5-seed0.lock").exists()

@@ -15,6 +15,7 @@ from ..strategies import STRATEGIES
 from .cells import Cell, cell_fit_config, cell_key, finished_record, run_cell
 from .config import BASELINE, BUDGET_FIELD, DEFAULT_STRATEGIES, StudyConfig
 from .fractions import check_fractions, fraction_label, manifest_text, nested_fractions
+from .locks import claim, holder, release
 
 log = logging.getLogger("tlearn")
 
@@ -69,7 +70,8 @@ def write_if_changed(path: Path, text: str) -> None:
 def run_study(cfg: StudyConfig) -> StudyResult:
     """Train strategy x fraction x seed cells on DATA and write STUDY/{study.json, summary.json, report.html}.
 
-    Finished cells (same key: strategy, fraction, seed, subset and fit options) are kept and skipped.
+    Finished cells (same key: strategy, fraction, seed, subset and fit options) are kept and skipped, and cells
+    another process is training are left to it, so several processes can share one study.
     """
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
@@ -116,8 +118,16 @@ def run_study(cfg: StudyConfig) -> StudyResult:
             log.info("[%d/%d] %s: not finished, left out of the report", i, len(plan), cell)
             continue
         else:
+            lock = out / "locks" / f"{cell.strategy}-{fraction_label(cell.fraction)}-seed{cell.seed}.lock"
+            if not claim(lock):
+                log.info("[%d/%d] %s: being trained by another process (%s); run again later to include it",
+                         i, len(plan), cell, holder(lock))
+                continue
             log.info("[%d/%d] %s: training on %d labelled images", i, len(plan), cell, n_train)
-            record = run_cell(cell, cell_cfg, n_train, key, out, cfg.fresh_cache)
+            try:
+                record = run_cell(cell, cell_cfg, n_train, key, out, cfg.fresh_cache)
+            finally:
+                release(lock)
             log.info("[%d/%d] %s: %s accuracy %.3f, %.0f s (study %.0f s)", i, len(plan), cell, split,
                      record.get(split, {}).get("accuracy", float("nan")), record["train_seconds"] or 0,
                      time.perf_counter() - start)
