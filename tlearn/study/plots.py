@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .config import BASELINE  # noqa: E402
 
@@ -72,6 +73,8 @@ def curves(records: Sequence[dict], fraction: float, x: str, threshold: float | 
                 ls="--" if r["strategy"] == BASELINE else "-")
     if threshold is not None:
         ax.axhline(threshold, color="black", lw=0.8, ls=":", label=f"95% of {BASELINE}'s best")
+    if x == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch" if x == "epoch" else "training seconds")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"Validation accuracy vs {'epoch' if x == 'epoch' else 'time'} ({100 * fraction:g}% of labels)")
