@@ -103,7 +103,7 @@ class FineTune(PhasedStrategy):
     """
 
     name = "finetune"
-    default_lr = 5e-4
+    default_lr = 1e-4  # measured: 5e-4 fell below the probe after one epoch (hymenoptera 0.92, flowers 0.85)
     default_epochs = 4
     default_ratio = 10.0
 
