@@ -137,7 +137,7 @@ def tlearn_loop(data: Path, epochs: int, size: int, batch: int, cache: str) -> d
              "elapsed": time.perf_counter() - start}
     groups = [g for g, _ in model.layer_groups()]
     rows = []
-    options = train_options(cfg, ctx, checkpoint_dir=None)
+    options = train_options(cfg, ctx, strategy, checkpoint_dir=None)
     result = train(model, strategy.phases(groups), splits.train, splits.val, info.data_config, options,
                    on_epoch=lambda row: rows.append({**row, "elapsed": time.perf_counter() - start}) and None)
     return {"probe": probe, "epochs": [{k: r[k] for k in ("epoch", "seconds", "val_accuracy", "elapsed")}

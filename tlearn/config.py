@@ -32,13 +32,13 @@ class FitConfig:
     head_epochs: int | None = None  # finetune: head-only warm-up epochs (default 1)
     lr: float | None = None  # peak learning rate of the head (lp-ft, scratch: of every group)
     lr_ratio: float | None = None  # head lr / stem lr for discriminative rates (default 100)
-    optimizer: str = "adamw"  # adamw | sgd
+    optimizer: str | None = None  # adamw | sgd; None: the strategy's default
     weight_decay: float = 0.01
     train_batch_size: int = 32  # images per training step (per process under torchrun)
     augment: str | None = None  # none | light | medium | strong; None: the strategy's default
     image_size: int | None = None  # train and predict at this input size instead of the backbone's
     unfreeze_every: int = 1  # gradual: epochs between unfreezing groups
-    freeze_bn: bool = False  # keep BatchNorm statistics fixed while fine-tuning
+    freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None: the strategy's default
     sampler: str | None = None  # None | balanced (draw classes equally often)
     label_smoothing: float = 0.1
     grad_clip: float | None = 1.0  # max gradient norm; 0/None: off

@@ -1,6 +1,7 @@
 """tlearn fit DATA --out RUN [--strategy S] [--backbone B] ..."""
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import fields
 
@@ -33,7 +34,7 @@ def add_training_arguments(p) -> None:
     g.add_argument("--head-epochs", type=int, default=None, help="finetune: head-only warm-up epochs (default 1)")
     g.add_argument("--lr", type=float, default=None, help="peak learning rate of the head (strategy default)")
     g.add_argument("--lr-ratio", type=float, default=None, help="head lr / stem lr, discriminative rates (100)")
-    g.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    g.add_argument("--optimizer", choices=["adamw", "sgd"], default=None, help="strategy default")
     g.add_argument("--weight-decay", type=float, default=0.01)
     g.add_argument("--train-batch-size", type=int, default=32, help="images per training step (per process)")
     g.add_argument("--augment", choices=["none", "light", "medium", "strong"], default=None,
@@ -41,7 +42,8 @@ def add_training_arguments(p) -> None:
     g.add_argument("--image-size", type=int, default=None,
                    help="input size to train and predict at (e.g. 32 for 32 px images); default the backbone's")
     g.add_argument("--unfreeze-every", type=int, default=1, help="gradual: epochs between unfreezing groups")
-    g.add_argument("--freeze-bn", action="store_true", help="keep BatchNorm statistics fixed (small batches)")
+    g.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep BatchNorm statistics fixed (strategy default: on for finetune and lp-ft)")
     g.add_argument("--sampler", choices=["balanced"], default=None, help="balanced: draw classes equally often")
     g.add_argument("--label-smoothing", type=float, default=0.1)
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
