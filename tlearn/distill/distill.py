@@ -273,6 +273,9 @@ def distill_config(cfg: DistillConfig) -> Run:
              "" if alone is None else f", student alone {block['student_alone_accuracy']:.4f}",
              block["speedup_batch1"], block["student_ms_batch1"], block["teacher_ms_batch1"])
     log.info("run written to %s (%.1fs)", out, metrics["total_seconds"])
+    from ..report import write_report_safely  # last, after the run is saved: a report failure never loses a model
+
+    write_report_safely(out)
     return Run(out)
 
 
