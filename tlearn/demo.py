@@ -102,6 +102,6 @@ def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool
 
         done = run_demo_study(data.path, Path(out) / "study")
         result["study"] = done
-        result["notes"] = ["\nTransfer study (scratch vs linear-probe vs finetune):"] + [
+        result["notes"] = ["\nTransfer study (scratch vs linear-probe):"] + [
             f"  {line}" for line in done.summary["sentences"]] + [f"  report: {done.report}"]
     return result

@@ -7,7 +7,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="tlearn-demo", help="folder for the demo's run directories")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--no-study", dest="study", action="store_false",
-                   help="skip the short transfer study (scratch vs linear-probe vs finetune)")
+                   help="skip the short transfer study (scratch vs linear-probe)")
     p.set_defaults(func=run)
 
 
