@@ -16,17 +16,20 @@ COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "study", "report"
             "serve"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, just that subcommand's module is imported (some import torch, ~5 s)."""
     parser = argparse.ArgumentParser(prog="tlearn", description="Transfer learning for image recognition.")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in [only] if only in COMMANDS else COMMANDS:
         importlib.import_module(f"tlearn.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(only=command).parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 
-from ..config import FitConfig
 from ..errors import TlearnError
 from .fit import add_fit_arguments
 
@@ -46,6 +45,7 @@ def register(sub) -> None:
 
 
 def study_config_from_args(args):
+    from ..config import FitConfig  # imported here: parsing must not pay for importing torch
     from ..study import StudyConfig
 
     known = {f.name for f in fields(FitConfig)} - PER_CELL
