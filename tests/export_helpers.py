@@ -7,11 +7,10 @@ from __future__ import annotations
 import io
 import socket
 import struct
+import http.client
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -65,12 +64,20 @@ class Server:
 
     def request(self, path: str, data: bytes | None = None, headers: dict | None = None,
                 method: str | None = None) -> tuple[int, bytes]:
-        req = urllib.request.Request(self.url + path, data=data, headers=headers or {}, method=method)
+        # http.client rather than urllib: a server may answer (e.g. 413) and close while a large body is still
+        # being sent; like curl, read the answer it already wrote instead of failing on the broken pipe.
+        host, port = self.url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+            try:
+                conn.request(method or ("POST" if data is not None else "GET"), path, body=data,
+                             headers=headers or {})
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
 
     def get(self, path: str) -> tuple[int, bytes]:
         return self.request(path)
