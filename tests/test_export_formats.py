@@ -13,6 +13,7 @@ from tlearn.export import ExportError, export_run
 from tlearn.export import exporter as exporter_module
 from tlearn.export.graph import ImageClassifier
 from tlearn.run import Run
+from tlearn.run import Run
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_onnx_export_matches_pytorch_on_the_whole_val_split(shared, run_dir):
     model = onnx.load(str(path))
     meta = {p.key: json.loads(p.value) for p in model.metadata_props}
     assert meta["tlearn.classes"] == ["ants", "bees"]
-    assert meta["tlearn.input_size"] == 224
+    assert meta["tlearn.input_size"] == Run(run_dir).data_config.input_size == 256  # lite0 predicts at 256 px
     assert len(meta["tlearn.config_sha256"]) == 64
     (inp,) = model.graph.input
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
@@ -73,7 +74,7 @@ def test_torchscript_export_matches_pytorch(run_dir, tmp_path):
     assert meta["classes"] == ["ants", "bees"] and meta["format"] == "torchscript"
     import torch
 
-    probs = module(torch.zeros(3, 224, 224, 3, dtype=torch.uint8)).numpy()
+    probs = module(torch.zeros(3, 256, 256, 3, dtype=torch.uint8)).numpy()
     assert probs.shape == (3, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
 
 

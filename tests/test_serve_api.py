@@ -92,7 +92,7 @@ def test_bad_input_does_not_grow_memory(server, hymenoptera):
 def test_labels_metadata_docs_and_page(server):
     assert _json(server.get("/labels")) == (200, {"labels": ["ants", "bees"]})
     status, meta = _json(server.get("/metadata"))
-    assert status == 200 and meta["input_size"] == 224 and meta["limits"]["max_body_bytes"] == 2 * 2**20
+    assert status == 200 and meta["input_size"] == 256 and meta["limits"]["max_body_bytes"] == 2 * 2**20
     status, spec = _json(server.get("/openapi.json"))
     assert status == 200 and "/predict" in spec["paths"]
     assert server.get("/docs")[0] == 200

@@ -44,6 +44,30 @@ def test_presets_give_normalised_crops_of_the_input_size(preset):
         assert torch.equal(out, eval_view(cfg)(square))
 
 
+def test_crop_preset_never_mirrors_and_the_cli_offers_every_preset():
+    from tlearn.commands.fit import AUGMENT_PRESETS
+
+    assert tuple(AUGMENT_PRESETS) == tuple(PRESETS)
+    cfg = DataConfig(input_size=32, crop_pct=1.0)
+    # left half dark, right half bright: a flip would put the bright half on the left
+    square = torch.zeros((3, 32, 32), dtype=torch.uint8)
+    square[:, :, 16:] = 255
+    torch.manual_seed(0)
+    for _ in range(50):
+        out = train_transform(cfg, "crop")(square)
+        assert out[:, :, :4].mean() < out[:, :, -4:].mean()
+
+
+def test_fine_tuning_crops_at_the_train_size_and_predicts_at_the_input_size():
+    cfg = DataConfig(input_size=56, train_size=48)
+    square = torch.randint(0, 256, (3, cfg.resize_size, cfg.resize_size), dtype=torch.uint8)
+    assert train_transform(cfg, "light")(square).shape == (3, 48, 48)
+    assert train_transform(cfg, "none")(square).shape == eval_view(cfg)(square).shape == (3, 56, 56)
+    assert DataConfig.from_dict(cfg.to_dict()) == cfg
+    assert DataConfig.from_dict({**cfg.to_dict(), "train_size": None}).training_size == 56  # older runs
+    assert cfg.with_size(32).training_size == 32  # a size the user chose is used for both
+
+
 def test_mixup_cutmix_targets_are_distributions_matching_lambda():
     g = torch.Generator().manual_seed(0)
     images, labels = torch.randn(8, 3, 16, 16), torch.arange(8) % 4

@@ -37,10 +37,11 @@ class FitConfig:
     train_batch_size: int = 32  # images per training step (per process under torchrun)
     augment: str | None = None  # none | light | medium | strong; None: the strategy's default
     image_size: int | None = None  # train and predict at this input size instead of the backbone's
+    train_size: int | None = None  # fine-tuning crops at this size (default: the backbone's, or image_size)
     unfreeze_every: int = 1  # gradual: epochs between unfreezing groups
     freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None: the strategy's default
     sampler: str | None = None  # None | balanced (draw classes equally often)
-    label_smoothing: float = 0.1
+    label_smoothing: float | None = None  # None: the strategy's default
     grad_clip: float | None = 1.0  # max gradient norm; 0/None: off
     accumulation: int = 1  # micro-batches per optimizer step
     patience: int | None = None  # early stopping: epochs without a better val accuracy

@@ -15,13 +15,10 @@ from .backbones.model import load_backbone
 from .backbones.registry import count_parameters
 from .config import FitConfig, library_versions
 from .data.layout import load_splits
-from .device import pick_device, resolve_precision
-from .errors import TlearnError
 from .evaluate.metrics import classification_metrics
 from .evaluate.predict import predict_samples
-from .features.cache import default_cache_dir
 from .files import atomic_write_text
-from .run import Run, save_model, write_history, write_json, write_predictions
+from .run import Run, prepare_run, save_model, write_history, write_json, write_predictions
 from .strategies import FitContext, get_strategy
 from .train.distributed import dist_env
 
@@ -39,12 +36,7 @@ def fit(data: str | Path, out: str | Path, **options) -> Run:
 def fit_config(cfg: FitConfig) -> Run:
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise TlearnError(f"--out {out} exists and is not a folder; choose another run directory.")
-    device = pick_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    out, device, precision, cache_dir = prepare_run(cfg.out, cfg.device, cfg.precision, cfg.cache_dir)
 
     splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
     log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
@@ -52,6 +44,8 @@ def fit_config(cfg: FitConfig) -> Run:
     backbone, info = load_backbone(cfg.backbone, cfg.weights, cfg.weights_sha256)
     if getattr(cfg, "image_size", None):  # recorded in config.yaml, so predict/evaluate/export use it too
         info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))
+    if getattr(cfg, "train_size", None):
+        info = dataclasses.replace(info, data_config=dataclasses.replace(info.data_config, train_size=cfg.train_size))
     log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,
              info.data_config.input_size, precision, device)
     strategy = get_strategy(cfg.strategy, cfg)

@@ -21,10 +21,12 @@ from safetensors.torch import load_file, save_file
 
 from .backbones.model import BackboneInfo, TransferModel, build_transfer_model
 from .data.layout import Sample, SkippedFile, list_images, read_labelled_folder
+from .device import pick_device, resolve_precision
 from .errors import TlearnError
 from .files import atomic_path, atomic_write_text
 from .evaluate.metrics import classification_metrics
 from .evaluate.predict import predict_samples
+from .features.cache import default_cache_dir
 
 HISTORY_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "seconds"]
 
@@ -151,3 +153,16 @@ class Run:
 
 def load_run(path: str | Path) -> Run:
     return Run(path)
+
+
+def prepare_run(out: str | Path, device: str, precision: str, cache_dir: str | None):
+    """What every training command settles first: (OUT as a Path, torch device, precision, cache folder).
+
+    Refuses an OUT that exists and is not a folder, before any work is done.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TlearnError(f"--out {out} exists and is not a folder; choose another run directory.")
+    torch_device = pick_device(device)
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return out, torch_device, resolve_precision(precision, torch_device), cache

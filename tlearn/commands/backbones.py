@@ -11,7 +11,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..backbones import get_spec, list_specs, weights_available
+    from ..backbones import list_specs, weights_available
 
     rows = [
         {"name": s.name, "family": s.family, "input_size": s.data_config.input_size, "feature_dim": s.feature_dim,

@@ -7,6 +7,7 @@ from dataclasses import fields
 
 def register(sub) -> None:
     from ..distill.config import DEFAULT_STUDENT
+    from .fit import AUGMENT_PRESETS
     from ..distill.loss import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 
     p = sub.add_parser(
@@ -30,9 +31,9 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate (warm-up, cosine decay)")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--train-batch-size", type=int, default=64)
-    p.add_argument("--augment", choices=["none", "light", "medium", "strong"], default="none",
+    p.add_argument("--augment", choices=list(AUGMENT_PRESETS), default="none",
                    help="student augmentation preset (as for fit; none by default: teacher outputs are then cached). "
-                        "With augmentation the teacher runs on each augmented batch. light/medium flip images "
+                        "With augmentation the teacher runs on each augmented batch. light/medium/strong flip images "
                         "horizontally: not for data where left/right matters (traffic signs)")
     p.add_argument("--unlabeled", default=None, metavar="DIR",
                    help="images without labels (recursive), used through the teacher's soft targets")

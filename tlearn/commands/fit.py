@@ -5,6 +5,9 @@ import argparse
 import json
 from dataclasses import fields
 
+# tlearn.data.augment.PRESETS, repeated here so that parsing arguments does not import torch (a test checks both agree)
+AUGMENT_PRESETS = ("none", "crop", "light", "medium", "strong")
+
 
 def add_fit_arguments(p) -> None:
     """Arguments shared by every command that trains (fit, and later study/distill)."""
@@ -31,21 +34,30 @@ def add_training_arguments(p) -> None:
     """Options of the gradient-based strategies (finetune, gradual, lp-ft, scratch); see tlearn.train."""
     g = p.add_argument_group("fine-tuning (finetune, gradual, lp-ft, scratch)")
     g.add_argument("--epochs", type=int, default=None, help="epochs of the main phase (strategy default)")
-    g.add_argument("--head-epochs", type=int, default=None, help="finetune: head-only warm-up epochs (default 1)")
+    g.add_argument("--head-epochs", type=int, default=None,
+                   help="finetune: train the head alone for N epochs first, instead of starting from the linear "
+                        "probe (default 0: the probe is the head)")
     g.add_argument("--lr", type=float, default=None, help="peak learning rate of the head (strategy default)")
-    g.add_argument("--lr-ratio", type=float, default=None, help="head lr / stem lr, discriminative rates (100)")
+    g.add_argument("--lr-ratio", type=float, default=None,
+                   help="head lr / stem lr: rates fall geometrically from head to stem (default 10)")
     g.add_argument("--optimizer", choices=["adamw", "sgd"], default=None, help="strategy default")
     g.add_argument("--weight-decay", type=float, default=0.01)
     g.add_argument("--train-batch-size", type=int, default=32, help="images per training step (per process)")
-    g.add_argument("--augment", choices=["none", "light", "medium", "strong"], default=None,
-                   help="augmentation preset (strategy default); strong adds mixup/cutmix")
+    g.add_argument("--augment", choices=list(AUGMENT_PRESETS), default=None,
+                   help="augmentation preset (strategy default); crop does not flip (traffic signs, text); strong adds "
+                        "mixup/cutmix")
     g.add_argument("--image-size", type=int, default=None,
                    help="input size to train and predict at (e.g. 32 for 32 px images); default the backbone's")
+    g.add_argument("--train-size", type=int, default=None,
+                   help="size of the random crops fine-tuning trains on, when it should differ from the size it "
+                        "predicts at (efficientnet_lite0: trains at 224, predicts at 256)")
     g.add_argument("--unfreeze-every", type=int, default=1, help="gradual: epochs between unfreezing groups")
     g.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
                    help="keep BatchNorm statistics fixed (strategy default: on for finetune and lp-ft)")
     g.add_argument("--sampler", choices=["balanced"], default=None, help="balanced: draw classes equally often")
-    g.add_argument("--label-smoothing", type=float, default=0.1)
+    g.add_argument("--label-smoothing", type=float, default=None,
+                   help="strategy default: 0 for finetune (its head starts from the probe, which already fits "
+                        "train), 0.1 otherwise")
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
     g.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
     g.add_argument("--patience", type=int, default=None, help="stop after N epochs without better val accuracy")

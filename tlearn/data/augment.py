@@ -1,10 +1,13 @@
 """Training augmentation presets built from the backbone's DataConfig, applied to cached uint8 squares.
 
 none    the eval view: centre crop of input_size (what evaluation sees)
+crop    random resized crop (scale 0.35-1) and nothing else: no flip, for data where left/right matters
+        (traffic signs, text, digits)
 light   random resized crop (scale 0.25-1) + horizontal flip
 medium  random resized crop (scale 0.08-1) + flip + TrivialAugmentWide
 strong  medium's crop and flip + RandAugment(2, 9) + random erasing, and mixup/cutmix on each batch
-Horizontal flips assume left/right mirror images keep their class (not so for e.g. turn-arrow signs: use none).
+light, medium and strong flip horizontally: they assume mirror images keep their class (not so for turn-arrow
+signs: use crop).
 """
 from __future__ import annotations
 
@@ -14,16 +17,19 @@ from torchvision.transforms import v2 as T
 
 from .transforms import DataConfig, normalize
 
-PRESETS = ("none", "light", "medium", "strong")
+PRESETS = ("none", "crop", "light", "medium", "strong")
 
 
 def train_transform(cfg: DataConfig, preset: str = "light") -> T.Compose:
-    """uint8 (3, S, S) cached square -> normalised float (3, input_size, input_size)."""
+    """uint8 (3, S, S) cached square -> normalised float (3, size, size): the eval view for none, else random
+    crops at cfg.training_size."""
     if preset not in PRESETS:
         raise ValueError(f"augment must be one of {', '.join(PRESETS)}, not {preset!r}")
-    size = cfg.input_size
+    size = cfg.training_size
     if preset == "none":
-        ops = [T.CenterCrop(size)]
+        ops = [T.CenterCrop(cfg.input_size)]
+    elif preset == "crop":
+        ops = [T.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True)]
     elif preset == "light":
         ops = [T.RandomResizedCrop(size, scale=(0.25, 1.0), antialias=True), T.RandomHorizontalFlip()]
     elif preset == "medium":

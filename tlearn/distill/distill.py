@@ -20,13 +20,11 @@ from ..backbones.model import BackboneInfo, TransferModel, load_backbone
 from ..config import library_versions
 from ..data.augment import PRESETS as AUGMENT_PRESETS
 from ..data.layout import DataSplits, Sample, list_images, load_splits
-from ..device import pick_device, resolve_precision
 from ..errors import TlearnError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.predict import predict_samples
-from ..features.cache import default_cache_dir
 from ..hashing import sha256_file
-from ..run import Run, atomic_write_text, save_model, write_history, write_json, write_predictions
+from ..run import Run, atomic_write_text, prepare_run, save_model, write_history, write_json, write_predictions
 from ..train import Phase, TrainOptions, TrainResult, train
 from .config import DistillConfig
 from .loss import DistillationLoss, check_alpha, check_temperature
@@ -165,12 +163,7 @@ def distill_config(cfg: DistillConfig) -> Run:
     """Run a distillation described by cfg; see distill()."""
     start = time.perf_counter()
     _validate(cfg)
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise TlearnError(f"--out {out} exists and is not a folder; choose another run directory.")
-    device = pick_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    out, device, precision, cache_dir = prepare_run(cfg.out, cfg.device, cfg.precision, cfg.cache_dir)
     torch.manual_seed(cfg.seed)
 
     splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)

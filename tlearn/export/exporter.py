@@ -1,7 +1,6 @@
 """export_run: build the uint8 -> probabilities graph, write it, check it against PyTorch, then publish it."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile

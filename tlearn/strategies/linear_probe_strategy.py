@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import numpy as np
 import torch
 
 from ..backbones.model import TransferModel

@@ -12,7 +12,7 @@ Phase(name, epochs, lrs={group: peak_lr}, warmup_epochs=0, final_lr_ratio=0.01)
     discriminative_lrs(group_names, top_lr, ratio) gives rates growing from stem to head.
 TrainOptions(...)
     Loop hyper-parameters: batch_size, optimizer (adamw|sgd), weight_decay, label_smoothing, grad_clip,
-    accumulation, augment (none|light|medium|strong), class_weights (auto), sampler (balanced), freeze_bn,
+    accumulation, augment (none|crop|light|medium|strong), class_weights (auto), sampler (balanced), freeze_bn,
     patience, max_seconds (wall-clock budget), max_epochs, seed, precision, checkpoint_dir, resume, ...
 TrainResult(model, history, best_epoch, stopped, skipped, seconds, decode_seconds, details)
     history rows: epoch, lr, train_loss, val_loss, val_accuracy, seconds, phase, val_balanced_accuracy,

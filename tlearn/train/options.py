@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..data.augment import PRESETS as AUGMENT_PRESETS
+
 
 @dataclass
 class TrainOptions:
@@ -14,7 +16,7 @@ class TrainOptions:
     label_smoothing: float = 0.1
     grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
     accumulation: int = 1  # micro-batches per optimizer step
-    augment: str = "light"  # none | light | medium | strong (see tlearn.data.augment)
+    augment: str = "light"  # a tlearn.data.augment preset: none | crop | light | medium | strong
     class_weights: str | None = None  # None | auto: loss weights 1/class frequency
     sampler: str | None = None  # None | balanced: draw classes equally often
     freeze_bn: bool = False  # BatchNorm statistics fixed everywhere (small batches)
@@ -36,7 +38,7 @@ class TrainOptions:
     def __post_init__(self):
         checks = {
             "optimizer": (self.optimizer, ("adamw", "sgd")),
-            "augment": (self.augment, ("none", "light", "medium", "strong")),
+            "augment": (self.augment, AUGMENT_PRESETS),
             "class_weights": (self.class_weights, (None, "auto")),
             "sampler": (self.sampler, (None, "balanced")),
         }
