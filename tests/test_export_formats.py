@@ -47,7 +47,7 @@ def test_onnx_export_matches_pytorch_on_the_whole_val_split(shared, run_dir):
     (inp,) = model.graph.input
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     dims = [d.dim_value or d.dim_param for d in inp.type.tensor_type.shape.dim]
-    assert dims[1:] == [224, 224, 3] and isinstance(dims[0], str)  # dynamic batch
+    assert dims[1:] == [256, 256, 3] and isinstance(dims[0], str)  # dynamic batch
 
 
 def test_int8_export_is_smaller_and_reports_its_accuracy_delta(shared, run_dir, tmp_path):

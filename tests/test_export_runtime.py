@@ -95,5 +95,6 @@ def test_classifier_checks_its_input(onnx_file):
     clf = Classifier(onnx_file)
     with pytest.raises(ValueError, match="expected uint8"):
         clf.probabilities(np.zeros((1, 100, 100, 3), np.uint8))
-    probs = clf.probabilities(np.zeros((2, 224, 224, 3), np.uint8))
+    size = clf.input_size
+    probs = clf.probabilities(np.zeros((2, size, size, 3), np.uint8))
     assert probs.shape == (2, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)

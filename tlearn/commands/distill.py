@@ -31,10 +31,10 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate (warm-up, cosine decay)")
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--train-batch-size", type=int, default=64)
-    p.add_argument("--augment", choices=list(AUGMENT_PRESETS), default="none",
-                   help="student augmentation preset (as for fit; none by default: teacher outputs are then cached). "
-                        "With augmentation the teacher runs on each augmented batch. light/medium/strong flip images "
-                        "horizontally: not for data where left/right matters (traffic signs)")
+    p.add_argument("--augment", choices=list(AUGMENT_PRESETS), default="crop",
+                   help="student augmentation preset, as for fit (default crop: random crops, no flip). With "
+                        "augmentation the teacher judges each augmented batch; with none its outputs are cached. "
+                        "light/medium/strong also flip: not for data where left/right matters (traffic signs)")
     p.add_argument("--unlabeled", default=None, metavar="DIR",
                    help="images without labels (recursive), used through the teacher's soft targets")
     p.add_argument("--student-alone", action="store_true",
