@@ -13,7 +13,6 @@ from tlearn.export import ExportError, export_run
 from tlearn.export import exporter as exporter_module
 from tlearn.export.graph import ImageClassifier
 from tlearn.run import Run
-from tlearn.run import Run
 
 
 @pytest.fixture(scope="module")

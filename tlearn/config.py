@@ -29,13 +29,13 @@ class FitConfig:
     progress: bool = True
     # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
     epochs: int | None = None  # epochs of the main phase(s) (finetune: after the head warm-up)
-    head_epochs: int | None = None  # finetune: head-only warm-up epochs (default 1)
+    head_epochs: int | None = None  # finetune: head-only epochs instead of the linear probe (default 0)
     lr: float | None = None  # peak learning rate of the head (lp-ft, scratch: of every group)
-    lr_ratio: float | None = None  # head lr / stem lr for discriminative rates (default 100)
+    lr_ratio: float | None = None  # head lr / stem lr for discriminative rates (default 10)
     optimizer: str | None = None  # adamw | sgd; None: the strategy's default
     weight_decay: float = 0.01
     train_batch_size: int = 32  # images per training step (per process under torchrun)
-    augment: str | None = None  # none | light | medium | strong; None: the strategy's default
+    augment: str | None = None  # none | crop | light | medium | strong; None: the strategy's default
     image_size: int | None = None  # train and predict at this input size instead of the backbone's
     train_size: int | None = None  # fine-tuning crops at this size (default: the backbone's, or image_size)
     unfreeze_every: int = 1  # gradual: epochs between unfreezing groups

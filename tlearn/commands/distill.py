@@ -7,8 +7,8 @@ from dataclasses import fields
 
 def register(sub) -> None:
     from ..distill.config import DEFAULT_STUDENT
-    from .fit import AUGMENT_PRESETS
     from ..distill.loss import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+    from .fit import AUGMENT_PRESETS
 
     p = sub.add_parser(
         "distill", help="teach a small, fast student from a trained teacher run (knowledge distillation)",

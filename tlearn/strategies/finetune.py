@@ -16,17 +16,18 @@ from ..train import Phase, TrainOptions, TrainResult, discriminative_lrs, train
 from .base import FitContext, FitResult, log
 
 
-def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy | None" = None, **overrides) -> TrainOptions:
-    """The loop's options from the run's FitConfig (fields absent from an older config keep defaults)."""
+def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy", **overrides) -> TrainOptions:
+    """The loop's options from the run's FitConfig; options it leaves unset take the strategy's defaults
+    (fields absent from an older config keep defaults too)."""
     get = lambda name, default: getattr(cfg, name, default) if getattr(cfg, name, None) is not None else default  # noqa: E731
     fields = dict(
         batch_size=get("train_batch_size", 32), eval_batch_size=get("batch_size", 64),
-        optimizer=get("optimizer", getattr(strategy, "default_optimizer", "adamw")), weight_decay=get("weight_decay", 0.01),
-        label_smoothing=get("label_smoothing", getattr(strategy, "default_label_smoothing", 0.1)),
+        optimizer=get("optimizer", strategy.default_optimizer), weight_decay=get("weight_decay", 0.01),
+        label_smoothing=get("label_smoothing", strategy.default_label_smoothing),
         grad_clip=get("grad_clip", 1.0) or None,
         accumulation=get("accumulation", 1), augment=get("augment", "light"),
         class_weights=getattr(cfg, "class_weights", None), sampler=getattr(cfg, "sampler", None),
-        freeze_bn=bool(get("freeze_bn", getattr(strategy, "default_freeze_bn", False))), patience=getattr(cfg, "patience", None),
+        freeze_bn=bool(get("freeze_bn", strategy.default_freeze_bn)), patience=getattr(cfg, "patience", None),
         max_seconds=getattr(cfg, "max_seconds", None), seed=cfg.seed, precision=cfg.precision,
         eval_precision=ctx.precision, device=cfg.device, num_workers=cfg.num_workers,
         cache_dir=str(ctx.cache_dir), progress=cfg.progress, checkpoint_dir=str(Path(ctx.out) / "checkpoints"),
