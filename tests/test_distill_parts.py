@@ -11,7 +11,7 @@ from tlearn.data.layout import Sample, load_splits
 from tlearn.data.transforms import DataConfig
 from tlearn.distill.measure import compare_costs, torch_threads
 from tlearn.distill.teacher import Teacher
-from tlearn.distill.views import teacher_view
+from tlearn.distill.views import convert_view, paired_view, teacher_view
 from tlearn.errors import TlearnError
 
 
@@ -119,3 +119,43 @@ def test_loss_hook_uses_cached_rows_or_the_live_teacher_on_the_same_batch():
         seen = teacher.model(teacher_view(images, student_cfg, teacher.data_config))
         expected = distillation_loss(logits, seen, labels, 4.0, 0.5)
         assert live(student, batch).item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_paired_view_cuts_crops_at_the_larger_training_size():
+    student = DataConfig(input_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    teacher = DataConfig(input_size=256, train_size=224)
+    view = paired_view(student, teacher)
+    assert (view.input_size, view.train_size, view.mean) == (224, None, teacher.mean)
+    assert paired_view(DataConfig(input_size=320), teacher).input_size == 320  # a student bigger than its teacher
+    crop = torch.rand(2, 3, 224, 224)
+    batch = (crop - torch.tensor(teacher.mean).view(1, 3, 1, 1)) / torch.tensor(teacher.std).view(1, 3, 1, 1)
+    assert convert_view(batch, view, teacher) is batch  # the teacher takes the crop as cut
+    small = convert_view(batch, view, student)
+    assert small.shape == (2, 3, 64, 64)
+    # The student's view is the same crop, downsampled (antialiased) and normalised its own way.
+    expected = torch.nn.functional.interpolate(crop, size=(64, 64), mode="bilinear", antialias=True)
+    torch.testing.assert_close(small * 0.25 + 0.5, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_paired_loss_gives_the_teacher_the_full_resolution_crop_and_the_student_its_own_size():
+    from tlearn.distill.loss import DistillationLoss, LabelsOnlyLoss, distillation_loss
+    from tlearn.train import Batch
+
+    torch.manual_seed(0)
+    teacher = _teacher(0)  # 24 px
+    student_cfg = DataConfig(input_size=12, crop_pct=1.0)
+    view = paired_view(student_cfg, teacher.data_config)
+    student = build_transfer_model(load_backbone("compact_cnn", "none")[1], 3).eval()
+    images, labels = torch.randn(4, 3, 24, 24), torch.tensor([0, 1, 2, 2])
+    batch = Batch(images, labels, torch.arange(4), labels)
+    hook = DistillationLoss(teacher.model, student_cfg, teacher.data_config, 2.0, 0.7, live=True, view=view)
+    seen_by_student = []
+    with torch.no_grad():
+        logits = student(convert_view(images, view, student_cfg))
+        expected = distillation_loss(logits, teacher.model(images), labels, 2.0, 0.7)
+        assert hook(student, batch).item() == pytest.approx(expected.item(), rel=1e-4)
+        handle = student.register_forward_pre_hook(lambda m, args: seen_by_student.append(args[0].shape))
+        alone = LabelsOnlyLoss(student_cfg, view)(student, batch)
+        handle.remove()
+    assert seen_by_student == [(4, 3, 12, 12)]
+    assert alone.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)

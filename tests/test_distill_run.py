@@ -55,6 +55,7 @@ def test_distilled_student_is_a_normal_run_with_a_distillation_block(colours, te
 
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["strategy"]["name"] == "distill"
+    assert config["strategy"]["crop_px"] == 24  # augmented crops cut at the teacher's size, not the student's
     assert config["teacher"]["model_sha256"] == sha256_file(teacher.path / "model.safetensors")
     assert config["backbone"]["data_config"]["input_size"] == 16
     with open(out / "history.csv") as f:

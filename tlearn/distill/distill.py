@@ -27,9 +27,10 @@ from ..hashing import sha256_file
 from ..run import Run, atomic_write_text, prepare_run, save_model, write_history, write_json, write_predictions
 from ..train import Phase, TrainOptions, TrainResult, train
 from .config import DistillConfig
-from .loss import DistillationLoss, check_alpha, check_temperature
+from .loss import DistillationLoss, LabelsOnlyLoss, check_alpha, check_temperature
 from .measure import compare_costs
 from .teacher import Teacher, probabilities
+from .views import paired_view
 
 log = logging.getLogger("tlearn")
 
@@ -188,19 +189,23 @@ def distill_config(cfg: DistillConfig) -> Run:
     options = train_options(cfg, cache_dir)
     phases = student_phases(student, cfg)
     n_classes = len(splits.classes)
+    # augmented crops are cut once at the larger resolution, so teacher and student judge the same crop
+    view = paired_view(scfg, teacher.data_config) if cfg.augment != "none" else scfg
 
     alone: TrainResult | None = None
     if cfg.student_alone:  # same init, labelled data, phases and options; only the loss lacks the teacher
         alone_model = copy.deepcopy(student)
         alone_model.load_state_dict(initial_state)
         log.info("training the student alone (no teacher) for comparison")
-        alone = train(alone_model, phases, splits.train, splits.val, scfg, options, num_classes=n_classes)
+        alone = train(alone_model, phases, splits.train, splits.val, scfg, options, num_classes=n_classes,
+                      loss=LabelsOnlyLoss(scfg, view), train_view=view)
 
     kd = DistillationLoss(teacher.model, scfg, teacher.data_config, cfg.temperature, cfg.alpha,
-                          cached=teacher_logits, live=cfg.augment != "none", teacher_precision=precision)
-    log.info("training the student with the teacher (%s teacher outputs)",
-             "live, on each augmented batch" if kd.live else "cached, un-augmented")
-    result = train(student, phases, train_samples, splits.val, scfg, options, loss=kd, num_classes=n_classes)
+                          cached=teacher_logits, live=cfg.augment != "none", teacher_precision=precision, view=view)
+    log.info("training the student with the teacher (%s teacher outputs; crops cut at %d px)",
+             "live, on each augmented batch" if kd.live else "cached, un-augmented", view.input_size)
+    result = train(student, phases, train_samples, splits.val, scfg, options, loss=kd, num_classes=n_classes,
+                   train_view=view)
     student, history, train_seconds = result.model, result.history, result.seconds
 
     metrics, skipped = _headline_metrics(student, info, splits, cfg, device, out)
@@ -248,7 +253,7 @@ def distill_config(cfg: DistillConfig) -> Run:
                    skipped=[s.to_dict() for s in skipped], params=block["student_params"], distillation=block)
     strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
                 "augment": cfg.augment, "teacher_outputs": "live on each augmented batch" if cfg.augment != "none"
-                else "cached, un-augmented", "unlabeled_images": len(unlabeled), "phases": _phase_record(phases),
+                else "cached, un-augmented", "crop_px": view.input_size, "unlabeled_images": len(unlabeled), "phases": _phase_record(phases),
                 "train_options": _options_record(options), "best_epoch": result.best_epoch,
                 "stopped": result.stopped}
     teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .views import convert_view
+
 DEFAULT_TEMPERATURE = 4.0
 DEFAULT_ALPHA = 0.9
 
@@ -71,18 +73,19 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 class DistillationLoss:
     """The training loop's loss hook (tlearn.train LossFn): Hinton KD for each batch.
 
-    Teacher outputs come from `cached` (rows aligned with the training samples, looked up by batch.indices)
-    when the student sees un-augmented images; with augmentation (live=True) the teacher runs on the very
-    batch the student sees, resized to its own input size.
+    batch.images are prepared for `view` (default: the student's own config). Teacher outputs come from
+    `cached` (rows aligned with the training samples, looked up by batch.indices) when the student sees
+    un-augmented images; with augmentation (live=True) the teacher runs on the very crop the student sees,
+    each model getting it at its own size (views.convert_view).
     """
 
     def __init__(self, teacher_model: nn.Module, student_cfg, teacher_cfg, temperature: float = DEFAULT_TEMPERATURE,
                  alpha: float = DEFAULT_ALPHA, cached: torch.Tensor | None = None, live: bool = False,
-                 teacher_precision: str = "fp32"):
+                 teacher_precision: str = "fp32", view=None):
         if not live and cached is None:
             raise ValueError("DistillationLoss needs cached teacher outputs or live=True")
         self.teacher = teacher_model.eval()
-        self.student_cfg, self.teacher_cfg = student_cfg, teacher_cfg
+        self.student_cfg, self.teacher_cfg, self.view = student_cfg, teacher_cfg, view or student_cfg
         self.temperature, self.alpha = check_temperature(temperature), check_alpha(alpha)
         self.cached, self.live, self.teacher_precision = cached, live, teacher_precision
 
@@ -91,14 +94,25 @@ class DistillationLoss:
         if not self.live:
             return self.cached[batch.indices.cpu()].to(device)
         from ..device import autocast
-        from .views import teacher_view
 
         self.teacher.to(device)
         with torch.inference_mode(), autocast(self.teacher_precision, device):
-            out = self.teacher(teacher_view(batch.images, self.student_cfg, self.teacher_cfg))
+            out = self.teacher(convert_view(batch.images, self.view, self.teacher_cfg))
         return out.float().clone()  # a normal tensor again, usable in autograd
 
     def __call__(self, model: nn.Module, batch) -> torch.Tensor:
-        logits = model(batch.images).float()
+        logits = model(convert_view(batch.images, self.view, self.student_cfg)).float()
         labels = batch.targets if batch.mix is not None else batch.labels
         return distillation_loss(logits, self.teacher_logits(batch), labels, self.temperature, self.alpha)
+
+
+class LabelsOnlyLoss:
+    """Cross-entropy on the labels for a student fed batches prepared for `view`: the student-alone
+    baseline trains on exactly the crops the distilled student sees, only without the teacher."""
+
+    def __init__(self, student_cfg, view=None):
+        self.student_cfg, self.view = student_cfg, view or student_cfg
+
+    def __call__(self, model: nn.Module, batch) -> torch.Tensor:
+        logits = model(convert_view(batch.images, self.view, self.student_cfg)).float()
+        return F.cross_entropy(logits, batch.targets)

@@ -108,7 +108,7 @@ def evaluate_decoded(model: nn.Module, decoded: DecodedImages, data_config: Data
     return _confusion_metrics(np.array(summed[1:]).reshape(num_classes, num_classes), summed[0])
 
 
-def _settings_fingerprint(phases, options, samples, data_config) -> dict:
+def _settings_fingerprint(phases, options, samples, data_config, train_view) -> dict:
     """What must not change between a run and its resumption."""
     volatile = {"resume", "progress", "num_workers", "checkpoint_dir", "max_seconds", "cache_dir", "tensorboard",
                 "device", "eval_batch_size"}
@@ -118,6 +118,7 @@ def _settings_fingerprint(phases, options, samples, data_config) -> dict:
         "options": {k: v for k, v in options.to_dict().items() if k not in volatile},
         "samples": stable_hash([str(s.path) for s in samples]),
         "data_config": data_config.to_dict(),
+        **({"train_view": train_view.to_dict()} if train_view != data_config else {}),
     }))
 
 
@@ -153,10 +154,13 @@ def _schedule(phases: Sequence[Phase], max_epochs: int | None) -> list[tuple[int
 def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence[Sample],
           val_samples: Sequence[Sample], data_config: DataConfig, options: TrainOptions | None = None, *,
           loss: LossFn | None = None, num_classes: int | None = None,
-          on_epoch: EpochCallback | None = None) -> TrainResult:
+          on_epoch: EpochCallback | None = None, train_view: DataConfig | None = None) -> TrainResult:
     """Train model through phases on train_samples, selecting the best epoch on val_samples.
 
     data_config sets the input size and normalisation (pass DataConfig.with_size(...) to train smaller).
+    train_view, when given, decodes and augments the training images with another DataConfig (distillation:
+    the larger of teacher and student, so each sees the same crop at its own resolution); the loss then turns
+    batch.images into the model's input. Validation always uses data_config.
     loss defaults to cross-entropy with options' class weights and label smoothing. Under torchrun every
     process calls this; each trains on its share of every batch, and only rank 0 writes checkpoints.
     """
@@ -170,19 +174,19 @@ def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence
     torch.set_num_threads(threads)
     try:
         return _train(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, on_epoch,
-                      env, device, start, f"{threads} ({why})")
+                      env, device, start, f"{threads} ({why})", train_view or data_config)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _train(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, on_epoch, env,
-           device, start, threads) -> TrainResult:
+           device, start, threads, train_view) -> TrainResult:
     precision = train_precision(options.precision, device)
     eval_precision = resolve_precision(options.eval_precision, device)
     cache_dir = Path(options.cache_dir).expanduser() if options.cache_dir else default_cache_dir()
     train_samples, val_samples = list(train_samples), list(val_samples)
 
-    decoded = _decode(train_samples, data_config, options, cache_dir, env, "decode train")
+    decoded = _decode(train_samples, train_view, options, cache_dir, env, "decode train")
     val_decoded = _decode(val_samples, data_config, options, cache_dir, env, "decode val") if val_samples else None
     decode_seconds = time.perf_counter() - start
     if len(decoded) == 0:
@@ -196,14 +200,14 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
         weights = (inverse_frequency_weights(decoded.labels.tolist(), num_classes)
                    if options.class_weights == "auto" else None)
         loss = CrossEntropy(weights, options.label_smoothing)
-    dataset = AugmentedImages(decoded, train_transform(data_config, options.augment), options.seed)
+    dataset = AugmentedImages(decoded, train_transform(train_view, options.augment), options.seed)
     workers = default_train_workers() if options.num_workers is None else options.num_workers
 
     model = model.to(device).to(memory_format=torch.channels_last)
     groups = model.layer_groups()
     bn_groups = bn_by_group(model, groups)
     schedule = _schedule(phases, options.max_epochs)
-    fingerprint = _settings_fingerprint(phases, options, train_samples, data_config)
+    fingerprint = _settings_fingerprint(phases, options, train_samples, data_config, train_view)
     folder = Path(options.checkpoint_dir) if options.checkpoint_dir else None
 
     history: list[dict] = []
