@@ -140,3 +140,13 @@ def test_ordered_key_map_gives_identical_logits():
     for (src_key, src), (dst_key, dst) in zip(raw.items(), mapped.items()):
         assert torch.equal(src, dst), (src_key, dst_key)
     assert np.isfinite(model(torch.zeros(1, 3, 224, 224)).detach().numpy()).all()
+
+
+def test_random_init_batchnorm_keeps_up_with_training():
+    # torchvision's MobileNetV3 averages BatchNorm statistics with momentum 0.01: from scratch on a small set
+    # they stay near (0, 1) and eval mode predicts one class. Random init gets PyTorch's default 0.1.
+    from tlearn.backbones.model import load_backbone
+
+    backbone, _ = load_backbone("mobilenet_v3_small", "none")
+    momenta = {m.momentum for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert momenta == {0.1}

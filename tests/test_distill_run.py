@@ -39,7 +39,7 @@ def test_distilled_student_is_a_normal_run_with_a_distillation_block(colours, te
     extra = write_class_tree(tmp_path / "extra", {"a": 3, "b": 3}, size=24, seed=7)  # unlabeled images
     out = tmp_path / "student"
     run = distill(colours, teacher.path, out, student="compact_cnn", student_size=16, epochs=2, student_alone=True,
-                  unlabeled=str(extra), latency_repeats=2, num_workers=0, progress=False)
+                  crops="teacher", unlabeled=str(extra), latency_repeats=2, num_workers=0, progress=False)
     for name in ("config.yaml", "classes.json", "metrics.json", "history.csv", "model.safetensors"):
         assert (out / name).is_file(), name
     m = run.metrics

@@ -99,3 +99,39 @@ def test_strong_augmentation_mixes_targets_and_still_learns(pretrained, tiny_spl
     result = run(pretrained, tiny_splits, options(tmp_path, checkpoint_dir=None, augment="strong"), loss=loss)
     assert kinds == {torch.float32}
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] + 0.5
+
+
+def test_weight_average_follows_the_warmed_up_decay():
+    from tlearn.train.ema import WeightAverage
+
+    model = torch.nn.BatchNorm1d(2)
+    average = WeightAverage(model, 0.9)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+        model.num_batches_tracked.fill_(5)
+    average.update(model)  # step 1: decay min(0.9, 2/11)
+    decay = 2 / 11
+    assert torch.allclose(average.state["weight"], torch.full((2,), decay * 1.0 + (1 - decay) * 3.0))
+    assert int(average.state["num_batches_tracked"]) == 5
+    for _ in range(200):
+        average.update(model)
+    assert average.current_decay() == 0.9 and torch.allclose(average.state["weight"], torch.full((2,), 3.0))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        WeightAverage(model, 1.0)
+
+
+def test_averaged_weights_are_kept_and_survive_resume(pretrained, tiny_splits, tmp_path):
+    full = run(pretrained, tiny_splits, options(tmp_path / "a", ema=0.9))
+    raw = run(pretrained, tiny_splits, options(tmp_path / "raw"))
+    assert full.history[0]["train_loss"] == pytest.approx(raw.history[0]["train_loss"], rel=1e-5)  # same training
+    differs = [not torch.allclose(a.float(), b.float(), atol=1e-6)
+               for a, b in zip(full.model.state_dict().values(), raw.model.state_dict().values())]
+    assert any(differs)  # what is kept is the average, not the last weights
+    assert (tmp_path / "a" / "ckpt" / "epoch-0003" / "ema.safetensors").is_file()
+
+    run(pretrained, tiny_splits, options(tmp_path / "b", ema=0.9), on_epoch=lambda row: row["epoch"] == 2)
+    resumed = run(pretrained, tiny_splits, options(tmp_path / "b", ema=0.9, resume=True))
+    for a, b in zip(full.history, resumed.history):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4), name

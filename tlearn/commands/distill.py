@@ -35,6 +35,12 @@ def register(sub) -> None:
                    help="student augmentation preset, as for fit (default crop: random crops, no flip). With "
                         "augmentation the teacher judges each augmented batch; with none its outputs are cached. "
                         "light/medium/strong also flip: not for data where left/right matters (traffic signs)")
+    p.add_argument("--crops", choices=["student", "teacher"], default="student",
+                   help="resolution augmented crops are cut at: the student's (the teacher sees them resized to its "
+                        "size; default) or the teacher's (the student gets them downsampled, the teacher at full "
+                        "detail)")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="keep a moving average of the student's weights (e.g. 0.98), for both students")
     p.add_argument("--unlabeled", default=None, metavar="DIR",
                    help="images without labels (recursive), used through the teacher's soft targets")
     p.add_argument("--student-alone", action="store_true",

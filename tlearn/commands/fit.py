@@ -59,6 +59,8 @@ def add_training_arguments(p) -> None:
                    help="strategy default: 0 for finetune (its head starts from the probe, which already fits "
                         "train), 0.1 otherwise")
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    g.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="keep a moving average of the weights (e.g. 0.99) and evaluate and save it instead")
     g.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")
     g.add_argument("--patience", type=int, default=None, help="stop after N epochs without better val accuracy")
     g.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget for training")

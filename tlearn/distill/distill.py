@@ -56,6 +56,10 @@ def _validate(cfg: DistillConfig) -> None:
     if cfg.augment == "strong" and cfg.unlabeled:
         raise TlearnError("--augment strong mixes labels (mixup/cutmix) and cannot be used with --unlabeled; "
                           "use light or medium.")
+    if cfg.crops not in ("student", "teacher"):
+        raise TlearnError(f"--crops must be student or teacher, not {cfg.crops!r}.")
+    if cfg.ema is not None and not 0.0 < cfg.ema < 1.0:
+        raise TlearnError(f"--ema must be a decay between 0 and 1 (e.g. 0.98), not {cfg.ema!r}.")
     if cfg.epochs < 1:
         raise TlearnError(f"--epochs must be at least 1, not {cfg.epochs}.")
     if cfg.student_size is not None and cfg.student_size < 8:
@@ -109,7 +113,7 @@ def train_options(cfg: DistillConfig, cache_dir: Path) -> TrainOptions:
     return TrainOptions(batch_size=cfg.train_batch_size, eval_batch_size=cfg.batch_size, optimizer="adamw",
                         weight_decay=cfg.weight_decay, label_smoothing=0.0, augment=cfg.augment, seed=cfg.seed,
                         precision="auto", device=cfg.device, num_workers=cfg.num_workers, cache_dir=str(cache_dir),
-                        progress=cfg.progress, checkpoint_dir=None, tensorboard=False)
+                        ema=cfg.ema, progress=cfg.progress, checkpoint_dir=None, tensorboard=False)
 
 
 def student_phases(model: TransferModel, cfg: DistillConfig) -> list[Phase]:
@@ -189,8 +193,8 @@ def distill_config(cfg: DistillConfig) -> Run:
     options = train_options(cfg, cache_dir)
     phases = student_phases(student, cfg)
     n_classes = len(splits.classes)
-    # augmented crops are cut once at the larger resolution, so teacher and student judge the same crop
-    view = paired_view(scfg, teacher.data_config) if cfg.augment != "none" else scfg
+    # --crops teacher: augmented crops are cut at the larger resolution, and each model gets them at its own size
+    view = paired_view(scfg, teacher.data_config) if cfg.augment != "none" and cfg.crops == "teacher" else scfg
 
     alone: TrainResult | None = None
     if cfg.student_alone:  # same init, labelled data, phases and options; only the loss lacks the teacher
@@ -202,7 +206,7 @@ def distill_config(cfg: DistillConfig) -> Run:
 
     kd = DistillationLoss(teacher.model, scfg, teacher.data_config, cfg.temperature, cfg.alpha,
                           cached=teacher_logits, live=cfg.augment != "none", teacher_precision=precision, view=view)
-    log.info("training the student with the teacher (%s teacher outputs; crops cut at %d px)",
+    log.info("training the student with the teacher (teacher outputs %s; crops cut at %d px)",
              "live, on each augmented batch" if kd.live else "cached, un-augmented", view.input_size)
     result = train(student, phases, train_samples, splits.val, scfg, options, loss=kd, num_classes=n_classes,
                    train_view=view)

@@ -1,9 +1,10 @@
-"""Teacher and student judge the very same augmented crop, each at its own resolution and normalisation.
+"""Teacher and student judge the very same augmented crop, each at its own size and normalisation.
 
-Training images are decoded and augmented once, at the larger of the two training views (paired_view); the
-loss turns that batch into each model's input (convert_view). A 64 px student and a 224 px teacher thus see
-the same crop box, the teacher at full detail: upsampling the student's 64 px crop instead costs the flowers
-teacher 9 points of accuracy (benchmarks/teacher_view_accuracy.py).
+Training images are decoded and augmented once, and the loss turns that batch into each model's input
+(convert_view). By default the crops are cut at the student's size and the teacher judges them resized to its
+own (teacher_view). With `--crops teacher` they are cut at the larger of the two training sizes (paired_view),
+so the teacher sees a 64 px student's crop at full detail: judging the upsampled 64 px crop instead costs the
+flowers teacher 9 points of accuracy (benchmarks/teacher_view_accuracy.py).
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy", **overrides)
         batch_size=get("train_batch_size", 32), eval_batch_size=get("batch_size", 64),
         optimizer=get("optimizer", strategy.default_optimizer), weight_decay=get("weight_decay", 0.01),
         label_smoothing=get("label_smoothing", strategy.default_label_smoothing),
-        grad_clip=get("grad_clip", 1.0) or None,
+        grad_clip=get("grad_clip", 1.0) or None, ema=getattr(cfg, "ema", None),
         accumulation=get("accumulation", 1), augment=get("augment", "light"),
         class_weights=getattr(cfg, "class_weights", None), sampler=getattr(cfg, "sampler", None),
         freeze_bn=bool(get("freeze_bn", strategy.default_freeze_bn)), patience=getattr(cfg, "patience", None),

@@ -2,7 +2,7 @@
 
 CKPT/
   last.json              {"dir": "epoch-0007"}: replaced atomically once that directory is complete
-  epoch-0007/model.safetensors, optimizer.safetensors, state.json
+  epoch-0007/model.safetensors, optimizer.safetensors, state.json (and ema.safetensors with --ema)
   best.safetensors       weights of the best epoch on val
 No RNG state is stored: every random choice is derived from (seed, epoch, sample), so resuming at an epoch
 boundary replays exactly what an uninterrupted run would have done.
@@ -56,11 +56,15 @@ def optimizer_from_files(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 
 def save_checkpoint(folder: Path, epoch: int, model_state: dict, optimizer: torch.optim.Optimizer,
-                    state: dict, keep: int = 1) -> Path:
-    """Write epoch-NNNN/ completely, then point last.json at it; older epoch dirs beyond keep are removed."""
+                    state: dict, keep: int = 1, extra_weights: dict[str, dict] | None = None) -> Path:
+    """Write epoch-NNNN/ completely, then point last.json at it; older epoch dirs beyond keep are removed.
+
+    extra_weights: more state dicts to keep with the epoch (NAME.safetensors), e.g. averaged weights."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-"))
     save_file(_state_tensors(model_state), tmp / "model.safetensors")
+    for name, weights in (extra_weights or {}).items():
+        save_file(_state_tensors(weights), tmp / f"{name}.safetensors")
     opt_tensors, opt_meta = optimizer_to_files(optimizer)
     save_file(opt_tensors, tmp / "optimizer.safetensors")
     (tmp / "state.json").write_text(json.dumps({**state, "optimizer": opt_meta, "format": CHECKPOINT_FORMAT},
@@ -83,7 +87,8 @@ def save_checkpoint(folder: Path, epoch: int, model_state: dict, optimizer: torc
 
 
 def load_checkpoint(folder: Path) -> tuple[dict, dict, dict] | None:
-    """(model state, optimizer state_dict, loop state) of the last complete checkpoint, or None."""
+    """(model state, optimizer state_dict, loop state) of the last complete checkpoint, or None; the loop
+    state's "extra_weights" holds the extra state dicts saved with it."""
     pointer = folder / "last.json"
     if not pointer.is_file():
         return None
@@ -92,6 +97,8 @@ def load_checkpoint(folder: Path) -> tuple[dict, dict, dict] | None:
         state = json.loads((target / "state.json").read_text())
         model_state = load_file(str(target / "model.safetensors"))
         optimizer = optimizer_from_files(load_file(str(target / "optimizer.safetensors")), state.pop("optimizer"))
+        state["extra_weights"] = {p.stem: load_file(str(p)) for p in target.glob("*.safetensors")
+                                  if p.stem not in ("model", "optimizer")}
     except (OSError, ValueError, KeyError) as exc:
         raise TlearnError(f"checkpoint {target} is unreadable ({exc}); delete {folder} to start over.") from None
     return model_state, optimizer, state

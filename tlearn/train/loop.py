@@ -4,6 +4,7 @@ It knows no strategy by name: it trains the layer groups each Phase lists at the
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -30,6 +31,7 @@ from .batchnorm import bn_by_group, describe_modes, set_bn_modes
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .data import AugmentedImages, EvalImages, default_train_workers, epoch_order, epoch_seed, train_loader
 from .distributed import DistEnv, all_sum, barrier, init_distributed, training_device, training_threads
+from .ema import WeightAverage
 from .losses import Batch, CrossEntropy, LossFn, inverse_frequency_weights
 from .optim import apply_lr, build_optimizer, set_trainable
 from .options import TrainOptions
@@ -210,6 +212,8 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
     fingerprint = _settings_fingerprint(phases, options, train_samples, data_config, train_view)
     folder = Path(options.checkpoint_dir) if options.checkpoint_dir else None
 
+    average = WeightAverage(model, options.ema) if options.ema else None
+    evaluated = copy.deepcopy(model) if average else model  # holds the averaged weights for evaluation
     history: list[dict] = []
     best = {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf")}
     best_state: dict | None = None
@@ -223,6 +227,8 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
             _check_resume(state["settings"], fingerprint, folder)
             model.load_state_dict(model_state)
             history, best, bad_epochs, done = state["history"], state["best"], state["bad_epochs"], state["epoch"]
+            if average is not None:
+                average.load(state["extra_weights"]["ema"], state["ema_steps"])
             if (folder / "best.safetensors").is_file():
                 from safetensors.torch import load_file
 
@@ -290,6 +296,8 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
                                                    options.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if average is not None:
+                    average.update(model)
             loss_sum += float(value.detach()) * len(labels)
             seen += len(labels)
             bar.update(len(labels))
@@ -297,8 +305,10 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
         bar.close()
         total_loss, total_seen = all_sum([loss_sum, float(seen)], env)
         row = {"epoch": epoch, "lr": lr, "train_loss": total_loss / max(total_seen, 1)}
+        if average is not None:
+            evaluated.load_state_dict(average.state)
         if val_decoded is not None and len(val_decoded):
-            row.update(evaluate_decoded(model, val_decoded, data_config, num_classes, device, eval_precision,
+            row.update(evaluate_decoded(evaluated, val_decoded, data_config, num_classes, device, eval_precision,
                                         options.eval_batch_size, env))
         row["seconds"] = time.perf_counter() - t0
         row["phase"] = phase.name
@@ -310,7 +320,7 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
         if improved:
             best = {"epoch": epoch, "val_accuracy": row.get("val_accuracy", -1.0),
                     "val_loss": row.get("val_loss", float("inf"))}
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
             bad_epochs = 0
         elif phase_index == last_phase:
             bad_epochs += 1
@@ -328,7 +338,8 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
                     save_weights(best_state, folder / "best.safetensors")
                 save_checkpoint(folder, epoch, model.state_dict(), optimizer,
                                 {"epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs,
-                                 "settings": fingerprint})
+                                 "settings": fingerprint, "ema_steps": average.steps if average else 0},
+                                extra_weights={"ema": average.state} if average else None)
         barrier(env)
         if on_epoch is not None and on_epoch(row):
             stopped = "callback"

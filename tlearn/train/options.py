@@ -20,6 +20,7 @@ class TrainOptions:
     class_weights: str | None = None  # None | auto: loss weights 1/class frequency
     sampler: str | None = None  # None | balanced: draw classes equally often
     freeze_bn: bool = False  # BatchNorm statistics fixed everywhere (small batches)
+    ema: float | None = None  # decay of a moving average of the weights, evaluated and kept instead; None: off
     patience: int | None = None  # stop after this many epochs without a better val score (final phase)
     max_seconds: float | None = None  # wall-clock budget; no epoch starts that would overrun it
     max_epochs: int | None = None  # cap on total epochs over all phases
@@ -45,6 +46,8 @@ class TrainOptions:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ValueError(f"ema must be a decay between 0 and 1 (e.g. 0.99), not {self.ema!r}")
         if self.batch_size < 1 or self.accumulation < 1:
             raise ValueError("batch_size and accumulation must be >= 1")
 
