@@ -257,7 +257,8 @@ def distill_config(cfg: DistillConfig) -> Run:
                    skipped=[s.to_dict() for s in skipped], params=block["student_params"], distillation=block)
     strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
                 "augment": cfg.augment, "teacher_outputs": "live on each augmented batch" if cfg.augment != "none"
-                else "cached, un-augmented", "crop_px": view.input_size, "unlabeled_images": len(unlabeled), "phases": _phase_record(phases),
+                else "cached, un-augmented", "crops": cfg.crops, "crop_px": view.input_size,
+                "unlabeled_images": len(unlabeled), "phases": _phase_record(phases),
                 "train_options": _options_record(options), "best_epoch": result.best_epoch,
                 "stopped": result.stopped}
     teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,

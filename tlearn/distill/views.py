@@ -52,4 +52,4 @@ def convert_view(images: torch.Tensor, source: DataConfig, target: DataConfig) -
 def teacher_view(images: torch.Tensor, student_cfg: DataConfig, teacher_cfg: DataConfig) -> torch.Tensor:
     """A student batch at the teacher's input size and normalisation (benchmarks/teacher_view_accuracy.py
     measures what the teacher loses when it judges the student's pixels instead of its own)."""
-    return convert_view(images, student_cfg, training_view(replace(teacher_cfg, train_size=None)))
+    return convert_view(images, student_cfg, replace(teacher_cfg, train_size=None))

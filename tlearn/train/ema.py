@@ -10,10 +10,10 @@ from torch import nn
 
 
 class WeightAverage:
-    def __init__(self, model: nn.Module, decay: float, steps: int = 0):
+    def __init__(self, model: nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"ema decay must be between 0 and 1 (e.g. 0.99), not {decay!r}")
-        self.decay, self.steps = decay, steps
+        self.decay, self.steps = decay, 0
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def current_decay(self) -> float:
