@@ -26,6 +26,7 @@ from ..evaluate.predict import predict_samples
 from ..hashing import sha256_file
 from ..run import Run, atomic_write_text, prepare_run, save_model, write_history, write_json, write_predictions
 from ..train import Phase, TrainOptions, TrainResult, train
+from ..train.ema import check_decay
 from .config import DistillConfig
 from .loss import DistillationLoss, LabelsOnlyLoss, check_alpha, check_temperature
 from .measure import compare_costs
@@ -49,6 +50,8 @@ def _validate(cfg: DistillConfig) -> None:
     try:
         check_temperature(cfg.temperature)
         check_alpha(cfg.alpha)
+        if cfg.ema is not None:
+            check_decay(cfg.ema)
     except ValueError as exc:
         raise TlearnError(str(exc)) from None
     if cfg.augment not in AUGMENT_PRESETS:
@@ -58,8 +61,6 @@ def _validate(cfg: DistillConfig) -> None:
                           "use light or medium.")
     if cfg.crops not in ("student", "teacher"):
         raise TlearnError(f"--crops must be student or teacher, not {cfg.crops!r}.")
-    if cfg.ema is not None and not 0.0 < cfg.ema < 1.0:
-        raise TlearnError(f"--ema must be a decay between 0 and 1 (e.g. 0.98), not {cfg.ema!r}.")
     if cfg.epochs < 1:
         raise TlearnError(f"--epochs must be at least 1, not {cfg.epochs}.")
     if cfg.student_size is not None and cfg.student_size < 8:

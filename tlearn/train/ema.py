@@ -9,11 +9,16 @@ import torch
 from torch import nn
 
 
+def check_decay(decay: float) -> float:
+    """A usable averaging decay, or a ValueError that names the setting."""
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"--ema must be a decay between 0 and 1 (e.g. 0.99), not {decay!r}")
+    return decay
+
+
 class WeightAverage:
     def __init__(self, model: nn.Module, decay: float):
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"ema decay must be between 0 and 1 (e.g. 0.99), not {decay!r}")
-        self.decay, self.steps = decay, 0
+        self.decay, self.steps = check_decay(decay), 0
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def current_decay(self) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..data.augment import PRESETS as AUGMENT_PRESETS
+from .ema import check_decay
 
 
 @dataclass
@@ -46,8 +47,8 @@ class TrainOptions:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
-            raise ValueError(f"ema must be a decay between 0 and 1 (e.g. 0.99), not {self.ema!r}")
+        if self.ema is not None:
+            check_decay(self.ema)
         if self.batch_size < 1 or self.accumulation < 1:
             raise ValueError("batch_size and accumulation must be >= 1")
 
