@@ -39,7 +39,8 @@ def test_distilled_student_is_a_normal_run_with_a_distillation_block(colours, te
     extra = write_class_tree(tmp_path / "extra", {"a": 3, "b": 3}, size=24, seed=7)  # unlabeled images
     out = tmp_path / "student"
     run = distill(colours, teacher.path, out, student="compact_cnn", student_size=16, epochs=2, student_alone=True,
-                  crops="teacher", unlabeled=str(extra), latency_repeats=2, num_workers=0, progress=False)
+                  crops="teacher", unlabeled=str(extra), feature_weight=0.5, latency_repeats=2, num_workers=0,
+                  progress=False)
     for name in ("config.yaml", "classes.json", "metrics.json", "history.csv", "model.safetensors"):
         assert (out / name).is_file(), name
     m = run.metrics
@@ -52,6 +53,11 @@ def test_distilled_student_is_a_normal_run_with_a_distillation_block(colours, te
     assert abs(block["teacher_accuracy"] - teacher.metrics["val"]["accuracy"]) <= 1.0 / n_val + 1e-9
     assert block["student_params"] < 1_000_000 and block["student_input_size"] == 16
     assert block["teacher_input_size"] == 24 and block["student_ms_batch1"] > 0
+    assert block["feature_weight"] == 0.5  # the hint's projection trained, but is not part of the saved student
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert not [k for k in f.keys() if k.startswith("hint.")]
 
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["strategy"]["name"] == "distill"
@@ -88,3 +94,6 @@ def test_cli_errors_name_the_setting(colours, teacher, tmp_path, capsys):
     assert main(["distill", str(colours), "--teacher", str(teacher.path), "--out", str(tmp_path / "o"),
                  "--temperature", "0"]) == 2
     assert "--temperature" in capsys.readouterr().err
+    assert main(["distill", str(colours), "--teacher", str(teacher.path), "--out", str(tmp_path / "o"),
+                 "--feature-weight", "-1"]) == 2
+    assert "--feature-weight" in capsys.readouterr().err

@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="softening temperature T")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                    help="weight of the teacher's soft targets (1 - alpha on the labels)")
+    p.add_argument("--feature-weight", type=float, default=0.0, metavar="BETA",
+                   help="also teach the teacher's pooled features (a FitNets hint through a training-only "
+                        "projection, weight BETA, e.g. 1); 0: off")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate (warm-up, cosine decay)")
     p.add_argument("--weight-decay", type=float, default=0.05)

@@ -30,6 +30,8 @@ class DistillConfig:
     # student crops gave distilled 0.968 / alone 0.937 val, teacher crops 0.956 / 0.914 (the 32 px images are
     # upsampled then downsampled); on flowers neither made distillation pay
     crops: str = "student"
+    # weight of the feature hint (hint.py): the student also reproduces the teacher's pooled features; 0: off
+    feature_weight: float = 0.0
     ema: float | None = None  # moving average of the student's weights (both students), see TrainOptions.ema
     unlabeled: str | None = None  # folder of images without labels, taught through the teacher alone
     student_alone: bool = False  # also train the same student without the teacher, to measure the gain

@@ -28,7 +28,8 @@ from ..run import Run, atomic_write_text, prepare_run, save_model, write_history
 from ..train import Phase, TrainOptions, TrainResult, train
 from ..train.ema import check_decay
 from .config import DistillConfig
-from .loss import DistillationLoss, LabelsOnlyLoss, check_alpha, check_temperature
+from .hint import HintedStudent
+from .loss import DistillationLoss, LabelsOnlyLoss, check_alpha, check_feature_weight, check_temperature
 from .measure import compare_costs
 from .teacher import Teacher, probabilities
 from .views import paired_view
@@ -50,6 +51,7 @@ def _validate(cfg: DistillConfig) -> None:
     try:
         check_temperature(cfg.temperature)
         check_alpha(cfg.alpha)
+        check_feature_weight(cfg.feature_weight)
         if cfg.ema is not None:
             check_decay(cfg.ema)
     except ValueError as exc:
@@ -206,12 +208,18 @@ def distill_config(cfg: DistillConfig) -> Run:
                       loss=LabelsOnlyLoss(scfg, view), train_view=view)
 
     kd = DistillationLoss(teacher.model, scfg, teacher.data_config, cfg.temperature, cfg.alpha,
-                          cached=teacher_logits, live=cfg.augment != "none", teacher_precision=precision, view=view)
-    log.info("training the student with the teacher (teacher outputs %s; crops cut at %d px)",
-             "live, on each augmented batch" if kd.live else "cached, un-augmented", view.input_size)
-    result = train(student, phases, train_samples, splits.val, scfg, options, loss=kd, num_classes=n_classes,
-                   train_view=view)
-    student, history, train_seconds = result.model, result.history, result.seconds
+                          cached=teacher_logits, live=cfg.augment != "none", teacher_precision=precision, view=view,
+                          feature_weight=cfg.feature_weight)
+    log.info("training the student with the teacher (teacher outputs %s; crops cut at %d px%s)",
+             "live, on each batch" if kd.live else "cached, un-augmented", view.input_size,
+             f"; feature hint weight {cfg.feature_weight:g}" if cfg.feature_weight else "")
+    hinted = HintedStudent(student, teacher.model.head.in_features) if cfg.feature_weight else None
+    if hinted is not None:
+        phases = student_phases(hinted, cfg)
+    result = train(hinted or student, phases, train_samples, splits.val, scfg, options, loss=kd,
+                   num_classes=n_classes, train_view=view)
+    student = result.model.plain() if hinted is not None else result.model
+    history, train_seconds = result.history, result.seconds
 
     metrics, skipped = _headline_metrics(student, info, splits, cfg, device, out)
     skipped = list(splits.skipped) + list(result.skipped) + skipped
@@ -245,6 +253,7 @@ def distill_config(cfg: DistillConfig) -> Run:
     block.update(latency_threads=cfg.latency_threads, latency_repeats=cfg.latency_repeats,
                  teacher_input_size=teacher.data_config.input_size, student_input_size=scfg.input_size,
                  unlabeled_images=len(unlabeled), temperature=cfg.temperature, alpha=cfg.alpha,
+                 feature_weight=cfg.feature_weight,
                  epochs=cfg.epochs, augment=cfg.augment)
     for split in ("val", "test"):
         if split != block_split and split in metrics:
@@ -257,7 +266,7 @@ def distill_config(cfg: DistillConfig) -> Run:
     metrics.update(train_seconds=round(train_seconds, 3), total_seconds=round(time.perf_counter() - start, 3),
                    skipped=[s.to_dict() for s in skipped], params=block["student_params"], distillation=block)
     strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
-                "augment": cfg.augment, "teacher_outputs": "live on each augmented batch" if cfg.augment != "none"
+                "feature_weight": cfg.feature_weight, "augment": cfg.augment, "teacher_outputs": "live on each augmented batch" if cfg.augment != "none"
                 else "cached, un-augmented", "crops": cfg.crops, "crop_px": view.input_size,
                 "unlabeled_images": len(unlabeled), "phases": _phase_record(phases),
                 "train_options": _options_record(options), "best_epoch": result.best_epoch,

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hint import hint_loss
 from .views import convert_view
 
 DEFAULT_TEMPERATURE = 4.0
@@ -33,6 +34,13 @@ def check_alpha(alpha: float) -> float:
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"--alpha must be between 0 (labels only) and 1 (teacher only), not {alpha!r}.")
     return a
+
+
+def check_feature_weight(weight: float) -> float:
+    w = float(weight)
+    if not math.isfinite(w) or w < 0:
+        raise ValueError(f"--feature-weight must be 0 (off) or a positive number, not {weight!r}.")
+    return w
 
 
 def soft_targets(teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -77,33 +85,44 @@ class DistillationLoss:
     `cached` (rows aligned with the training samples, looked up by batch.indices) when the student sees
     un-augmented images; with augmentation (live=True) the teacher runs on the very crop the student sees,
     each model getting it at its own size (views.convert_view).
+
+    feature_weight > 0 adds hint.hint_loss: the student (a hint.HintedStudent) also learns to reproduce the
+    teacher's pooled features of the batch (the teacher then always runs live).
     """
 
     def __init__(self, teacher_model: nn.Module, student_cfg, teacher_cfg, temperature: float = DEFAULT_TEMPERATURE,
                  alpha: float = DEFAULT_ALPHA, cached: torch.Tensor | None = None, live: bool = False,
-                 teacher_precision: str = "fp32", view=None):
-        if not live and cached is None:
+                 teacher_precision: str = "fp32", view=None, feature_weight: float = 0.0):
+        if not live and cached is None and not feature_weight:
             raise ValueError("DistillationLoss needs cached teacher outputs or live=True")
         self.teacher = teacher_model.eval()
         self.student_cfg, self.teacher_cfg, self.view = student_cfg, teacher_cfg, view or student_cfg
         self.temperature, self.alpha = check_temperature(temperature), check_alpha(alpha)
-        self.cached, self.live, self.teacher_precision = cached, live, teacher_precision
+        self.feature_weight = check_feature_weight(feature_weight)
+        self.cached, self.live, self.teacher_precision = cached, live or self.feature_weight > 0, teacher_precision
 
-    def teacher_logits(self, batch) -> torch.Tensor:
+    def teacher_outputs(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits, pooled features or None when they come from the cache)."""
         device = batch.images.device
         if not self.live:
-            return self.cached[batch.indices.cpu()].to(device)
+            return self.cached[batch.indices.cpu()].to(device), None
         from ..device import autocast
 
         self.teacher.to(device)
         with torch.inference_mode(), autocast(self.teacher_precision, device):
-            out = self.teacher(convert_view(batch.images, self.view, self.teacher_cfg))
-        return out.float().clone()  # a normal tensor again, usable in autograd
+            features = self.teacher.backbone(convert_view(batch.images, self.view, self.teacher_cfg))
+            logits = self.teacher.head(features)
+        return logits.float().clone(), features.float().clone()  # normal tensors again, usable in autograd
 
     def __call__(self, model: nn.Module, batch) -> torch.Tensor:
-        logits = model(convert_view(batch.images, self.view, self.student_cfg)).float()
+        x = convert_view(batch.images, self.view, self.student_cfg)
+        teacher_logits, teacher_features = self.teacher_outputs(batch)
         labels = batch.targets if batch.mix is not None else batch.labels
-        return distillation_loss(logits, self.teacher_logits(batch), labels, self.temperature, self.alpha)
+        if not self.feature_weight:
+            return distillation_loss(model(x).float(), teacher_logits, labels, self.temperature, self.alpha)
+        logits, projected = model(x, with_hint=True)
+        return (distillation_loss(logits.float(), teacher_logits, labels, self.temperature, self.alpha)
+                + self.feature_weight * hint_loss(projected, teacher_features))
 
 
 class LabelsOnlyLoss:
