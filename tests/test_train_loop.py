@@ -135,3 +135,39 @@ def test_averaged_weights_are_kept_and_survive_resume(pretrained, tiny_splits, t
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-4), name
+
+
+def test_l2_sp_penalty_measures_the_distance_from_the_starting_weights():
+    from tlearn.train.l2sp import StartingPointPenalty
+
+    torch.manual_seed(0)
+    model = TransferModel(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)), 2, 2, "compact_cnn")
+    penalty = StartingPointPenalty(model, alpha=0.5)
+    assert float(penalty(model).detach()) == 0.0
+    with torch.no_grad():
+        model.backbone[0].weight += 0.1  # 12 weights moved by 0.1
+        model.head.weight += 5.0  # the new head is not anchored: it has no pretrained value
+    assert float(penalty(model).detach()) == pytest.approx(0.5 * 0.5 * 12 * 0.01, rel=1e-5)
+    model.backbone[0].weight.requires_grad_(False)  # frozen weights cost nothing
+    assert float(penalty(model).detach()) == 0.0
+    with pytest.raises(ValueError, match="--l2-sp"):
+        StartingPointPenalty(model, alpha=-1.0)
+
+
+def _distance(model, pretrained) -> float:
+    state = model.backbone.state_dict()
+    return sum(float((state[k].float() - v.float()).pow(2).sum()) for k, v in pretrained[0].items()
+               if v.is_floating_point() and "running" not in k)
+
+
+def test_l2_sp_keeps_the_backbone_near_its_pretrained_weights_and_survives_resume(pretrained, tiny_splits, tmp_path):
+    free = run(pretrained, tiny_splits, options(tmp_path / "free"))
+    anchored = run(pretrained, tiny_splits, options(tmp_path / "a", l2_sp=100.0))
+    assert _distance(anchored.model, pretrained) < 0.5 * _distance(free.model, pretrained)
+    # the logged train loss is the data loss alone: the penalty is added for the backward pass only
+    assert anchored.history[0]["train_loss"] == pytest.approx(free.history[0]["train_loss"], rel=0.2)
+
+    run(pretrained, tiny_splits, options(tmp_path / "b", l2_sp=100.0), on_epoch=lambda row: row["epoch"] == 2)
+    resumed = run(pretrained, tiny_splits, options(tmp_path / "b", l2_sp=100.0, resume=True))
+    for (name, a), b in zip(anchored.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4), name  # anchored to the start, not the checkpoint

@@ -108,3 +108,18 @@ def test_discriminative_rates_and_schedule_shape():
     assert lr_at(phase, 1.0) == pytest.approx(1.0)
     assert lr_at(phase, 2.5) == pytest.approx(0.505)
     assert lr_at(phase, 4.0) == pytest.approx(0.01)
+
+
+def test_finetune_defaults_to_l2_sp_and_medium_augmentation_others_do_not():
+    from tlearn.config import FitConfig
+    from tlearn.strategies.finetune import train_options
+
+    ctx = SimpleNamespace(precision="fp32", cache_dir="/tmp/cache", out="/tmp/run")
+    options = {name: train_options(FitConfig(data="d", out="o", strategy=name), ctx, STRATEGIES[name](None))
+               for name in ("finetune", "gradual", "lp-ft", "scratch")}
+    assert options["finetune"].l2_sp == 0.1 and options["finetune"].augment == "medium"
+    assert all(o.l2_sp is None and o.augment == "light" for n, o in options.items() if n != "finetune")
+    finetune = STRATEGIES["finetune"](None)
+    assert train_options(FitConfig(data="d", out="o", l2_sp=0.0), ctx, finetune).l2_sp is None  # 0: off
+    chosen = train_options(FitConfig(data="d", out="o", l2_sp=0.5, augment="crop"), ctx, finetune)
+    assert chosen.l2_sp == 0.5 and chosen.augment == "crop"

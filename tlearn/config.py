@@ -43,6 +43,7 @@ class FitConfig:
     sampler: str | None = None  # None | balanced (draw classes equally often)
     label_smoothing: float | None = None  # None: the strategy's default
     grad_clip: float | None = 1.0  # max gradient norm; 0/None: off
+    l2_sp: float | None = None  # L2-SP alpha (decay towards the pretrained weights); None: the strategy's, 0: off
     ema: float | None = None  # decay of a moving average of the weights, kept instead of the last ones
     accumulation: int = 1  # micro-batches per optimizer step
     patience: int | None = None  # early stopping: epochs without a better val accuracy

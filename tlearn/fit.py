@@ -15,12 +15,15 @@ from .backbones.model import load_backbone
 from .backbones.registry import count_parameters
 from .config import FitConfig, library_versions
 from .data.layout import load_splits
+from .errors import TlearnError
 from .evaluate.metrics import classification_metrics
 from .evaluate.predict import predict_samples
 from .files import atomic_write_text
 from .run import Run, prepare_run, save_model, write_history, write_json, write_predictions
 from .strategies import FitContext, get_strategy
 from .train.distributed import dist_env
+from .train.ema import check_decay
+from .train.l2sp import check_alpha as check_l2_sp
 
 log = logging.getLogger("tlearn")
 
@@ -33,8 +36,20 @@ def fit(data: str | Path, out: str | Path, **options) -> Run:
     return fit_config(FitConfig(data=str(data), out=str(out), **options))
 
 
+def _check_settings(cfg: FitConfig) -> None:
+    """Settings the training loop would refuse, refused before any work is done."""
+    try:
+        if cfg.ema is not None:
+            check_decay(cfg.ema)
+        if cfg.l2_sp is not None:
+            check_l2_sp(cfg.l2_sp)
+    except ValueError as exc:
+        raise TlearnError(str(exc)) from None
+
+
 def fit_config(cfg: FitConfig) -> Run:
     start = time.perf_counter()
+    _check_settings(cfg)
     torch.manual_seed(cfg.seed)
     out, device, precision, cache_dir = prepare_run(cfg.out, cfg.device, cfg.precision, cfg.cache_dir)
 

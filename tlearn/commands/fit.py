@@ -59,6 +59,9 @@ def add_training_arguments(p) -> None:
                    help="strategy default: 0 for finetune (its head starts from the probe, which already fits "
                         "train), 0.1 otherwise")
     g.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
+    g.add_argument("--l2-sp", type=float, default=None, metavar="ALPHA",
+                   help="L2-SP: pull the backbone towards its pretrained weights with strength ALPHA instead of "
+                        "only decaying weights to zero (default 0.1 for finetune, off otherwise; 0: off)")
     g.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="keep a moving average of the weights (e.g. 0.99) and evaluate and save it instead")
     g.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step")

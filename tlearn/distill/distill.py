@@ -213,12 +213,11 @@ def distill_config(cfg: DistillConfig) -> Run:
     log.info("training the student with the teacher (teacher outputs %s; crops cut at %d px%s)",
              "live, on each batch" if kd.live else "cached, un-augmented", view.input_size,
              f"; feature hint weight {cfg.feature_weight:g}" if cfg.feature_weight else "")
-    hinted = HintedStudent(student, teacher.model.head.in_features) if cfg.feature_weight else None
-    if hinted is not None:
-        phases = student_phases(hinted, cfg)
-    result = train(hinted or student, phases, train_samples, splits.val, scfg, options, loss=kd,
+    # with a feature hint the student trains with a projection to the teacher's features, saved without it
+    trained = HintedStudent(student, teacher.model.head.in_features) if cfg.feature_weight else student
+    result = train(trained, student_phases(trained, cfg), train_samples, splits.val, scfg, options, loss=kd,
                    num_classes=n_classes, train_view=view)
-    student = result.model.plain() if hinted is not None else result.model
+    student = result.model.plain() if cfg.feature_weight else result.model
     history, train_seconds = result.history, result.seconds
 
     metrics, skipped = _headline_metrics(student, info, splits, cfg, device, out)
@@ -253,8 +252,7 @@ def distill_config(cfg: DistillConfig) -> Run:
     block.update(latency_threads=cfg.latency_threads, latency_repeats=cfg.latency_repeats,
                  teacher_input_size=teacher.data_config.input_size, student_input_size=scfg.input_size,
                  unlabeled_images=len(unlabeled), temperature=cfg.temperature, alpha=cfg.alpha,
-                 feature_weight=cfg.feature_weight,
-                 epochs=cfg.epochs, augment=cfg.augment)
+                 feature_weight=cfg.feature_weight, epochs=cfg.epochs, augment=cfg.augment)
     for split in ("val", "test"):
         if split != block_split and split in metrics:
             block[split] = {"teacher_accuracy": teacher_metrics[split]["accuracy"],
@@ -266,9 +264,9 @@ def distill_config(cfg: DistillConfig) -> Run:
     metrics.update(train_seconds=round(train_seconds, 3), total_seconds=round(time.perf_counter() - start, 3),
                    skipped=[s.to_dict() for s in skipped], params=block["student_params"], distillation=block)
     strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
-                "feature_weight": cfg.feature_weight, "augment": cfg.augment, "teacher_outputs": "live on each augmented batch" if cfg.augment != "none"
-                else "cached, un-augmented", "crops": cfg.crops, "crop_px": view.input_size,
-                "unlabeled_images": len(unlabeled), "phases": _phase_record(phases),
+                "feature_weight": cfg.feature_weight, "augment": cfg.augment,
+                "teacher_outputs": "live on each batch" if kd.live else "cached, un-augmented", "crops": cfg.crops,
+                "crop_px": view.input_size, "unlabeled_images": len(unlabeled), "phases": _phase_record(phases),
                 "train_options": _options_record(options), "best_epoch": result.best_epoch,
                 "stopped": result.stopped}
     teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,

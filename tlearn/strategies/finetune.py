@@ -25,7 +25,8 @@ def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy", **overrides)
         optimizer=get("optimizer", strategy.default_optimizer), weight_decay=get("weight_decay", 0.01),
         label_smoothing=get("label_smoothing", strategy.default_label_smoothing),
         grad_clip=get("grad_clip", 1.0) or None, ema=getattr(cfg, "ema", None),
-        accumulation=get("accumulation", 1), augment=get("augment", "light"),
+        l2_sp=get("l2_sp", strategy.default_l2_sp) or None,  # --l2-sp 0 turns the strategy's default off
+        accumulation=get("accumulation", 1), augment=get("augment", strategy.default_augment),
         class_weights=getattr(cfg, "class_weights", None), sampler=getattr(cfg, "sampler", None),
         freeze_bn=bool(get("freeze_bn", strategy.default_freeze_bn)), patience=getattr(cfg, "patience", None),
         max_seconds=getattr(cfg, "max_seconds", None), seed=cfg.seed, precision=cfg.precision,
@@ -46,6 +47,8 @@ class PhasedStrategy:
     default_lr = 1e-3
     default_epochs = 6
     default_label_smoothing = 0.1
+    default_augment = "light"
+    default_l2_sp: float | None = None
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -114,8 +117,12 @@ class FineTune(PhasedStrategy):
     # SGD 5e-3 gave 0.913 / 0.900 / 0.913 over three seeds against 0.887-0.900 with it.
     default_optimizer = "sgd"
     default_freeze_bn = True  # the probe's head was fitted on inference-mode BN features
-    default_lr = 5e-3
-    default_epochs = 6
+    # Chosen on flowers (500 images), 3 seeds: SGD 2e-2 with L2-SP 0.1 and medium augmentation, 8 epochs, gave
+    # 0.920 / 0.920 / 0.927 val against 0.913 / 0.900 / 0.913 for SGD 5e-3, light augmentation, 6 epochs
+    default_lr = 2e-2
+    default_epochs = 8
+    default_augment = "medium"
+    default_l2_sp = 0.1
     default_label_smoothing = 0.0
     default_ratio = 10.0
 

@@ -32,6 +32,7 @@ from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .data import AugmentedImages, EvalImages, default_train_workers, epoch_order, epoch_seed, train_loader
 from .distributed import DistEnv, all_sum, barrier, init_distributed, training_device, training_threads
 from .ema import WeightAverage
+from .l2sp import StartingPointPenalty
 from .losses import Batch, CrossEntropy, LossFn, inverse_frequency_weights
 from .optim import apply_lr, build_optimizer, set_trainable
 from .options import TrainOptions
@@ -212,6 +213,8 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
     fingerprint = _settings_fingerprint(phases, options, train_samples, data_config, train_view)
     folder = Path(options.checkpoint_dir) if options.checkpoint_dir else None
 
+    # remembered before a resumed checkpoint is loaded: the anchor is the pretrained start, not the last epoch
+    anchor = StartingPointPenalty(model, options.l2_sp) if options.l2_sp else None
     average = WeightAverage(model, options.ema) if options.ema else None
     evaluated = copy.deepcopy(model) if average else model  # holds the averaged weights for evaluation
     history: list[dict] = []
@@ -289,7 +292,8 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
             with sync:
                 with autocast(precision, device):
                     value = loss(net, batch)
-                (value / options.accumulation).backward()
+                total = value + anchor(model) if anchor is not None else value  # history logs the data loss
+                (total / options.accumulation).backward()
             if boundary:
                 if options.grad_clip:
                     torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 
 from ..data.augment import PRESETS as AUGMENT_PRESETS
 from .ema import check_decay
+from .l2sp import check_alpha as check_l2_sp
 
 
 @dataclass
@@ -21,6 +22,7 @@ class TrainOptions:
     class_weights: str | None = None  # None | auto: loss weights 1/class frequency
     sampler: str | None = None  # None | balanced: draw classes equally often
     freeze_bn: bool = False  # BatchNorm statistics fixed everywhere (small batches)
+    l2_sp: float | None = None  # alpha of L2-SP: decay of the backbone towards its pretrained weights; None: off
     ema: float | None = None  # decay of a moving average of the weights, evaluated and kept instead; None: off
     patience: int | None = None  # stop after this many epochs without a better val score (final phase)
     max_seconds: float | None = None  # wall-clock budget; no epoch starts that would overrun it
@@ -49,6 +51,8 @@ class TrainOptions:
                 raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
         if self.ema is not None:
             check_decay(self.ema)
+        if self.l2_sp is not None:
+            check_l2_sp(self.l2_sp)
         if self.batch_size < 1 or self.accumulation < 1:
             raise ValueError("batch_size and accumulation must be >= 1")
 
