@@ -1,5 +1,6 @@
-"""L2-SP (Li, Grandvalet and Davoine, 2018): weight decay towards the pretrained starting point instead of
-towards zero, so fine-tuning may take large steps yet keeps what the backbone learned on the source domain.
+"""L2-SP (Li, Grandvalet and Davoine, 2018): a decay towards the pretrained starting point (here on top of the
+optimizer's usual weight decay towards zero), so fine-tuning may take large steps yet keeps what the backbone
+learned on the source domain.
 
 penalty = alpha / 2 * sum over trainable backbone weights of (w - w_start)^2
 """
