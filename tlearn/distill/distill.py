@@ -192,7 +192,10 @@ def distill_config(cfg: DistillConfig) -> Run:
              scfg.input_size, cfg.temperature, cfg.alpha, cfg.epochs, cfg.augment)
 
     train_samples = list(splits.train) + unlabeled
-    teacher_logits = _teacher_rows(teacher, train_samples, cfg, cache_dir, device, precision)
+    # the teacher runs on every training batch (augmented, or for its features); only without that are its
+    # outputs on the un-augmented images computed up front (and cached on disk)
+    live = cfg.augment != "none" or cfg.feature_weight > 0
+    teacher_logits = None if live else _teacher_rows(teacher, train_samples, cfg, cache_dir, device, precision)
     options = train_options(cfg, cache_dir)
     phases = student_phases(student, cfg)
     n_classes = len(splits.classes)
@@ -208,7 +211,7 @@ def distill_config(cfg: DistillConfig) -> Run:
                       loss=LabelsOnlyLoss(scfg, view), train_view=view)
 
     kd = DistillationLoss(teacher.model, scfg, teacher.data_config, cfg.temperature, cfg.alpha,
-                          cached=teacher_logits, live=cfg.augment != "none", teacher_precision=precision, view=view,
+                          cached=teacher_logits, live=live, teacher_precision=precision, view=view,
                           feature_weight=cfg.feature_weight)
     log.info("training the student with the teacher (teacher outputs %s; crops cut at %d px%s)",
              "live, on each batch" if kd.live else "cached, un-augmented", view.input_size,
