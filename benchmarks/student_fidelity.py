@@ -1,4 +1,4 @@
-"""How closely a student follows its teacher, on val images:
+"""How closely a student follows its teacher, and whether it fits its training images:
 
 - agreement: the share of val images where student and teacher predict the same class (fidelity; Stanton et
   al. 2021, "Does knowledge distillation really work?"). Distillation that works should raise it above the
@@ -25,14 +25,14 @@ from tlearn.run import Run
 
 
 def pooled_features(run: Run, splits) -> dict[str, np.ndarray]:
-    """{"train": ..., "val": ...} pooled features, and the "train_labels" and "labels" (val) of the images that
+    """{"train": ..., "val": ...} pooled features, and the "train_labels" and "val_labels" of the images that
     decoded."""
     options = {"precision": "fp32", "device": "cpu", "batch_size": 64, "progress": False, "use_cache": False}
     sets = {split: extract_features(run.model.backbone, splits.split(split), run.data_config, **options)
             for split in ("train", "val")}
     return {**{split: fs.features for split, fs in sets.items()},
             "train_labels": np.array([s.label for s in sets["train"].samples]),
-            "labels": np.array([s.label for s in sets["val"].samples])}
+            "val_labels": np.array([s.label for s in sets["val"].samples])}
 
 
 def predicted_classes(run: Run, features: np.ndarray) -> np.ndarray:
@@ -63,13 +63,13 @@ def main() -> None:
     teacher_run = Run(args.teacher)
     teacher = pooled_features(teacher_run, splits)
     teacher_says = predicted_classes(teacher_run, teacher["val"])
-    print(f"teacher: val accuracy {np.mean(teacher_says == teacher['labels']):.3f}, "
+    print(f"teacher: val accuracy {np.mean(teacher_says == teacher['val_labels']):.3f}, "
           f"train accuracy {train_accuracy(teacher_run, teacher):.3f}")
     for path in args.students:
         run = Run(path)
         student = pooled_features(run, splits)
         says = predicted_classes(run, student["val"])
-        print(f"{path}: val accuracy {np.mean(says == student['labels']):.3f}, agreement with the teacher "
+        print(f"{path}: val accuracy {np.mean(says == student['val_labels']):.3f}, agreement with the teacher "
               f"{np.mean(says == teacher_says):.3f}, train accuracy {train_accuracy(run, student):.3f}, "
               f"feature R^2 {r_squared(student, teacher):.3f}")
 
