@@ -218,7 +218,8 @@ def distill_config(cfg: DistillConfig) -> Run:
              f"; feature hint weight {cfg.feature_weight:g}" if cfg.feature_weight else "")
     # with a feature hint the student trains with a projection to the teacher's features, saved without it
     trained = HintedStudent(student, teacher.model.head.in_features) if cfg.feature_weight else student
-    result = train(trained, student_phases(trained, cfg), train_samples, splits.val, scfg, options, loss=kd,
+    trained_phases = student_phases(trained, cfg)  # with a hint: the projection's group too
+    result = train(trained, trained_phases, train_samples, splits.val, scfg, options, loss=kd,
                    num_classes=n_classes, train_view=view)
     student = result.model.plain() if cfg.feature_weight else result.model
     history, train_seconds = result.history, result.seconds
@@ -269,7 +270,7 @@ def distill_config(cfg: DistillConfig) -> Run:
     strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
                 "feature_weight": cfg.feature_weight, "augment": cfg.augment,
                 "teacher_outputs": "live on each batch" if kd.live else "cached, un-augmented", "crops": cfg.crops,
-                "crop_px": view.input_size, "unlabeled_images": len(unlabeled), "phases": _phase_record(phases),
+                "crop_px": view.input_size, "unlabeled_images": len(unlabeled), "phases": _phase_record(trained_phases),
                 "train_options": _options_record(options), "best_epoch": result.best_epoch,
                 "stopped": result.stopped}
     teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,
