@@ -97,3 +97,12 @@ def test_cli_errors_name_the_setting(colours, teacher, tmp_path, capsys):
     assert main(["distill", str(colours), "--teacher", str(teacher.path), "--out", str(tmp_path / "o"),
                  "--feature-weight", "-1"]) == 2
     assert "--feature-weight" in capsys.readouterr().err
+
+
+def test_flip_reuses_the_cached_teacher_outputs_and_crops_run_the_teacher_live(colours, teacher, tmp_path):
+    records = {}
+    for augment in ("flip", "crop"):
+        run = distill(colours, teacher.path, tmp_path / augment, student_size=16, epochs=1, augment=augment,
+                      latency_repeats=1, num_workers=0, progress=False)
+        records[augment] = run.config["strategy"]["teacher_outputs"]
+    assert records == {"flip": "cached, un-augmented (reused for mirrors)", "crop": "live, on each batch"}

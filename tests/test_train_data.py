@@ -42,6 +42,18 @@ def test_presets_give_normalised_crops_of_the_input_size(preset):
     assert out.shape == (3, 48, 48) and out.dtype == torch.float32
     if preset == "none":
         assert torch.equal(out, eval_view(cfg)(square))
+    if preset == "flip":  # the eval view or its mirror, nothing else
+        view = eval_view(cfg)(square)
+        assert torch.equal(out, view) or torch.equal(out, view.flip(-1))
+
+
+def test_flip_preset_mirrors_about_half_the_time():
+    cfg = DataConfig(input_size=16, crop_pct=1.0)
+    square = torch.zeros((3, 16, 16), dtype=torch.uint8)
+    square[:, :, 8:] = 255
+    torch.manual_seed(0)
+    mirrored = sum(bool(train_transform(cfg, "flip")(square)[:, :, 0].mean() > 0) for _ in range(200))
+    assert 60 < mirrored < 140
 
 
 def test_crop_preset_never_mirrors_and_the_cli_offers_every_preset():

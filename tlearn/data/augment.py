@@ -1,12 +1,13 @@
 """Training augmentation presets built from the backbone's DataConfig, applied to cached uint8 squares.
 
 none    the eval view: centre crop of input_size (what evaluation sees)
+flip    the eval view, mirrored at random: the mildest augmentation (small students that must fit every image)
 crop    random resized crop (scale 0.35-1) and nothing else: no flip, for data where left/right matters
         (traffic signs, text, digits)
 light   random resized crop (scale 0.25-1) + horizontal flip
 medium  random resized crop (scale 0.08-1) + flip + TrivialAugmentWide
 strong  medium's crop and flip + RandAugment(2, 9) + random erasing, and mixup/cutmix on each batch
-light, medium and strong flip horizontally: they assume mirror images keep their class (not so for turn-arrow
+flip, light, medium and strong flip horizontally: they assume mirror images keep their class (not so for turn-arrow
 signs: use crop).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torchvision.transforms import v2 as T
 
 from .transforms import DataConfig, normalize
 
-PRESETS = ("none", "crop", "light", "medium", "strong")
+PRESETS = ("none", "flip", "crop", "light", "medium", "strong")
 
 
 def train_transform(cfg: DataConfig, preset: str = "light") -> T.Compose:
@@ -28,6 +29,8 @@ def train_transform(cfg: DataConfig, preset: str = "light") -> T.Compose:
     size = cfg.training_size
     if preset == "none":
         ops = [T.CenterCrop(cfg.input_size)]
+    elif preset == "flip":
+        ops = [T.CenterCrop(cfg.input_size), T.RandomHorizontalFlip()]
     elif preset == "crop":
         ops = [T.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True)]
     elif preset == "light":
