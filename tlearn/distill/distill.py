@@ -268,8 +268,6 @@ def distill_config(cfg: DistillConfig) -> Run:
                             "student_accuracy": metrics[split]["accuracy"],
                             "student_alone_accuracy": alone_metrics.get(split, {}).get("accuracy")}
 
-    if history and "val" in metrics:
-        history[-1].update(val_loss=metrics["val"]["loss"], val_accuracy=metrics["val"]["accuracy"])
     metrics.update(train_seconds=round(train_seconds, 3), total_seconds=round(time.perf_counter() - start, 3),
                    skipped=[s.to_dict() for s in skipped], params=block["student_params"], distillation=block)
     strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
