@@ -37,7 +37,8 @@ def register(sub) -> None:
     p.add_argument("--augment", choices=list(AUGMENT_PRESETS), default="crop",
                    help="student augmentation preset, as for fit (default crop: random crops, no flip). With "
                         "augmentation the teacher judges each augmented batch; with none or flip its outputs are "
-                        "cached. flip/light/medium/strong mirror images: not for data where left/right matters (traffic signs)")
+                        "cached. flip/light/medium/strong mirror images: not for data where left/right matters "
+                        "(traffic signs)")
     p.add_argument("--crops", choices=["student", "teacher"], default="student",
                    help="resolution augmented crops are cut at: the student's (the teacher sees them resized to its "
                         "size; default) or the teacher's (the student gets them downsampled, the teacher at full "

@@ -44,8 +44,8 @@ def add_training_arguments(p) -> None:
     g.add_argument("--weight-decay", type=float, default=0.01)
     g.add_argument("--train-batch-size", type=int, default=32, help="images per training step (per process)")
     g.add_argument("--augment", choices=list(AUGMENT_PRESETS), default=None,
-                   help="augmentation preset (strategy default); flip only mirrors the eval view; crop does not flip (traffic signs, text); strong adds "
-                        "mixup/cutmix")
+                   help="augmentation preset (strategy default); flip only mirrors the eval view; crop does not "
+                        "flip (traffic signs, text); strong adds mixup/cutmix")
     g.add_argument("--image-size", type=int, default=None,
                    help="input size to train and predict at (e.g. 32 for 32 px images); default the backbone's")
     g.add_argument("--train-size", type=int, default=None,
