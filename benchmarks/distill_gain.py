@@ -3,7 +3,8 @@
 - best epoch: each student's epoch with the best val accuracy, the headline figure of the run (model selection
   on val, as in every tlearn run). On a small val set (flowers: 150 images) picking the best of many noisy epochs
   flatters the student whose val accuracy swings more, so the gain can come out larger than it is.
-- last epoch: each student's weights after its final epoch, picked by nothing (history.csv's last row).
+- last epoch: each student's weights after its final epoch, picked by nothing (history.csv's last row; runs
+  distilled before commit c498dda carry the best epoch's figures there instead).
 
     python benchmarks/distill_gain.py RUN [RUN ...]      # runs of `tlearn distill ... --student-alone`
 """
@@ -15,14 +16,17 @@ import json
 from pathlib import Path
 from statistics import mean, stdev
 
-ALONE_DIR = "student-alone"  # tlearn.distill.ALONE_DIR, repeated so that this script does not import torch
+# tlearn.distill.ALONE_DIR, repeated so that this script does not import torch (a test checks both agree)
+ALONE_DIR = "student-alone"
 
 
-def last_epoch_accuracy(run: Path) -> float | None:
+def last_epoch_accuracy(run: Path) -> float:
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
     value = rows[-1].get("val_accuracy") if rows else None
-    return float(value) if value else None
+    if not value:
+        raise SystemExit(f"{run / 'history.csv'}: no val accuracy for the last epoch; compare runs with a val split.")
+    return float(value)
 
 
 def gains(run: Path) -> dict:
