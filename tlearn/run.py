@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from .backbones.model import BackboneInfo, TransferModel, build_transfer_model
+from .backbones.model import BackboneInfo, TransferModel, load_transfer_model, model_file_metadata
 from .data.layout import Sample, SkippedFile, list_images, read_labelled_folder
 from .device import pick_device, resolve_precision
 from .errors import TlearnError
@@ -37,8 +37,9 @@ def write_json(path: Path, obj) -> None:
 
 def save_model(model: TransferModel, path: Path, metadata: dict | None = None) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {**{k: str(v) for k, v in (metadata or {}).items()}, **model_file_metadata(model)}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        save_file(state, str(tmp), metadata=metadata)
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
@@ -102,8 +103,7 @@ class Run:
     @property
     def model(self) -> TransferModel:
         if self._model is None:
-            model = build_transfer_model(self.backbone_info, len(self.classes))
-            model.load_state_dict(load_file(str(self.path / "model.safetensors")))
+            model = load_transfer_model(self.path / "model.safetensors", self.backbone_info, len(self.classes))
             self._model = model.eval()
         return self._model
 

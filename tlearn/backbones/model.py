@@ -37,17 +37,33 @@ class BackboneInfo:
         return cls(**{**d, "data_config": DataConfig.from_dict(d["data_config"])})
 
 
-class TransferModel(nn.Module):
-    """backbone (images -> pooled features) followed by a linear head over the target classes."""
+FEATURE_NORMS = (None, "l2")  # what the head may see: the pooled features, or them at unit length times sqrt(d)
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, architecture: str):
+
+class TransferModel(nn.Module):
+    """backbone (images -> pooled features) followed by a linear head over the target classes.
+
+    feature_norm "l2": the head sees the features at unit length times sqrt(d) (a linear probe may choose it).
+    """
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, architecture: str,
+                 feature_norm: str | None = None):
         super().__init__()
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, not {feature_norm!r}")
         self.backbone = backbone
         self.head = nn.Linear(feature_dim, num_classes)
         self.architecture = architecture
+        self.feature_norm = feature_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.classify(self.backbone(x))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled backbone features (cached or live)."""
+        if self.feature_norm == "l2":
+            features = nn.functional.normalize(features, dim=1) * features.shape[1] ** 0.5
+        return self.head(features)
 
     def layer_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
         """Parameter groups from stem to head, the unit that fine-tuning freezes and unfreezes."""
@@ -138,10 +154,30 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | None = None,
     return module, info
 
 
-def build_transfer_model(info: BackboneInfo, num_classes: int) -> TransferModel:
+def build_transfer_model(info: BackboneInfo, num_classes: int, feature_norm: str | None = None) -> TransferModel:
     """The architecture alone (random init), to receive a saved state dict."""
     spec = get_spec(info.architecture)
-    return TransferModel(spec.strip(spec.create()), info.feature_dim, num_classes, info.architecture)
+    return TransferModel(spec.strip(spec.create()), info.feature_dim, num_classes, info.architecture, feature_norm)
+
+
+def model_file_metadata(model: TransferModel) -> dict[str, str]:
+    """What model.safetensors records about itself, beside config.yaml's backbone record, to be rebuilt."""
+    meta = {"architecture": model.architecture, "num_classes": str(model.head.out_features)}
+    if model.feature_norm:
+        meta["feature_norm"] = model.feature_norm
+    return meta
+
+
+def load_transfer_model(path: str | Path, info: BackboneInfo, num_classes: int) -> TransferModel:
+    """A saved transfer model (model.safetensors), rebuilt from the backbone record and the file's metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    model = build_transfer_model(info, num_classes, meta.get("feature_norm"))
+    model.load_state_dict(load_file(str(path)))
+    return model
 
 
 def weights_available(spec: BackboneSpec) -> bool:

@@ -111,7 +111,7 @@ class DistillationLoss:
         self.teacher.to(device)
         with torch.inference_mode(), autocast(self.teacher_precision, device):
             features = self.teacher.backbone(convert_view(batch.images, self.view, self.teacher_cfg))
-            logits = self.teacher.head(features)
+            logits = self.teacher.classify(features)
         return logits.float().clone(), features.float().clone()  # normal tensors again, usable in autograd
 
     def __call__(self, model: nn.Module, batch) -> torch.Tensor:

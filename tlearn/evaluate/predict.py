@@ -14,9 +14,9 @@ from ..features.extract import FeatureSet, extract_features
 
 
 def head_probabilities(model: TransferModel, features: np.ndarray) -> np.ndarray:
-    """softmax(head(features)) in float64, so probabilities sum to one to many decimals."""
+    """softmax of the head's logits in float64, so probabilities sum to one to many decimals."""
     with torch.inference_mode():
-        logits = model.head(torch.from_numpy(features).float())
+        logits = model.classify(torch.from_numpy(features).float())
     return torch.softmax(logits.double(), dim=1).numpy()
 
 

@@ -93,8 +93,10 @@ def probe_initialised(ctx: FitContext, cfg) -> tuple[TransferModel, dict, list]:
     """The linear probe fitted on cached features, as a transfer model: a head that is already good."""
     from .linear_probe_strategy import LinearProbeStrategy
 
-    probe = LinearProbeStrategy(
-        class_weight="balanced" if getattr(cfg, "class_weights", None) == "auto" else None).fit(ctx)
+    # standardized features: the head folds into one linear layer over the backbone's features, the start
+    # fine-tuning's defaults were chosen with (docs/results.md)
+    probe = LinearProbeStrategy(class_weight="balanced" if getattr(cfg, "class_weights", None) == "auto" else None,
+                                features="standardized").fit(ctx)
     log.info("head initialised from the linear probe (C=%.3g, train accuracy %.4f)",
              probe.details["C"], probe.train_metrics["accuracy"])
     details = {"head_init": "linear probe", "probe": {"C": probe.details["C"],

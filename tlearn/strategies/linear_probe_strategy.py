@@ -17,8 +17,9 @@ from .linear_probe import LinearProbe
 class LinearProbeStrategy:
     name = "linear-probe"
 
-    def __init__(self, class_weight: str | None = None):
+    def __init__(self, class_weight: str | None = None, features: str = "auto"):
         self.class_weight = class_weight
+        self.features = features  # feature treatment: "auto" chooses by cross-validation on train
 
     def fit(self, ctx: FitContext) -> FitResult:
         cfg = ctx.config
@@ -37,12 +38,14 @@ class LinearProbeStrategy:
                 "add images to those class folders."
             )
         start = time.perf_counter()
-        probe = LinearProbe(class_weight=self.class_weight, seed=cfg.seed).fit(fs.features, fs.labels, len(classes))
-        log.info("linear probe: C=%.3g chosen by %d-fold CV on train (%.1fs)", probe.C_, probe.folds,
-                 time.perf_counter() - start)
+        probe = LinearProbe(class_weight=self.class_weight, seed=cfg.seed, features=self.features).fit(
+            fs.features, fs.labels, len(classes))
+        log.info("linear probe: %s features, C=%.3g chosen by %d-fold CV on train (%.1fs; CV log-likelihood %s)",
+                 probe.treatment, probe.C_, probe.folds_used_, time.perf_counter() - start,
+                 ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
 
         model = TransferModel(ctx.backbone.cpu().float(), ctx.backbone_info.feature_dim, len(classes),
-                              ctx.backbone_info.architecture)
+                              ctx.backbone_info.architecture, feature_norm="l2" if probe.treatment == "l2" else None)
         weight, bias = probe.linear_weights()
         with torch.no_grad():
             model.head.weight.copy_(weight)
@@ -52,6 +55,7 @@ class LinearProbeStrategy:
                     + time.perf_counter() - start}]
         return FitResult(
             model=model, history=history, skipped=fs.skipped, train_metrics=train_metrics,
-            details={"C": probe.C_, "cv_folds": probe.folds, "class_weight": self.class_weight,
+            details={"C": probe.C_, "features": probe.treatment, "cv_log_likelihood": probe.cv_scores_,
+                     "cv_folds": probe.folds_used_, "class_weight": self.class_weight,
                      "train_feature_seconds": round(fs.seconds, 3), "train_features_from_cache": fs.from_cache},
         )
