@@ -94,3 +94,17 @@ def test_link_checker_sees_broken_links(tmp_path):
     assert _relative_targets(page) == ["page.md#top", "missing.md", "img/none.png"]
     assert _anchors(page) == {"top"}
     assert _slug("Earlier run at reduced settings (64 px, 3 epochs)") == "earlier-run-at-reduced-settings-64-px-3-epochs"
+
+
+def test_code_comments_point_at_existing_sections_of_the_docs():
+    """Comments give a reason in a line and point to the results page; the sections they name must exist."""
+    pointer = re.compile(r"docs/([\w/-]+\.md)(?:#([\w-]+))?")
+    broken = []
+    for source in sorted((ROOT / "tlearn").rglob("*.py")):
+        for page, anchor in pointer.findall(source.read_text()):
+            target = ROOT / "docs" / page
+            if not target.is_file():
+                broken.append(f"{source.relative_to(ROOT)}: docs/{page} does not exist")
+            elif anchor and anchor not in _anchors(target):
+                broken.append(f"{source.relative_to(ROOT)}: docs/{page} has no section #{anchor}")
+    assert not broken, "\n".join(broken)
