@@ -180,11 +180,7 @@ for _i, _sha in enumerate(
             ),
             convert=_ordered_key_map,
             feature_dim=1280,
-            # Lite0 was trained at 224 px on random resized crops, which show objects larger than a centre crop
-            # does; predicting at 256 px it sees them at the scale it learned (Touvron et al. 2019, "FixRes"),
-            # and fine-tuning keeps training at 224. Measured, linear probe val: hymenoptera 0.948 -> 0.961,
-            # flowers 0.887 -> 0.907, chest X-ray test 0.953 -> 0.964, for 1.3x the compute.
-            # Lite1 and Lite2 keep their own sizes (not measured).
+            # Lite0 predicts at 256 px, trains at 224 (FixRes, Touvron et al. 2019): see docs/results.md#linear-probe
             input_size=256 if _i == 0 else None,
         )
     )

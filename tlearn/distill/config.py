@@ -22,15 +22,9 @@ class DistillConfig:
     lr: float = 3e-3
     weight_decay: float = 0.05
     train_batch_size: int = 64
-    # tlearn.data.augment preset; with augmentation the teacher judges each augmented batch (measured on gtsrb:
-    # cached teacher outputs on un-augmented images cost the student 4 points against training alone; on flowers,
-    # at 64 px, none over 60-90 epochs was the one setting that paid: +3.0 points over ten seeds at 90, +1.7 at
-    # the last epoch instead of the best)
+    # tlearn.data.augment preset; none/flip use cached teacher outputs, others a live teacher (docs/results.md)
     augment: str = "crop"
-    # resolution augmented crops are cut at: "student" (the teacher judges them resized to its size) or
-    # "teacher" (each model gets the same crop at its own size). Measured on gtsrb (32 px images, 64 px teacher):
-    # student crops gave distilled 0.968 / alone 0.937 val, teacher crops 0.956 / 0.914 (the 32 px images are
-    # upsampled then downsampled); on flowers neither made distillation pay
+    # crops cut at the "student"'s size (teacher sees them resized) or the "teacher"'s: docs/results.md#distillation
     crops: str = "student"
     # weight of the feature hint (hint.py): the student also reproduces the teacher's pooled features; 0: off
     feature_weight: float = 0.0

@@ -193,10 +193,7 @@ def distill_config(cfg: DistillConfig) -> Run:
              scfg.input_size, cfg.temperature, cfg.alpha, cfg.epochs, cfg.augment)
 
     train_samples = list(splits.train) + unlabeled
-    # the teacher runs on every training batch (augmented, or for its features); only without that are its
-    # outputs on the un-augmented images computed up front (and cached on disk). Mirrors (--augment flip) reuse
-    # them: the flowers teacher, trained with flips, agreed on all 500 training images and their mirrors, its
-    # T=4 distributions 0.026 apart in total variation
+    # teacher outputs cached unless batches are augmented or hinted; mirrors reuse them (docs/results.md#distillation)
     live = cfg.augment not in CACHED_PRESETS or cfg.feature_weight > 0
     teacher_logits = None if live else _teacher_rows(teacher, train_samples, cfg, cache_dir, device, precision)
     options = train_options(cfg, cache_dir)

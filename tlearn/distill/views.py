@@ -3,8 +3,8 @@
 Training images are decoded and augmented once, and the loss turns that batch into each model's input
 (convert_view). By default the crops are cut at the student's size and the teacher judges them resized to its
 own (teacher_view). With `--crops teacher` they are cut at the larger of the two training sizes (paired_view),
-so the teacher sees a 64 px student's crop at full detail: judging the upsampled 64 px crop instead costs the
-flowers teacher 9 points of accuracy (benchmarks/teacher_view_accuracy.py).
+so the teacher sees a 64 px student's crop at full detail rather than upsampled, which costs it accuracy
+(benchmarks/teacher_view_accuracy.py; docs/results.md#distillation).
 """
 from __future__ import annotations
 

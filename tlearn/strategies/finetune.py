@@ -113,15 +113,10 @@ class FineTune(PhasedStrategy):
     """
 
     name = "finetune"
-    # Tuned on flowers (val, best epoch; 19 recipes swept at 224 px, then rerun on the CPU): SGD with frozen
-    # BatchNorm beats AdamW, and training BN costs 10 points (0.81). Label smoothing 0.1 was the main loss: the
-    # probe's head already fits train (train loss < 0.1), so smoothing only pulls the logits down; without it
-    # SGD 5e-3 gave 0.913 / 0.900 / 0.913 over three seeds against 0.887-0.900 with it.
+    # Defaults tuned on flowers over several seeds: see docs/results.md#how-the-defaults-were-chosen
     default_optimizer = "sgd"
     default_freeze_bn = True  # the probe's head was fitted on inference-mode BN features
-    # Then a larger rate with L2-SP (a pull towards the pretrained weights) and TrivialAugment: SGD 2e-2, L2-SP 0.1,
-    # medium, 8 epochs gave 0.920 / 0.920 / 0.927 over three seeds (0.907 without L2-SP) against the 5e-3 above
-    default_lr = 2e-2
+    default_lr = 2e-2  # large enough to adapt the features; L2-SP keeps them from being forgotten
     default_epochs = 8
     default_augment = "medium"
     default_l2_sp = 0.1

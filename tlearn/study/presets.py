@@ -6,9 +6,7 @@ from pathlib import Path
 from .config import StudyConfig
 from .runner import StudyResult, run_study
 
-# Small enough for about ten minutes on 2 CPU cores: one seed, three fractions, 64 px, a few epochs.
-# finetune is left out: with it the demo took 28 min on a loaded machine, and at 64 px / 4 epochs it reached
-# only 0.31 test accuracy on Fashion-MNIST (linear probe 0.81); run `tlearn study` to include it.
+# About ten minutes on 2 CPU cores; finetune is left out (slow, poor at 64 px: docs/results.md#the-demos-study)
 DEMO_STUDY = {"strategies": ["scratch", "linear-probe"], "fractions": [0.05, 0.2, 1.0], "seeds": 1,
               "fit": {"image_size": 64, "epochs": 4}}
 

@@ -64,7 +64,7 @@ def training_threads(env: DistEnv, requested: int | None = None) -> tuple[int, s
     """CPU threads for this process and why: the cores shared between local processes, or one thread when
     the machine is oversubscribed (load average above twice the core count: other work, not just this
     process's own decoding), where threads that wait for each other at every operator lose more time than
-    they gain (measured at load 10-18 on 2 cores: 2x wall time, 4x CPU time)."""
+    they gain (docs/results.md#speed-and-memory)."""
     if requested:
         return requested, "requested"
     cores = os.cpu_count() or 1
