@@ -323,9 +323,9 @@ def test_cross_origin_posts_are_refused(server, files):
     assert status == 200 and len(out["predictions"]) == 1
 
 
-def test_max_concurrency_answers_busy(tiny_model, files, tmp_path):
+def test_max_concurrency_answers_busy_and_request_pixels_are_capped(tiny_model, files, tmp_path):
     srv = bench.ServerProcess(tiny_model, "--max-concurrency", "1", "--upload-timeout", "2",
-                              log_path=tmp_path / "s.log")
+                              "--max-request-pixels", "1000000", log_path=tmp_path / "s.log")
     try:
         holder = threading.Thread(target=_stalled_upload, args=(srv.port, "image/png", False))
         holder.start()
@@ -336,6 +336,12 @@ def test_max_concurrency_answers_busy(tiny_model, files, tmp_path):
         holder.join()
         assert request(srv.port, "POST", "/predict", files["ok.png"].read_bytes(),
                        {"Content-Type": "image/png"})[0] == 200
+        square = bench.png_bytes(Image.new("RGB", (800, 800)))  # 0.64 Mpx: one fits the cap, two do not
+        assert request(srv.port, "POST", "/predict", *bench_multipart("a.png", square))[0] == 200
+        body = b"".join(bench_multipart(n, square)[0].rsplit(b"--hostile-boundary-1--", 1)[0] for n in "ab")
+        status, _, out = request(srv.port, "POST", "/predict", body + b"--hostile-boundary-1--\r\n",
+                                 bench_multipart("a.png", square)[1])
+        assert status == 400 and out["error"] == "too_large" and out["file"] == "b", out
     finally:
         srv.stop()
 

@@ -164,10 +164,10 @@ def _shrink(img: Image.Image, target: int) -> Image.Image:
     factor = min(w, h) // max(1, target)
     if factor < 2:
         return img
-    if img.mode in ("P", "PA", "1"):
-        img = to_rgb(img)
     if img.mode.startswith("I;16"):  # Image.reduce does not take 16-bit modes; a box resize is the same filter
         return img.resize((-(-w // factor), -(-h // factor)), Image.Resampling.BOX)
+    if img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK"):  # palette, bilevel, YCbCr...: reduce RGB
+        img = to_rgb(img)
     return img.reduce(factor)
 
 
