@@ -124,7 +124,8 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None):
     @app.post("/predict", summary="top-k classes for one or several images",
               description="Send images as multipart/form-data (any field name, one or several files) or one "
                           "image as the raw request body. 413: body too large; 415: not an image; 400: corrupt, "
-                          "truncated or too many pixels.",
+                          "truncated, too many pixels or too thin; 408: upload too slow; 403: foreign Host or "
+                          "Origin; 503: busy. Every answer carries an X-Request-ID that the server log repeats.",
               openapi_extra={"requestBody": {"content": {
                   "multipart/form-data": {"schema": {"type": "object", "properties": {
                       "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
