@@ -11,8 +11,8 @@ next to a model on a machine without PyTorch:
     python -m tlearn.runtime model.onnx IMAGE ...     # one line per image: path, label, probability
 
 The exported graph takes a uint8 RGB batch (N, S, S, 3) and normalises itself; this module only decodes the
-image and does the eval resize + centre crop, with the same geometry as tlearn.data.transforms.resize_crop
-(and the same decoding rules as tlearn.data.images.load_rgb).
+image and does the eval resize + centre crop, with the same geometry as tlearn.data.transforms.resize_crop.
+tlearn's own decoding (tlearn.data.images.load_rgb) is this module's decode_image, limits included.
 """
 from __future__ import annotations
 
@@ -27,9 +27,20 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 METADATA_PREFIX = "tlearn."
-DEFAULT_MAX_PIXELS = 20_000 * 20_000  # same refusal limit as tlearn.data.images.MAX_PIXELS
+
+# Limits on what is decoded, one place for tlearn's own decoding (tlearn.data.images) and this runtime.
+# Pillow decoders that may open an input (JPEG covers MPO): never EPS, whose decoding runs Ghostscript.
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+MAX_PIXELS = 100_000_000  # refused above this, from the header, before anything is decoded
+MAX_ASPECT_RATIO = 100  # long side / short side; a centre crop of a longer strip shows under 1% of it
+SHRINK_ABOVE_PIXELS = 2**24  # larger decoded images are box-reduced towards the target size before conversion
+MAX_RESIZE_PIXELS = 2**22  # a resize that would make more pixels than this is done on the crop's source box
+_CHUNK_PIXELS = 2**20  # high-depth images are windowed this many pixels at a time
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST}
+_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+                7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 class ImageError(ValueError):
@@ -54,23 +65,60 @@ class Preprocess:
 
     def resize_crop(self, img: Image.Image) -> Image.Image:
         """Same output as torchvision Resize(resize_size) + CenterCrop(input_size) on a PIL image."""
-        w, h = img.size
-        short, long = (w, h) if w <= h else (h, w)
-        new_short, new_long = self.resize_size, int(self.resize_size * long / short)
-        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-        if (new_w, new_h) != (w, h):
-            img = img.resize((new_w, new_h), resample=_RESAMPLE[self.interpolation])
-        s = self.input_size
-        if new_w < s or new_h < s:  # cannot happen after the resize above, but crop like torchvision would
-            canvas = Image.new("RGB", (max(s, new_w), max(s, new_h)))
-            canvas.paste(img, ((max(s, new_w) - new_w) // 2, (max(s, new_h) - new_h) // 2))
-            img, new_w, new_h = canvas, canvas.width, canvas.height
-        top, left = int(round((new_h - s) / 2.0)), int(round((new_w - s) / 2.0))
-        return img.crop((left, top, left + s, top + s))
+        return resize_crop(img, self.resize_size, self.input_size, self.interpolation)
 
     def to_array(self, img: Image.Image) -> np.ndarray:
         """Decoded RGB image -> uint8 (S, S, 3), what the exported graph takes."""
         return np.asarray(self.resize_crop(img), dtype=np.uint8)
+
+
+def resized_size(width: int, height: int, resize: int) -> tuple[int, int]:
+    """(w, h) after scaling the shorter side to `resize`, rounded as torchvision's Resize rounds."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = resize, int(resize * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def crops_in_source(width: int, height: int, resize: int) -> bool:
+    """Whether resize_crop works on the crop's source box: when the whole resized image would be too large."""
+    new_w, new_h = resized_size(width, height, resize)
+    return new_w * new_h > MAX_RESIZE_PIXELS
+
+
+def resize_crop(img: Image.Image, resize: int, size: int, interpolation: str = "bicubic") -> Image.Image:
+    """Shorter side to `resize`, centre crop `size` x `size` (torchvision Resize + CenterCrop on a PIL image).
+
+    When the resized image would be huge (a thin strip), only the source box that the crop comes from is
+    resampled, with the same scale and filter, so memory stays at about size x size pixels.
+    """
+    w, h = img.size
+    new_w, new_h = resized_size(w, h, resize)
+    resample = _RESAMPLE[interpolation]
+    if crops_in_source(w, h, resize):
+        return _crop_in_source(img, (new_w, new_h), size, resample)
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), resample=resample)
+    return _centre_crop(img, size)
+
+
+def _centre_crop(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    if w < size or h < size:  # pad with black like torchvision's CenterCrop, then crop
+        canvas = Image.new(img.mode, (max(size, w), max(size, h)))
+        canvas.paste(img, ((max(size, w) - w) // 2, (max(size, h) - h) // 2))
+        img, w, h = canvas, canvas.width, canvas.height
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def _crop_in_source(img: Image.Image, new_size: tuple[int, int], size: int, resample) -> Image.Image:
+    """The centre crop of img resized to new_size, resampling only the source box under the crop."""
+    (w, h), (new_w, new_h) = img.size, new_size
+    out_w, out_h = min(size, new_w), min(size, new_h)
+    left, top = int(round((new_w - out_w) / 2.0)), int(round((new_h - out_h) / 2.0))
+    sx, sy = w / new_w, h / new_h
+    box = (left * sx, top * sy, min(w, (left + out_w) * sx), min(h, (top + out_h) * sy))
+    return _centre_crop(img.resize((out_w, out_h), resample=resample, box=box), size)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -84,41 +132,106 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(np.min(arr)), float(np.max(arr))
-        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) * (255.0 / (hi - lo))
-        grey = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
-        return grey.convert("RGB")
+        return _high_depth_to_rgb(img)
+    # L, 1, CMYK, YCbCr, LAB, HSV: Pillow's own conversion is right for these.
     return img.convert("RGB")
 
 
+def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
+    """Scale a 16/32-bit or float image to 8 bits by its own min..max range, a band of rows at a time."""
+    w, h = img.size
+    rows = max(1, _CHUNK_PIXELS // max(w, 1))
+    bands = [(y, min(h, y + rows)) for y in range(0, h, rows)]
+
+    def band(y0: int, y1: int) -> np.ndarray:
+        return np.asarray(img.crop((0, y0, w, y1)), dtype=np.float64)
+
+    lo, hi = np.inf, -np.inf
+    for y0, y1 in bands:
+        b = band(y0, y1)
+        lo, hi = min(lo, float(np.min(b))), max(hi, float(np.max(b)))
+    grey = np.empty((h, w), dtype=np.uint8)
+    for y0, y1 in bands:
+        b = band(y0, y1)
+        scaled = np.zeros_like(b) if hi <= lo else (b - lo) * (255.0 / (hi - lo))
+        grey[y0:y1] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L").convert("RGB")
+
+
+def _shrink(img: Image.Image, target: int) -> Image.Image:
+    """Box-reduce a decoded image by an integer factor that keeps its shorter side >= target (cf. JPEG draft)."""
+    w, h = img.size
+    factor = min(w, h) // max(1, target)
+    if factor < 2:
+        return img
+    if img.mode.startswith("I;16"):  # Image.reduce does not take 16-bit modes; a box resize is the same filter
+        return img.resize((-(-w // factor), -(-h // factor)), Image.Resampling.BOX)
+    if img.mode not in ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK"):  # palette, bilevel, YCbCr...: reduce RGB
+        img = to_rgb(img)
+    return img.reduce(factor)
+
+
+def check_size(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
+    """ImageError (too_large) for more pixels than max_pixels or a longer strip than MAX_ASPECT_RATIO."""
+    if width * height > max_pixels:
+        raise ImageError(f"image too large ({width}x{height} pixels; the limit is {max_pixels} pixels): "
+                         "refused as a possible decompression bomb", "too_large")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageError(f"image too thin ({width}x{height} pixels; the longest side may be at most "
+                         f"{MAX_ASPECT_RATIO} times the shortest)", "too_large")
+
+
+def image_size(data: bytes | str | Path) -> tuple[int, int]:
+    """(width, height) from the header alone; ImageError when it is not an image tlearn reads."""
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source, formats=IMAGE_FORMATS) as img:
+                return img.size
+    except (Image.DecompressionBombError, OverflowError, MemoryError) as exc:
+        raise ImageError(f"refused as a decompression bomb: {exc}", "too_large") from None
+    except Exception:
+        raise ImageError(_NOT_IMAGE, "not_image") from None
+
+
+_NOT_IMAGE = f"not an image (unknown or corrupt format; tlearn reads {', '.join(IMAGE_FORMATS)})"
+
+
 def decode_image(data: bytes | str | Path, draft_size: int | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+                 max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Bytes or a file -> oriented 8-bit RGB image; ImageError (with a reason and kind) otherwise.
 
-    The pixel count is checked from the header before anything is decoded (decompression bombs).
+    The pixel count and aspect ratio are checked from the header before anything is decoded (decompression
+    bombs). draft_size: the size the caller will resize the shorter side to; JPEGs are decoded at a reduced
+    scale and other images over SHRINK_ABOVE_PIXELS box-reduced, both keeping the shorter side >= draft_size.
     """
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if isinstance(source, io.BytesIO) and not source.getbuffer().nbytes:
         raise ImageError("empty body (0 bytes)", "not_image")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
-                if img.width * img.height > max_pixels:
-                    raise ImageError(f"image too large ({img.width}x{img.height} pixels; the limit is "
-                                     f"{max_pixels} pixels): refused as a possible decompression bomb",
-                                     "too_large")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels below is the limit
+            with Image.open(source, formats=IMAGE_FORMATS) as img:
+                check_size(img.width, img.height, max_pixels)
                 if draft_size and img.format == "JPEG":
                     img.draft("RGB", (draft_size, draft_size))
                 img.load()
+                if draft_size and img.width * img.height > SHRINK_ABOVE_PIXELS:
+                    orientation = img.getexif().get(0x0112)
+                    img = _shrink(img, draft_size)
+                    if orientation in _ORIENTATION:
+                        img = img.transpose(_ORIENTATION[orientation])
+                    return to_rgb(img)
                 return to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError("not an image (unknown or corrupt format)", "not_image") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(_NOT_IMAGE, "not_image") from None
+    except Image.DecompressionBombError as exc:
         raise ImageError(f"refused as a decompression bomb: {exc}", "too_large") from None
+    except (MemoryError, OverflowError) as exc:
+        raise ImageError(f"too large to decode ({type(exc).__name__})", "too_large") from None
     except FileNotFoundError as exc:
         raise ImageError(f"cannot read file: {exc.strerror or exc}", "not_image") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -145,7 +258,7 @@ class Classifier:
     """An exported tlearn model in onnxruntime: image bytes/files -> class probabilities."""
 
     def __init__(self, model_path: str | Path, threads: int | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = MAX_PIXELS):
         import onnxruntime as ort
 
         self.path = Path(model_path)
@@ -173,7 +286,10 @@ class Classifier:
         """One image (bytes, file or PIL RGB) -> uint8 (S, S, 3) ready for the graph."""
         if not isinstance(image, Image.Image):
             image = decode_image(image, draft_size=self.preprocess.resize_size, max_pixels=self.max_pixels)
-        return self.preprocess.to_array(image.convert("RGB"))
+        try:
+            return self.preprocess.to_array(image.convert("RGB"))
+        except (MemoryError, OverflowError, ValueError) as exc:
+            raise ImageError(f"cannot be resized ({type(exc).__name__}: {exc})", "too_large") from None
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """uint8 (N, S, S, 3) -> float32 (N, classes)."""

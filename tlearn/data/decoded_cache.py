@@ -20,15 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2 as T
 from tqdm.auto import tqdm
 
 from ..hashing import sha256_file, stable_hash
-from .images import UnreadableImage, load_rgb
+from .images import UnreadableImage, load_transformed
 from .layout import Sample, SkippedFile
-from .transforms import _INTERPOLATION, DataConfig
+from .transforms import DataConfig, ResizeCrop
 
-DECODED_FORMAT_VERSION = 1
+DECODED_FORMAT_VERSION = 2  # 2: images over SHRINK_ABOVE_PIXELS are box-reduced before resizing
 
 
 @dataclass
@@ -59,15 +58,14 @@ class _SquareFiles(Dataset):
     def __init__(self, paths: Sequence[Path], resize: int, size: int, interpolation: str):
         self.paths = list(paths)
         self.resize = resize
-        self.geometry = T.Compose([T.Resize(resize, interpolation=_INTERPOLATION[interpolation], antialias=True),
-                                   T.CenterCrop(size)])
+        self.geometry = ResizeCrop(resize, size, interpolation)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
         try:
-            return i, np.asarray(self.geometry(load_rgb(self.paths[i], draft_size=self.resize))), None
+            return i, np.asarray(load_transformed(self.paths[i], self.geometry, draft_size=self.resize)), None
         except UnreadableImage as exc:
             return i, None, str(exc)
 

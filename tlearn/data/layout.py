@@ -9,6 +9,7 @@ With no val split, a stratified part of train is held out for model selection. t
 from __future__ import annotations
 
 import csv
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from ..errors import DataError
 from .images import has_image_extension
 
 SPLITS = ("train", "val", "test")
+
+log = logging.getLogger("tlearn")
 
 
 @dataclass(frozen=True)
@@ -53,27 +56,55 @@ class DataSplits:
         return {name: len(self.split(name)) for name in SPLITS}
 
 
-def read_class_tree(folder: Path) -> tuple[dict[str, list[Path]], list[SkippedFile]]:
-    """Map each class folder name to its image files (searched recursively), sorted for determinism."""
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def read_class_tree(folder: Path, root: Path | None = None) -> tuple[dict[str, list[Path]], list[SkippedFile]]:
+    """Map each class folder name to its image files (searched recursively), sorted for determinism.
+
+    Symbolic links are followed only to targets inside root (default: folder): a link out of the data folder is
+    skipped and listed, as is a linked folder below a class folder (never searched).
+    """
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder; expected a class tree {folder}/<class>/<image>.")
+    real_root = (root or folder).resolve()
     skipped: list[SkippedFile] = []
     tree: dict[str, list[Path]] = {}
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
+        if entry.is_symlink() and not _inside(entry.resolve(), real_root):
+            skipped.append(SkippedFile(str(entry), f"symbolic link to {entry.resolve()}, outside the data folder "
+                                                   f"{real_root}; not read"))
+            continue
         if entry.is_file():
             skipped.append(SkippedFile(str(entry), "not inside a class folder"))
             continue
+        if not entry.is_dir():
+            continue
         files = []
-        for path in sorted(p for p in entry.rglob("*") if p.is_file()):
+        for path in sorted(entry.rglob("*")):
             if any(part.startswith(".") for part in path.relative_to(entry).parts):
+                continue
+            if path.is_symlink():
+                target = path.resolve()
+                if path.is_dir():
+                    skipped.append(SkippedFile(str(path), f"symbolic link to the folder {target}; linked folders "
+                                                          "inside a class folder are not searched"))
+                    continue
+                if not _inside(target, real_root):
+                    skipped.append(SkippedFile(str(path), f"symbolic link to {target}, outside the data folder "
+                                                          f"{real_root}; not read"))
+                    continue
+            if not path.is_file():
                 continue
             if has_image_extension(path):
                 files.append(path)
             else:
                 skipped.append(SkippedFile(str(path), f"not an image file (extension '{path.suffix}')"))
         tree[entry.name] = files
+    _warn_links(skipped, real_root)
     if not tree:
         raise DataError(f"{folder} has no class folders; put images in {folder}/<class_name>/<image>.")
     empty = [name for name, files in tree.items() if not files]
@@ -83,6 +114,13 @@ def read_class_tree(folder: Path) -> tuple[dict[str, list[Path]], list[SkippedFi
             "add images or remove the folder."
         )
     return tree, skipped
+
+
+def _warn_links(skipped: list[SkippedFile], root: Path) -> None:
+    links = [s for s in skipped if s.reason.startswith("symbolic link")]
+    if links:
+        log.warning("%d symbolic link(s) under %s skipped (outside the data folder, or linked folders), e.g. %s: "
+                    "%s; they are listed with the skipped files", len(links), root, links[0].path, links[0].reason)
 
 
 def read_labelled_folder(folder: str | Path, classes: list[str]) -> tuple[list[Sample], list[SkippedFile]]:
@@ -146,8 +184,11 @@ def _stratified_holdout(
 
 
 def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
+    """(path, label, split) rows; a path that resolves outside the CSV's folder is refused, naming its lines."""
     if not csv_path.is_file():
         raise DataError(f"manifest {csv_path} does not exist.")
+    root = csv_path.parent.resolve()
+    outside: list[str] = []
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         fields = [c.strip().lower() for c in (reader.fieldnames or [])]
@@ -161,10 +202,19 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
             path = Path(row["path"])
             if not path.is_absolute():
                 path = csv_path.parent / path
+            if not _inside(path.resolve(), root):
+                outside.append(f"line {line}: {row['path']} -> {path.resolve()}")
             split = row.get("split") or None
             if split is not None and split not in SPLITS:
                 raise DataError(f"{csv_path} line {line}: split must be one of {SPLITS}, not {split!r}.")
             rows.append((path, row["label"], split))
+    if outside:
+        more = f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""
+        raise DataError(
+            f"manifest {csv_path} lists {len(outside)} file(s) outside its folder {root}: {'; '.join(outside[:5])}"
+            f"{more}. tlearn reads only files under the manifest's folder (through '..', absolute paths or "
+            "symbolic links alike); put the CSV in a folder that contains all the images, with paths relative to it."
+        )
     if not rows:
         raise DataError(f"manifest {csv_path} has no rows.")
     return rows
@@ -187,7 +237,7 @@ def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> D
     elif (root / "train").is_dir():
         for split in SPLITS:
             if (root / split).is_dir():
-                trees[split], split_skipped = read_class_tree(root / split)
+                trees[split], split_skipped = read_class_tree(root / split, root)
                 skipped += split_skipped
     else:
         trees["train"], skipped = read_class_tree(root)

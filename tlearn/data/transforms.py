@@ -4,8 +4,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 import torch
+from PIL import Image
 from torchvision.transforms import v2 as T
 from torchvision.transforms.functional import InterpolationMode
+
+from ..runtime import crops_in_source
+from ..runtime import resize_crop as resize_crop_in_source
 
 _INTERPOLATION = {
     "bilinear": InterpolationMode.BILINEAR,
@@ -62,12 +66,24 @@ def eval_transform(cfg: DataConfig) -> T.Compose:
     return T.Compose([resize_crop(cfg), T.PILToTensor(), *normalize(cfg)])
 
 
-def resize_crop(cfg: DataConfig) -> T.Compose:
+def resize_crop(cfg: DataConfig) -> "ResizeCrop":
     """The eval geometry alone (PIL in, PIL out; Pillow's SIMD resize is the fastest on CPU)."""
-    return T.Compose(
-        [T.Resize(cfg.resize_size, interpolation=_INTERPOLATION[cfg.interpolation], antialias=True),
-         T.CenterCrop(cfg.input_size)]
-    )
+    return ResizeCrop(cfg.resize_size, cfg.input_size, cfg.interpolation)
+
+
+class ResizeCrop:
+    """Shorter side to `resize`, centre crop `size`: torchvision's Resize + CenterCrop, except that an image whose
+    resized copy would be huge (a thin strip) is resampled only under the crop, as tlearn.runtime does."""
+
+    def __init__(self, resize: int, size: int, interpolation: str):
+        self.resize, self.size, self.interpolation = resize, size, interpolation
+        self._torchvision = T.Compose([T.Resize(resize, interpolation=_INTERPOLATION[interpolation], antialias=True),
+                                       T.CenterCrop(size)])
+
+    def __call__(self, img):
+        if isinstance(img, Image.Image) and crops_in_source(img.width, img.height, self.resize):
+            return resize_crop_in_source(img, self.resize, self.size, self.interpolation)
+        return self._torchvision(img)
 
 
 def normalize(cfg: DataConfig) -> list:

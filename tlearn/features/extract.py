@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..data.images import UnreadableImage, load_rgb
+from ..data.images import UnreadableImage, load_transformed
 from ..data.layout import Sample, SkippedFile
 from ..data.transforms import DataConfig, eval_transform
 from ..device import autocast, pick_device, resolve_precision
@@ -34,7 +34,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            return i, self.transform(load_rgb(self.paths[i], draft_size=self.draft)), None
+            return i, load_transformed(self.paths[i], self.transform, draft_size=self.draft), None
         except UnreadableImage as exc:
             return i, None, str(exc)
 

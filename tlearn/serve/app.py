@@ -1,11 +1,12 @@
 """The FastAPI app: predict, health, labels, metadata and the web page, with limits on what it accepts."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
@@ -14,26 +15,21 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from ..runtime import Classifier, ImageError
+from ..runtime import IMAGE_FORMATS, MAX_ASPECT_RATIO, Classifier, ImageError, image_size
 from .batcher import MicroBatcher
-from .limits import BodySizeLimit, BodyTooLarge
+from .limits import LOOPBACK_HOSTS, Refusal, RequestGuard, allowed_hosts
+from .settings import ServeSettings
 
 log = logging.getLogger("tlearn")
 
 STATUS = {"not_image": 415, "corrupt": 400, "too_large": 400}
-
-
-@dataclass
-class ServeSettings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    max_body_bytes: int = 20 * 2**20
-    max_pixels: int = 40_000_000
-    max_files: int = 32
-    max_batch: int = 8
-    batch_wait_ms: float = 2.0
-    threads: int | None = None
-    limit_concurrency: int = 256
+# What a client is told per ImageError kind; the exception's own text goes to the server log only.
+IMAGE_DETAIL = {
+    "not_image": f"not an image this server reads ({', '.join(IMAGE_FORMATS)})",
+    "corrupt": "the image is corrupt or truncated",
+    "too_large": f"the image has too many pixels or is too thin (aspect ratio over {MAX_ASPECT_RATIO}:1); "
+                 "see the limits in /metadata",
+}
 
 
 def rss_mb() -> float:
@@ -50,18 +46,32 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def error(status: int, code: str, detail: str, file: str | None = None) -> JSONResponse:
-    body = {"error": code, "detail": detail}
+def request_id(request: Request) -> str:
+    return request.scope.get("state", {}).get("request_id", "-")
+
+
+def error(request: Request, status: int, code: str, detail: str, file: str | None = None,
+          log_detail: str | None = None) -> JSONResponse:
+    """A JSON error with the request's id; detail is a fixed text for the client, log_detail goes to the log."""
+    rid = request_id(request)
+    log.info("request %s: %d %s%s: %s", rid, status, code, f" ({file})" if file else "", log_detail or detail)
+    body = {"error": code, "detail": detail, "request_id": rid}
     if file is not None:
         body["file"] = file
     return JSONResponse(body, status_code=status)
 
 
-def create_app(model_path: str | Path, settings: ServeSettings | None = None) -> FastAPI:
-    """An ASGI app serving one exported ONNX model."""
+def public_metadata(metadata: dict) -> dict:
+    """The model's metadata without absolute paths of the machine that exported it (file names stay)."""
+    return {k: (Path(v).name if isinstance(v, str) and os.path.isabs(v) else v) for k, v in metadata.items()}
+
+
+def create_app(model_path: str | Path, settings: ServeSettings | None = None):
+    """An ASGI app serving one exported ONNX model, behind the request guard (see limits.RequestGuard)."""
     settings = settings or ServeSettings()
     clf = Classifier(model_path, threads=settings.threads, max_pixels=settings.max_pixels)
     batcher = MicroBatcher(clf.probabilities, settings.max_batch, settings.batch_wait_ms)
+    decode_slots = asyncio.Semaphore(settings.decode_threads or os.cpu_count() or 1)  # bounds decode memory
     stats = {"started": time.time(), "requests": 0, "images": 0, "client_errors": 0, "server_errors": 0,
              "rss_mb_start": rss_mb()}
     model_name = clf.metadata.get("model_name", Path(model_path).stem)
@@ -77,17 +87,19 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None) ->
     app = FastAPI(title="tlearn prediction service", version=str(clf.metadata.get("tlearn_version", "")),
                   description=f"Image classifier {model_name}: POST images to /predict.", lifespan=lifespan)
 
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(request: Request, exc: BodyTooLarge):
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Refusal):
         stats["client_errors"] += 1
-        return error(413, "too_large", f"request body over {settings.max_body_bytes} bytes; send fewer or "
-                     "smaller images")
+        response = error(request, exc.status, exc.code, exc.detail)
+        response.headers["connection"] = "close"  # the rest of the body is not read
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):  # never a bare 500 page; the server keeps serving
         stats["server_errors"] += 1
-        log.exception("error while serving %s", request.url.path)
-        return error(500, "internal", f"{type(exc).__name__}: {exc}")
+        log.error("request %s: error while serving %s", request_id(request), request.url.path, exc_info=exc)
+        return error(request, 500, "internal", "internal error; the server log has the details under this "
+                     "request id")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -96,7 +108,7 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None) ->
     @app.get("/health", summary="liveness and counters")
     async def health() -> dict:
         return {"status": "ok", "model": model_name, "uptime_s": round(time.time() - stats["started"], 3),
-                "rss_mb": round(rss_mb(), 1), "pid": os.getpid(), "batches": batcher.batches,
+                "rss_mb": round(rss_mb(), 1), "batches": batcher.batches,
                 **{k: v for k, v in stats.items() if k != "started"}}
 
     @app.get("/labels", summary="class names in output order")
@@ -105,13 +117,15 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None) ->
 
     @app.get("/metadata", summary="what the model file says about itself, and the server's limits")
     async def metadata() -> dict:
-        return {**clf.metadata, "model_file": str(model_path), "model_name": model_name,
-                "limits": {k: v for k, v in asdict(settings).items() if k not in ("host", "port")}}
+        return {**public_metadata(clf.metadata), "model_file": Path(model_path).name, "model_name": model_name,
+                "limits": {k: v for k, v in asdict(settings).items()
+                           if k not in ("host", "port", "allowed_hosts", "threads", "limit_concurrency")}}
 
     @app.post("/predict", summary="top-k classes for one or several images",
               description="Send images as multipart/form-data (any field name, one or several files) or one "
                           "image as the raw request body. 413: body too large; 415: not an image; 400: corrupt, "
-                          "truncated or too many pixels.",
+                          "truncated, too many pixels or too thin; 408: upload too slow; 403: foreign Host or "
+                          "Origin; 503: busy. Every answer carries an X-Request-ID that the server log repeats.",
               openapi_extra={"requestBody": {"content": {
                   "multipart/form-data": {"schema": {"type": "object", "properties": {
                       "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
@@ -123,13 +137,20 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None) ->
         if isinstance(files, JSONResponse):
             stats["client_errors"] += 1
             return files
-        arrays = []
+        arrays, pixels = [], 0
         for name, data in files:
             try:
-                arrays.append(await run_in_threadpool(clf.prepare, data))
+                width, height = image_size(data)
+                pixels += width * height
+                if pixels > settings.max_request_pixels:
+                    stats["client_errors"] += 1
+                    return error(request, 400, "too_large", f"the images of one request may have at most "
+                                 f"{settings.max_request_pixels} pixels together; send fewer per request", name)
+                async with decode_slots:
+                    arrays.append(await run_in_threadpool(clf.prepare, data))
             except ImageError as exc:
                 stats["client_errors"] += 1
-                return error(STATUS[exc.kind], exc.kind, str(exc), name)
+                return error(request, STATUS[exc.kind], exc.kind, IMAGE_DETAIL[exc.kind], name, str(exc))
         probs = await batcher.submit(np.stack(arrays))
         stats["images"] += len(arrays)
         preds = clf.top_k(probs, k)
@@ -137,7 +158,9 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None) ->
                 "predictions": [{"file": name, **p.to_dict()} for (name, _), p in zip(files, preds)],
                 "seconds": round(time.perf_counter() - start, 4)}
 
-    return BodySizeLimit(app, settings.max_body_bytes) if settings.max_body_bytes else app
+    return RequestGuard(app, max_body_bytes=settings.max_body_bytes, upload_timeout_s=settings.upload_timeout_s,
+                        max_concurrency=settings.max_concurrency,
+                        hosts=allowed_hosts(settings.host, settings.port, settings.allowed_hosts))
 
 
 async def _read_images(request: Request, settings: ServeSettings) -> list[tuple[str, bytes]] | JSONResponse:
@@ -150,18 +173,19 @@ async def _read_images(request: Request, settings: ServeSettings) -> list[tuple[
                 for _, value in form.multi_items():
                     if hasattr(value, "read"):
                         files.append((value.filename or "upload", await value.read()))
-        except BodyTooLarge:
+        except Refusal:
             raise
         except Exception as exc:  # malformed multipart, too many parts
-            return error(400, "bad_request", f"could not read the multipart body: {exc}")
+            return error(request, 400, "bad_request", "could not read the multipart body", log_detail=repr(exc))
         if not files:
-            return error(400, "no_image", "the multipart body has no file parts; send images as files")
+            return error(request, 400, "no_image", "the multipart body has no file parts; send images as files")
         return files
     if ctype in ("application/x-www-form-urlencoded", "application/json") or ctype.startswith("text/"):
-        return error(415, "not_image", f"Content-Type {ctype} is not an image; send image bytes or multipart files")
+        return error(request, 415, "not_image", "this Content-Type is not an image; send image bytes or "
+                     "multipart files", log_detail=f"Content-Type {ctype}")
     body = await request.body()
     if not body:
-        return error(400, "no_image", "empty request body; send an image")
+        return error(request, 400, "no_image", "empty request body; send an image")
     return [("body", body)]
 
 
@@ -173,7 +197,7 @@ def serve(model: str | Path, settings: ServeSettings | None = None) -> None:
 
     settings = settings or ServeSettings()
     app = create_app(resolve_model(model), settings)
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+    if settings.host not in LOOPBACK_HOSTS:
         log.warning("binding %s: the service is reachable from other machines and has no authentication",
                     settings.host)
     log.info("open http://%s:%d/ (API docs at /docs)", settings.host, settings.port)
