@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2 as T
 from tqdm.auto import tqdm
 
-from ..hashing import sha256_file, stable_hash
+from ..hashing import file_digest as sha256_file, stable_hash
 from .images import UnreadableImage, load_rgb
 from .layout import Sample, SkippedFile
 from .transforms import _INTERPOLATION, DataConfig
