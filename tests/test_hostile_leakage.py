@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,10 +104,13 @@ def test_fit_warns_before_training_and_writes_the_pairs_to_metrics(leaky, tmp_pa
     assert leakage["exact"][0]["splits"] == ["train", "test"] and leakage["near"][0]["splits"] == ["train", "val"]
 
 
-def test_flower_photos_duplicate_in_two_classes_is_not_cross_split_but_is_cheap(tmp_path):
-    """The shared flowers set: each leak reported names real files; the check takes seconds."""
-    splits = load_splits(shared_dataset("flower_photos"))
-    report = check_leakage(splits, tmp_path / "cache")
-    for group in report.exact:
-        assert len(set(group["splits"])) > 1 and all(p.startswith(splits.root) for p in group["paths"])
-    assert report.seconds < 60
+def test_flower_photos_known_copies_are_found_in_seconds(tmp_path):
+    """The shared flowers set: a retouched crop of one sunflower photo in train is in val (a near-copy), and one
+    photo is byte-identical in train/roses and train/tulips (not across splits: a label conflict)."""
+    root = shared_dataset("flower_photos")
+    report = check_leakage(load_splits(root), tmp_path / "cache")
+    assert report.exact_count == 0 and report.seconds < 60
+    near = {tuple(Path(p).relative_to(root).as_posix() for p in pair["paths"]) for pair in report.near}
+    assert ("train/sunflowers/2823659190_afdabee45c.jpg", "val/sunflowers/2979133707_84aab35b5d.jpg") in near
+    (conflict,) = report.label_conflicts
+    assert conflict["labels"] == ["roses", "tulips"] and conflict["splits"] == ["train", "train"]

@@ -45,6 +45,7 @@ class LeakageReport:
     near: list[dict] = field(default_factory=list)
     exact_count: int = 0
     near_count: int = 0
+    label_conflicts: list[dict] = field(default_factory=list)  # byte-identical files with different labels
     threshold: int = NEAR_THRESHOLD
     checked: dict[str, int] = field(default_factory=dict)
     unhashed: int = 0  # files that could not be read or decoded (listed as skipped by training)
@@ -57,7 +58,8 @@ class LeakageReport:
         return {"exact": self.exact, "near": self.near, "exact_count": self.exact_count,
                 "near_count": self.near_count, "near_threshold": self.threshold,
                 "near_method": f"64-bit DCT perceptual hash, Hamming distance <= {self.threshold}",
-                "checked": self.checked, "unhashed": self.unhashed, "seconds": round(self.seconds, 3)}
+                "label_conflicts": self.label_conflicts, "checked": self.checked, "unhashed": self.unhashed,
+                "seconds": round(self.seconds, 3)}
 
     def warning_text(self) -> str:
         """The block logged before training when anything leaks."""
@@ -197,6 +199,10 @@ def check_leakage(splits: DataSplits, cache_dir: str | Path | None = None, *, ne
         groups[d or f"unreadable:{paths[i]}"].append(i)  # one unreadable file listed twice is still one file
     exact_pairs: set[tuple[int, int]] = set()
     for members in groups.values():
+        if len({labels[i] for i in members}) > 1:
+            report.label_conflicts.append({"paths": [str(paths[i]) for i in members],
+                                           "splits": [names[i] for i in members],
+                                           "labels": [labels[i] for i in members]})
         if len({names[i] for i in members}) > 1:
             report.exact.append({"paths": [str(paths[i]) for i in members], "splits": [names[i] for i in members],
                                  "labels": [labels[i] for i in members],
@@ -224,13 +230,16 @@ def check_leakage(splits: DataSplits, cache_dir: str | Path | None = None, *, ne
         report.near = [{"paths": [str(paths[j]), str(paths[i])], "splits": [names[j], names[i]],
                         "labels": [labels[j], labels[i]], "distance": d} for d, j, i in found[:LISTED]]
     report.exact_count = len(report.exact)
-    report.exact = report.exact[:LISTED]
+    report.exact, report.label_conflicts = report.exact[:LISTED], report.label_conflicts[:LISTED]
     report.seconds = time.perf_counter() - start
     return report
 
 
 def log_leakage(report: LeakageReport) -> None:
     """One loud warning block when anything leaks, one info line otherwise."""
+    for group in report.label_conflicts[:10]:
+        log.warning("the same image (byte-identical) carries different labels: %s", "  |  ".join(
+            f"{s}/{label}: {p}" for s, label, p in zip(group["splits"], group["labels"], group["paths"])))
     if report:
         log.warning("%s", report.warning_text())
     else:
