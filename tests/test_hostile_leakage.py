@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import shared_dataset, write_class_tree
 from tlearn.data.layout import load_splits
-from tlearn.data.leakage import NEAR_THRESHOLD, check_leakage, phash
+from tlearn.data.leakage import NEAR_BITS, NEAR_CORRELATION, check_leakage, phash, thumbnail
 
 
 def _photo(seed: int, size: int = 96) -> Image.Image:
@@ -55,7 +55,8 @@ def test_exact_and_near_copies_across_splits_are_found(leaky, tmp_path):
     assert exact["paths"][0].endswith("train/a/a3.png") and exact["paths"][1].endswith("test/b/copy.png")
     (near,) = report.near
     assert near["splits"] == ["train", "val"] and near["paths"][1].endswith("val/b/smaller.jpg")
-    assert near["paths"][0].endswith("train/b/b5.png") and near["distance"] <= NEAR_THRESHOLD
+    assert near["paths"][0].endswith("train/b/b5.png") and near["hash_bits"] <= NEAR_BITS
+    assert near["correlation"] >= NEAR_CORRELATION
     text = report.warning_text()
     assert "LEAKAGE ACROSS SPLITS" in text and "copy.png" in text and "smaller.jpg" in text
     # hashes are remembered by content: a second check decodes nothing and finds the same
@@ -86,7 +87,8 @@ def test_one_manifest_row_file_listed_in_two_splits(tmp_path):
 
 
 def test_a_flat_image_matches_nothing_by_hash():
-    assert phash(Image.new("RGB", (50, 50), (120, 30, 200))) == 0
+    flat = thumbnail(Image.new("RGB", (50, 50), (120, 30, 200)))
+    assert phash(np.stack([flat]))[0] == 0
 
 
 def test_fit_warns_before_training_and_writes_the_pairs_to_metrics(leaky, tmp_path, caplog):
