@@ -49,11 +49,19 @@ def test_three_answers_match_their_definitions():
     lp = s["by_strategy"]["linear-probe"]
     assert lp["labels_needed_fraction"] == 1.0 and lp["labels_saved"] == pytest.approx(0.0)  # 0.55 < 0.59 at 10%
     assert lp["convergence_speedup"] == pytest.approx(40 / 5)
-    # headline: the best transfer strategy for each answer, named
+    # headline: the answers of the one strategy chosen on val (finetune, 0.89 against 0.85 at 100%)
+    assert s["selected_strategy"] == "finetune" and s["selection"]["split"] == "val"
+    assert s["selection"]["val_accuracy"] == {"finetune": pytest.approx(0.89), "linear-probe": pytest.approx(0.85)}
     assert (s["labels_saved"], s["labels_saved_strategy"]) == (pytest.approx(0.9), "finetune")
-    assert (s["convergence_speedup"], s["convergence_speedup_strategy"]) == (pytest.approx(8.0), "linear-probe")
+    assert (s["convergence_speedup"], s["convergence_speedup_strategy"]) == (pytest.approx(5.0), "finetune")
     assert s["accuracy_gain_strategy"] == "finetune"
-    assert len(s["sentences"]) == 3 and "90%" in s["sentences"][0] and "8.0x" in s["sentences"][1]
+    # the faster linear probe's 8x is a maximum over strategies, and is labelled so
+    best = s["max_over_strategies"]
+    assert best["convergence_speedup"] == {"value": pytest.approx(8.0), "strategy": "linear-probe"}
+    assert "maximum over strategies" in best["note"] and best["strategies"] == 2
+    assert "no test split" in s["selection"]["note"]  # chosen and measured on val: said to be optimistic
+    assert len(s["sentences"]) == 3 and "90%" in s["sentences"][0] and "5.0x" in s["sentences"][1]
+    assert "chosen on val" in s["sentences"][2]
     row = next(r for r in s["table"] if r["strategy"] == "finetune" and r["fraction"] == 1.0)
     assert row["accuracy_std"] == pytest.approx(0.01) and row["accuracy_min"] == pytest.approx(0.88)
     assert row["epochs_to_plateau_mean"] == 2  # 0.90 is within 0.01 of the best 0.91
@@ -70,7 +78,44 @@ def test_a_strategy_worse_than_scratch_gets_no_labels_saved_and_no_speedup():
     lp = s["by_strategy"]["linear-probe"]
     assert lp["labels_saved"] is None and lp["convergence_speedup"] is None
     assert lp["accuracy_gain"] == pytest.approx(-0.2) and not lp["beats_scratch_at_every_fraction"]
-    assert s["labels_saved"] is None and "no transfer strategy" in s["sentences"][0]
+    assert s["labels_saved"] is None and "did not match scratch" in s["sentences"][0]
+
+
+def _split_record(strategy, fraction, val, test):
+    r = _record(strategy, fraction, 0, val, [(1, 10, val)])
+    r["test"] = {"accuracy": test, "balanced_accuracy": test}
+    return r
+
+
+def test_the_headline_strategy_is_chosen_on_val_and_reports_its_test_figure():
+    # lucky-on-test is best on test (0.95) but worse on val (0.70) than steady (0.90 val, 0.85 test)
+    records = [
+        _split_record("scratch", 1.0, 0.60, 0.60), _split_record("scratch", 0.5, 0.50, 0.50),
+        _split_record("steady", 1.0, 0.90, 0.85), _split_record("steady", 0.5, 0.80, 0.70),
+        _split_record("lucky-on-test", 1.0, 0.70, 0.95), _split_record("lucky-on-test", 0.5, 0.65, 0.90),
+    ]
+    s = summarize(records, "test")
+    assert s["metric"] == "test accuracy" and s["selected_strategy"] == "steady"
+    assert "note" not in s["selection"]  # chosen on val, reported on test: nothing to warn about
+    assert s["accuracy_gain"] == pytest.approx(0.85 - 0.60) and s["accuracy_gain_strategy"] == "steady"
+    assert s["accuracy_gain_by_fraction"] == {"0.5": pytest.approx(0.20), "1": pytest.approx(0.25)}
+    assert s["labels_saved"] == pytest.approx(0.5)  # steady at 50% (0.70 test) >= scratch at 100% (0.60)
+    # the best test figure of any strategy stays visible, labelled as a maximum over strategies
+    best = s["max_over_strategies"]
+    assert best["accuracy_gain"] == {"value": pytest.approx(0.35), "strategy": "lucky-on-test"}
+    assert best["accuracy_gain_by_fraction"]["0.5"] == pytest.approx(0.40)
+    assert "steady (chosen on val)" in s["sentences"][2] and "0.850" in s["sentences"][2]
+    assert "0.950" not in " ".join(s["sentences"])
+
+
+def test_the_report_names_the_selection_and_labels_the_maximum():
+    from tlearn.study.report import _answer_cards
+
+    records = [_split_record("scratch", 1.0, 0.6, 0.6), _split_record("steady", 1.0, 0.9, 0.85),
+               _split_record("lucky-on-test", 1.0, 0.7, 0.95)]
+    html = _answer_cards(summarize(records, "test"))
+    assert "steady (chosen on val)" in html and 'id="selection"' in html
+    assert "Maximum over 2 strategies (optimistic" in html and "+0.350 (lucky-on-test)" in html
 
 
 def test_without_scratch_there_are_no_answers():

@@ -15,6 +15,7 @@ from .backbones.model import load_backbone
 from .backbones.registry import count_parameters
 from .config import FitConfig, library_versions
 from .data.layout import load_splits
+from .data.leakage import check_leakage, log_leakage
 from .errors import TlearnError
 from .evaluate.metrics import classification_metrics
 from .evaluate.predict import predict_samples
@@ -56,6 +57,9 @@ def fit_config(cfg: FitConfig) -> Run:
     splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
     log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
              len(splits.train), len(splits.val), splits.val_source, len(splits.test))
+    leakage = check_leakage(splits, cache_dir) if dist_env().is_main else None  # before training: loud, early
+    if leakage is not None:
+        log_leakage(leakage)
     backbone, info = load_backbone(cfg.backbone, cfg.weights, cfg.weights_sha256)
     if getattr(cfg, "image_size", None):  # recorded in config.yaml, so predict/evaluate/export use it too
         info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))
@@ -97,6 +101,8 @@ def fit_config(cfg: FitConfig) -> Run:
         skipped=[s.to_dict() for s in skipped],
         params=count_parameters(model),
     )
+    if leakage is not None:
+        metrics["leakage"] = leakage.to_dict()
     if skipped:
         log.warning("skipped %d unreadable or non-image file(s):\n%s", len(skipped),
                     "\n".join(f"  {s.path}: {s.reason}" for s in skipped))

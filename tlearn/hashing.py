@@ -15,6 +15,22 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_FILE_DIGESTS: dict[tuple, str] = {}
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256_file remembered for this process by (path, size, mtime, inode): the leakage check, the decoded
+    image cache and the feature cache hash the same files once per run, and an edited file misses."""
+    st = Path(path).stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is None:
+        if len(_FILE_DIGESTS) >= 1_000_000:  # a long-lived process (serve) does not grow without bound
+            _FILE_DIGESTS.clear()
+        digest = _FILE_DIGESTS[key] = sha256_file(path)
+    return digest
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -64,8 +64,9 @@ def run(args) -> int:
 
     result = run_study(study_config_from_args(args))
     s = result.summary
-    print(json.dumps({k: s[k] for k in ("metric", "labels_saved", "labels_saved_strategy", "convergence_speedup",
+    print(json.dumps({k: s[k] for k in ("metric", "selected_strategy", "labels_saved", "labels_saved_strategy",
+                                        "convergence_speedup",
                                         "convergence_speedup_strategy", "accuracy_gain", "accuracy_gain_strategy",
-                                        "accuracy_gain_by_fraction")}
+                                        "accuracy_gain_by_fraction", "max_over_strategies")}
                      | {"sentences": s["sentences"], "report": str(result.report)}, indent=2))
     return 0

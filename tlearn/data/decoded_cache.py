@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..hashing import sha256_file, stable_hash
+from ..hashing import file_digest as sha256_file, stable_hash
 from .images import UnreadableImage, load_transformed
 from .layout import Sample, SkippedFile
 from .transforms import DataConfig, ResizeCrop

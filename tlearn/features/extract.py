@@ -17,7 +17,7 @@ from ..data.images import UnreadableImage, load_transformed
 from ..data.layout import Sample, SkippedFile
 from ..data.transforms import DataConfig, eval_transform
 from ..device import autocast, pick_device, resolve_precision
-from ..hashing import sha256_file
+from ..hashing import file_digest as sha256_file
 from .cache import FeatureCache, default_cache_dir, module_fingerprint
 
 

@@ -45,10 +45,29 @@ def _answer_cards(summary: dict) -> str:
     for i, (name, num, strategy) in enumerate(cards):
         words = sentences[i] if len(sentences) == len(cards) else ""
         html.append(f'<div class="answer" id="answer-{name.replace(" ", "-")}"><div class="name">{name}'
-                    f'{" · " + escape(strategy) if strategy else ""}</div><div class="num">{num}</div>'
+                    f'{" · " + escape(strategy) + " (chosen on val)" if strategy else ""}</div><div class="num">{num}</div>'
                     f"<p>{escape(words)}</p></div>")
     extra = "" if len(sentences) == len(cards) else "".join(f"<p>{escape(s)}</p>" for s in sentences)
-    return f'<div class="answers">{"".join(html)}</div>{extra}'
+    return f'<div class="answers">{"".join(html)}</div>{extra}{_selection(summary)}'
+
+
+def _selection(summary: dict) -> str:
+    """How the headline strategy was chosen, and the best figure of any strategy, labelled as a maximum."""
+    sel = summary.get("selection") or {}
+    if not summary.get("selected_strategy"):
+        return ""
+    scores = ", ".join(f"{escape(s)} {v:.3f}" for s, v in sorted(sel.get("val_accuracy", {}).items(),
+                                                                  key=lambda kv: -kv[1]))
+    chosen = (f'<p id="selection">The answers above are those of <b>{escape(summary["selected_strategy"])}</b>, '
+              f'chosen by the {escape(sel.get("rule", ""))} ({scores}); the {escape(summary["metric"])} is only '
+              f"reported, never used to choose.{' ' + escape(sel['note']) + '.' if sel.get('note') else ''}</p>")
+    maxima = summary.get("max_over_strategies") or {}
+    parts = [f"{name.replace('_', ' ')} {_f(m['value'], fmt)} ({escape(m['strategy'])})"
+             for name, fmt in (("labels_saved", ".0%"), ("convergence_speedup", ".1f"), ("accuracy_gain", "+.3f"))
+             if (m := maxima.get(name)) and m.get("value") is not None]
+    best = (f'<p id="max-over-strategies">Maximum over {maxima.get("strategies", 0)} strategies (optimistic: '
+            f'each figure is the best strategy\'s on that figure): {"; ".join(parts)}.</p>') if parts else ""
+    return chosen + best
 
 
 def _table(rows: list[dict]) -> str:

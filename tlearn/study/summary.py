@@ -2,7 +2,10 @@
 
 Definitions (also written into summary.json and the report):
 - accuracy: on the test split when the data has one, else on the validation split; mean over seeds.
-- accuracy_gain: best transfer strategy's accuracy minus scratch's, at the largest fraction (per fraction too).
+- selected_strategy: the transfer strategy with the highest mean validation accuracy at the largest fraction.
+  The headline answers are its figures: test is never used to choose, so its test figures are honest. The best
+  figure over all strategies is kept too, under max_over_strategies and labelled so (it is optimistic).
+- accuracy_gain: the selected strategy's accuracy minus scratch's, at the largest fraction (per fraction too).
 - labels_saved: 1 - f/F, where F is the largest fraction and f the smallest fraction at which the transfer
   strategy's accuracy is at least scratch's accuracy at F (the share of labels it can do without).
 - convergence_speedup: at the largest fraction, scratch's mean seconds until its validation accuracy first
@@ -19,11 +22,16 @@ from .config import BASELINE
 from .curves import CurvePoint, best_accuracy, plateau_point, time_to
 
 THRESHOLD_SHARE = 0.95
+SELECTION_SPLIT = "val"  # the split strategies are chosen on; test only reports
 
 DEFINITIONS = {
     "accuracy": "accuracy on the {split} split, mean over seeds",
-    "accuracy_gain": "accuracy of the best transfer strategy minus accuracy of scratch, at the largest labelled "
+    "selected_strategy": "the transfer strategy with the highest mean validation accuracy at the largest labelled "
+                         "fraction; labels_saved, convergence_speedup and accuracy_gain are its figures",
+    "accuracy_gain": "accuracy of the selected strategy minus accuracy of scratch, at the largest labelled "
                      "fraction (accuracy_gain_by_fraction: the same at each fraction)",
+    "max_over_strategies": "for each answer, the best figure of any transfer strategy on the {split} split: a maximum "
+                           "over strategies, so optimistic (the choice itself used the figures it reports)",
     "labels_saved": "1 - f/F, where F is the largest labelled fraction and f the smallest fraction at which the "
                     "transfer strategy is at least as accurate as scratch trained on F (fractions tested only, so "
                     "a lower bound)",
@@ -152,30 +160,60 @@ def _best(by_strategy: dict, name: str) -> tuple[float | None, str | None]:
     return max(scored) if scored else (None, None)
 
 
+def select_strategy(records: Sequence[dict], strategies: Sequence[str]) -> dict:
+    """The transfer strategy with the highest mean validation accuracy at the largest fraction it was run at
+    (ties: the first in `strategies`); never looks at test."""
+    rows = [r for r in table_rows(records, SELECTION_SPLIT) if r["strategy"] in strategies]
+    top = max((r["fraction"] for r in rows if r["accuracy_mean"] is not None), default=None)
+    scores = {r["strategy"]: r["accuracy_mean"] for r in rows if r["fraction"] == top and r["accuracy_mean"] is not None}
+    order = {s: i for i, s in enumerate(strategies)}
+    chosen = min(scores, key=lambda s: (-scores[s], order[s]), default=None)
+    return {"strategy": chosen, "split": SELECTION_SPLIT, "fraction": top, "val_accuracy": scores,
+            "rule": f"highest mean {SELECTION_SPLIT} accuracy at the largest labelled fraction"}
+
+
 def summarize(records: Sequence[dict], split: str, baseline: str = BASELINE) -> dict:
-    """summary.json: the three answers (best transfer strategy each), per-strategy answers, table, definitions."""
+    """summary.json: the three answers of the strategy chosen on val, per-strategy answers, the best figure of
+    any strategy (labelled as a maximum), table, definitions."""
     add_convergence(records, scratch_thresholds(records, baseline))
     rows = table_rows(records, split)
     strategies = sorted({r["strategy"] for r in records} - {baseline})
     has_baseline = any(r["strategy"] == baseline for r in records)
     by_strategy = {s: strategy_answers(rows, s, baseline) for s in strategies} if has_baseline else {}
-    summary: dict = {"metric": f"{split} accuracy", "baseline": baseline}
+    selection = select_strategy(records, strategies)
+    chosen = selection["strategy"] if has_baseline else None
+    summary: dict = {"metric": f"{split} accuracy", "baseline": baseline, "selected_strategy": chosen,
+                     "selection": selection}
+    if split == SELECTION_SPLIT:
+        selection["note"] = (f"no test split: the strategy is chosen and measured on {split}, so its figures are "
+                             "optimistic")
+    picked = by_strategy.get(chosen, {})
+    fractions = sorted({r["fraction"] for r in rows})
+    for name in ("labels_saved", "convergence_speedup", "accuracy_gain"):
+        summary[name] = picked.get(name)
+        summary[f"{name}_strategy"] = chosen if picked.get(name) is not None else None
+    summary["accuracy_gain_by_fraction"] = {fkey(f): picked.get("accuracy_gain_by_fraction", {}).get(fkey(f))
+                                            for f in fractions}
+    maxima: dict = {"note": definition("max_over_strategies", split), "strategies": len(by_strategy)}
     for name in ("labels_saved", "convergence_speedup", "accuracy_gain"):
         value, strategy = _best(by_strategy, name)
-        summary[name] = value
-        summary[f"{name}_strategy"] = strategy
-    fractions = sorted({r["fraction"] for r in rows})
-    summary["accuracy_gain_by_fraction"] = {
+        maxima[name] = {"value": value, "strategy": strategy}
+    maxima["accuracy_gain_by_fraction"] = {
         fkey(f): max((g for v in by_strategy.values()
                       if (g := v["accuracy_gain_by_fraction"].get(fkey(f))) is not None), default=None)
         for f in fractions
     }
+    summary["max_over_strategies"] = maxima
     summary["thresholds"] = {fkey(f): t for f, t in sorted(scratch_thresholds(records, baseline).items())}
     summary["by_strategy"] = by_strategy
     summary["table"] = rows
-    summary["definitions"] = {k: v.format(split=split) for k, v in DEFINITIONS.items()}
+    summary["definitions"] = {k: definition(k, split) for k in DEFINITIONS}
     summary["sentences"] = sentences(summary, split)
     return summary
+
+
+def definition(name: str, split: str) -> str:
+    return DEFINITIONS[name].format(split=split)
 
 
 def _pct(x: float) -> str:
@@ -183,39 +221,36 @@ def _pct(x: float) -> str:
 
 
 def sentences(summary: dict, split: str) -> list[str]:
-    """The three answers in plain words (what the report and the CLI print)."""
+    """The three answers of the strategy chosen on val, in plain words (what the report and the CLI print)."""
     baseline = summary["baseline"]
     by = summary["by_strategy"]
-    if not any("fraction_compared" in v for v in by.values()):
+    s = summary.get("selected_strategy")
+    if s is None or "fraction_compared" not in by.get(s, {}):
         return [f"No '{baseline}' cells to compare with: the study has no baseline, so no answers."]
     rows = {(r["strategy"], r["fraction"]): r for r in summary["table"]}
+    v = by[s]
+    top = v["fraction_compared"]
+    chosen = f"{s} (chosen on {summary['selection']['split']})"
     out = []
-    s = summary["labels_saved_strategy"]
-    if s is None:
-        out.append("Fewer labels: no transfer strategy matched scratch's accuracy at the largest fraction with "
+    if summary["labels_saved"] is None:
+        out.append(f"Fewer labels: {chosen} did not match {baseline}'s accuracy at the largest fraction with "
                    "fewer labels.")
     else:
-        v = by[s]
-        need, top = v["labels_needed_fraction"], v["fraction_compared"]
-        out.append(f"Fewer labels: {s} with {_pct(need)} of the labels is as accurate "
+        need = v["labels_needed_fraction"]
+        out.append(f"Fewer labels: {chosen} with {_pct(need)} of the labels is as accurate "
                    f"({rows[(s, need)]['accuracy_mean']:.3f}) as {baseline} with {_pct(top)} "
                    f"({v['baseline_accuracy']:.3f}): {_pct(summary['labels_saved'])} of the labels saved.")
-    s = summary["convergence_speedup_strategy"]
-    if s is None:
-        out.append(f"Faster convergence: not measured (no strategy, or no {baseline} run, reached 95% of "
-                   f"{baseline}'s best validation accuracy).")
+    if summary["convergence_speedup"] is None:
+        out.append(f"Faster convergence: not measured ({s} or {baseline} never reached 95% of {baseline}'s best "
+                   "validation accuracy).")
     else:
-        v = by[s]
-        threshold = summary["thresholds"].get(fkey(v["fraction_compared"]))
-        out.append(f"Faster convergence: {s} reached {threshold:.3f} validation accuracy (95% of {baseline}'s "
+        threshold = summary["thresholds"].get(fkey(top))
+        out.append(f"Faster convergence: {chosen} reached {threshold:.3f} validation accuracy (95% of {baseline}'s "
                    f"best) after {v['seconds_to_threshold']:.0f} s of training, {baseline} after "
                    f"{v['baseline_seconds_to_threshold']:.0f} s: {summary['convergence_speedup']:.1f}x faster.")
-    s = summary["accuracy_gain_strategy"]
-    if s is not None:
-        v = by[s]
-        line = (f"Higher accuracy: with {_pct(v['fraction_compared'])} of the labels {s} reaches "
-                f"{v['accuracy']:.3f} {split} accuracy against {baseline}'s {v['baseline_accuracy']:.3f} "
-                f"({summary['accuracy_gain']:+.3f}).")
+    if summary["accuracy_gain"] is not None:
+        line = (f"Higher accuracy: with {_pct(top)} of the labels {chosen} reaches {v['accuracy']:.3f} {split} "
+                f"accuracy against {baseline}'s {v['baseline_accuracy']:.3f} ({summary['accuracy_gain']:+.3f}).")
         winners = [t for t, w in by.items() if w.get("beats_scratch_at_every_fraction")]
         if winners:
             line += " At every fraction, " + "; ".join(

@@ -270,6 +270,7 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
         set_bn_modes(model, bn_groups, set(phase.lrs), options.freeze_bn)
 
         dataset.epoch = epoch
+        torch.manual_seed(epoch_seed(options.seed, epoch, 20_000 + env.rank))  # dropout: not what ran before
         order = epoch_order(decoded.labels, epoch, options.seed, options.sampler == "balanced", env.rank, env.world)
         loader = train_loader(dataset, order, options.batch_size, workers)
         mix_gen = torch.Generator().manual_seed(epoch_seed(options.seed, epoch, 10_000 + env.rank))
