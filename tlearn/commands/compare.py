@@ -1,20 +1,17 @@
 """tlearn compare RUN RUN ... [--out compare.html] [--json]"""
 from __future__ import annotations
 
-import argparse
 import json
 
-EXAMPLES = """examples:
-  tlearn compare runs/a runs/b                       # table on stdout
-  tlearn compare runs/a runs/b --out compare.html    # and a self-contained HTML page
-"""
+from . import examples
 
 
 def register(sub) -> None:
     p = sub.add_parser("compare", help="runs side by side: data, backbone, strategy, metrics, time, size",
                        description="Print a table of the runs; with --out, also write it as a self-contained "
                                    "HTML page.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       **examples("tlearn compare runs/a runs/b                      # table on stdout",
+                                  "tlearn compare runs/a runs/b --out compare.html   # and an HTML page"))
     p.add_argument("runs", nargs="+", help="run directories")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="also write the table as an HTML page to FILE (e.g. compare.html); none by default")
