@@ -119,6 +119,11 @@ def load_source() -> Source:
                     "dataset-fashion-mnist.")
 
 
+def pool_splits(source: Source) -> dict[str, tuple[str, ...]]:
+    """pool -> the splits drawn from it."""
+    return {"all": SPLITS} if "all" in source.pools else {"train": ("train", "val"), "test": ("test",)}
+
+
 def _class_sizes(source: Source, pool: str) -> np.ndarray:
     labels = source.pools[pool][1]
     return np.array([int(np.sum(labels == k)) for k in range(len(source.classes))])
@@ -141,9 +146,8 @@ def plan_per_class(source: Source, wanted: dict[str, int] | None = None) -> dict
     if set(wanted) != set(SPLITS) or any(int(n) < MIN_PER_CLASS[s] for s, n in wanted.items()):
         raise DataError(f"demo per-class counts must give train >= {MIN_PER_CLASS['train']}, val >= 1 and "
                         f"test >= 1; got {wanted}.")
-    groups = [("test", ["test"]), ("train", ["train", "val"])] if "test" in source.pools else [("all", SPLITS)]
     plan: dict[str, int] = {}
-    for pool, splits in groups:
+    for pool, splits in pool_splits(source).items():
         sizes = _class_sizes(source, pool)
         smallest = int(np.argmin(sizes))
         counts = _fit_counts({s: int(wanted[s]) for s in splits}, int(sizes[smallest]))
@@ -162,8 +166,7 @@ def choose_indices(source: Source, per_class: dict[str, int], seed: int) -> dict
     rng = np.random.default_rng(seed)
     chosen: dict[str, list[list[int]]] = {s: [] for s in SPLITS}
     for k in range(len(source.classes)):
-        for pool in source.pools:
-            splits = [s for s in SPLITS if (pool == "all" or (s == "test") == (pool == "test"))]
+        for pool, splits in pool_splits(source).items():
             order = rng.permutation(np.flatnonzero(source.pools[pool][1] == k))
             start = 0
             for s in splits:
@@ -172,16 +175,13 @@ def choose_indices(source: Source, per_class: dict[str, int], seed: int) -> dict
     return chosen
 
 
-def _pool_of(source: Source, split: str) -> str:
-    return "all" if "all" in source.pools else ("test" if split == "test" else "train")
-
-
 def _write_tree(source: Source, chosen: dict[str, list[list[int]]], root: Path) -> None:
     """Write the class-folder tree into a temporary folder, then move it to `root` in one step."""
     tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    pool_of = {split: pool for pool, splits in pool_splits(source).items() for split in splits}
     for split, per_class in chosen.items():
-        images = source.pools[_pool_of(source, split)][0]
+        images = source.pools[pool_of[split]][0]
         for cls, indices in zip(source.classes, per_class):
             folder = tmp / split / cls
             folder.mkdir(parents=True, exist_ok=True)
@@ -201,7 +201,7 @@ def prepare_demo_data(root: Path | None = None, per_class: dict[str, int] | None
     source = load_source()
     counts = plan_per_class(source, per_class)
     folder = Path(root or default_cache_dir() / "demo") / (
-        f"{source.name}-{'-'.join(str(counts[s]) for s in SPLITS)}-s{seed}")
+        f"{source.name}-{'-'.join(str(counts[s]) for s in SPLITS)}-seed{seed}")
     if not (folder / ".complete").is_file():
         if folder.exists():
             raise DataError(f"{folder} exists but is not a finished demo tree (no .complete); delete it and run "
