@@ -1,6 +1,7 @@
 """End to end through the CLI on real images: fit, evaluate, predict, backbones, odd files, run as backbone."""
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
@@ -55,8 +56,9 @@ def test_predict_labels_a_bee_as_bees(hymenoptera_run, hymenoptera):
     bee = sorted((hymenoptera / "val" / "bees").iterdir())[0]
     rows = [json.loads(line) for line in tlearn("predict", str(hymenoptera_run), str(bee), "--json").stdout.splitlines()]
     assert rows[0]["label"] == "bees" and rows[0]["probability"] > 0.5
-    plain = tlearn("predict", str(hymenoptera_run), str(hymenoptera / "val" / "ants")).stdout.splitlines()
-    assert len(plain) == 70 and sum(line.split("\t")[1] == "ants" for line in plain) >= 60
+    out = tlearn("predict", str(hymenoptera_run), str(hymenoptera / "val" / "ants")).stdout
+    plain = list(csv.DictReader(io.StringIO(out)))
+    assert len(plain) == 70 and sum(row["label"] == "ants" for row in plain) >= 60
 
 
 def test_second_fit_reuses_cached_features(hymenoptera_run, hymenoptera, tmp_path):

@@ -1,6 +1,7 @@
 """RUN/report.html and `tlearn compare` on run directories made in the test (no training: fast)."""
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -116,6 +117,21 @@ def test_compare_table_and_page(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "c.html")]) == 0
     out = capsys.readouterr().out
     assert "a " in out and "written to" in out and (tmp_path / "c.html").is_file()
+
+
+def test_compare_writes_no_page_unless_asked(tmp_path, capsys, monkeypatch):
+    items = [(tmp_path / "x.png", k % 2) for k in range(10)]
+    a = fake_run(tmp_path / "a", ["n", "p"], {"val": items}, seed=0)
+    b = fake_run(tmp_path / "b", ["n", "p"], {"val": items}, seed=1)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "val acc" in out and "written to" not in out
+    assert main(["compare", str(a), str(b), "--json"]) == 0
+    assert [r["run"] for r in json.loads(capsys.readouterr().out)] == ["a", "b"]
+    assert list(cwd.iterdir()) == []  # no compare.html where the user happened to be
 
 
 def test_compare_warns_about_different_data(tmp_path):

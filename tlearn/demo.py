@@ -1,26 +1,53 @@
 """`tlearn demo`: the main job on real images that arrive with a package, so it runs on a fresh machine.
 
-Source, first found: Fashion-MNIST from Debian's `dataset-fashion-mnist` (Zalando's 28x28 product photos,
-10 classes), else scikit-learn's bundled handwritten digits (8x8, 10 classes). A stratified subset is written
-once as a class-folder tree in the tlearn cache, then trained on like any user folder.
+Sources, the first one found is used (SOURCES):
+- Fashion-MNIST from Debian's `dataset-fashion-mnist` (Zalando's 28x28 product photos, 10 classes);
+- scikit-image's LFW subset, shipped inside the scikit-image wheel (a dependency): 25x25 photos, 100 faces and
+  100 background crops from Labeled Faces in the Wild;
+- scikit-learn's bundled handwritten digits (8x8 scans, 10 classes).
+A stratified, class-balanced subset is written once as a train/val/test class-folder tree in the tlearn cache,
+then trained on like any user folder. Per-class counts are cut down to what the source has.
 """
 from __future__ import annotations
 
 import gzip
 import logging
-from dataclasses import dataclass
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .errors import DataError
 from .features.cache import default_cache_dir
 
 log = logging.getLogger("tlearn")
 
+SPLITS = ("train", "val", "test")
+DEFAULT_PER_CLASS = {"train": 60, "val": 30, "test": 30}
+MIN_PER_CLASS = {"train": 2, "val": 1, "test": 1}  # the least a class can have in each split and still be trained
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                 "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                    "ankle-boot"]
+
+
+@dataclass
+class Source:
+    """Images of one demo data source, as uint8 arrays (N, H, W) with integer labels.
+
+    pools: "train" and "test" when the source ships its own test images (test is drawn only from "test"),
+    else one pool "all" that train, val and test are drawn from, disjointly.
+    """
+    name: str
+    description: str
+    classes: list[str]
+    pools: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -28,80 +55,219 @@ class DemoData:
     name: str
     source: str
     path: Path
-    counts: dict[str, int]
+    counts: dict[str, int]  # split -> images
+    per_class: dict[str, int] = field(default_factory=dict)  # split -> images of each class
+    classes: list[str] = field(default_factory=list)
 
 
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise DataError(f"{path} is not an idx file of unsigned bytes; reinstall dataset-fashion-mnist.")
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != int(np.prod(shape)):
+        raise DataError(f"{path} is truncated ({len(raw) - offset} bytes for shape {shape}); "
+                        "reinstall dataset-fashion-mnist.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
-def _load_source() -> tuple[str, str, list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    if (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():
-        pools = {
-            "train": (_read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz"),
-                      _read_idx(FASHION_DIR / "train-labels-idx1-ubyte.gz")),
-            "test": (_read_idx(FASHION_DIR / "t10k-images-idx3-ubyte.gz"),
-                     _read_idx(FASHION_DIR / "t10k-labels-idx1-ubyte.gz")),
-        }
-        return "fashion-mnist", f"Debian dataset-fashion-mnist ({FASHION_DIR})", FASHION_CLASSES, pools
+def fashion_mnist() -> Source | None:
+    if not all((FASHION_DIR / f).is_file() for pair in FASHION_FILES.values() for f in pair):
+        return None
+    pools = {split: (_read_idx(FASHION_DIR / images), _read_idx(FASHION_DIR / labels))
+             for split, (images, labels) in FASHION_FILES.items()}
+    return Source("fashion-mnist", f"Zalando's Fashion-MNIST, 28x28 product photos, from Debian's "
+                  f"dataset-fashion-mnist ({FASHION_DIR})", FASHION_CLASSES, pools)
+
+
+def lfw_faces() -> Source | None:
+    try:
+        from skimage.data import lfw_subset
+
+        images = lfw_subset()
+    except (ImportError, OSError, ValueError) as exc:  # not installed, or its data files stripped by a distro
+        log.info("scikit-image's LFW subset is not available (%s)", exc)
+        return None
+    images = np.clip(np.rint(np.asarray(images, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+    labels = np.repeat([0, 1], len(images) // 2)  # the first half are faces, the second half background
+    return Source("lfw-faces", "25x25 photos from Labeled Faces in the Wild, faces vs background crops, shipped "
+                  "in the scikit-image package", ["face", "background"], {"all": (images, labels)})
+
+
+def sklearn_digits() -> Source:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = np.clip(digits.images * 16, 0, 255).astype(np.uint8)  # 0..16 -> 0..255
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(images))
-    cut = len(order) // 2
-    pools = {"train": (images[order[:cut]], digits.target[order[:cut]]),
-             "test": (images[order[cut:]], digits.target[order[cut:]])}
-    return "digits", "scikit-learn's bundled handwritten digits", [str(d) for d in range(10)], pools
+    return Source("digits", "8x8 scans of handwritten digits, shipped in the scikit-learn package",
+                  [str(d) for d in range(10)], {"all": (images, digits.target)})
+
+
+SOURCES: list[Callable[[], Source | None]] = [fashion_mnist, lfw_faces, sklearn_digits]
+
+
+def load_source() -> Source:
+    """The first available source of SOURCES."""
+    for loader in SOURCES:
+        source = loader()
+        if source is not None:
+            return source
+    raise DataError("no demo images found: install scikit-learn (pip install -e .) or Debian's "
+                    "dataset-fashion-mnist.")
+
+
+def pool_splits(source: Source) -> dict[str, tuple[str, ...]]:
+    """pool -> the splits drawn from it."""
+    return {"all": SPLITS} if "all" in source.pools else {"train": ("train", "val"), "test": ("test",)}
+
+
+def _class_sizes(source: Source, pool: str) -> np.ndarray:
+    labels = source.pools[pool][1]
+    return np.array([int(np.sum(labels == k)) for k in range(len(source.classes))])
+
+
+def _fit_counts(wanted: dict[str, int], available: int) -> dict[str, int]:
+    """`wanted` per-class counts, scaled down in proportion when a class has only `available` images."""
+    total = sum(wanted.values())
+    if available >= total:
+        return dict(wanted)
+    counts = {split: available * n // total for split, n in wanted.items()}
+    counts[next(iter(counts))] += available - sum(counts.values())  # the rounding remainder goes to train
+    return counts
+
+
+def plan_per_class(source: Source, wanted: dict[str, int] | None = None) -> dict[str, int]:
+    """Images of each class in each split: `wanted` where every class has enough, else what the smallest class
+    allows (the same for every class, so the demo stays balanced). A clear error when that is too few."""
+    wanted = dict(wanted or DEFAULT_PER_CLASS)
+    if set(wanted) != set(SPLITS) or any(int(n) < MIN_PER_CLASS[s] for s, n in wanted.items()):
+        raise DataError(f"demo per-class counts must give train >= {MIN_PER_CLASS['train']}, val >= 1 and "
+                        f"test >= 1; got {wanted}.")
+    plan: dict[str, int] = {}
+    for pool, splits in pool_splits(source).items():
+        sizes = _class_sizes(source, pool)
+        smallest = int(np.argmin(sizes))
+        counts = _fit_counts({s: int(wanted[s]) for s in splits}, int(sizes[smallest]))
+        short = [s for s in splits if counts[s] < MIN_PER_CLASS[s]]
+        if short:
+            need = sum(MIN_PER_CLASS[s] for s in splits)
+            raise DataError(f"demo source {source.name}: class '{source.classes[smallest]}' has "
+                            f"{sizes[smallest]} image(s) in its {pool} images, too few for {'/'.join(splits)} "
+                            f"(at least {need}); use another source (see tlearn/demo.py SOURCES).")
+        plan.update(counts)
+    return {s: plan[s] for s in SPLITS}
+
+
+def choose_indices(source: Source, per_class: dict[str, int], seed: int) -> dict[str, list[list[int]]]:
+    """split -> for each class, the indices (into that split's pool) of its images; disjoint across splits."""
+    rng = np.random.default_rng(seed)
+    chosen: dict[str, list[list[int]]] = {s: [] for s in SPLITS}
+    for k in range(len(source.classes)):
+        for pool, splits in pool_splits(source).items():
+            order = rng.permutation(np.flatnonzero(source.pools[pool][1] == k))
+            start = 0
+            for s in splits:
+                chosen[s].append(order[start:start + per_class[s]].tolist())
+                start += per_class[s]
+    return chosen
+
+
+def _write_tree(source: Source, chosen: dict[str, list[list[int]]], root: Path) -> None:
+    """Write the class-folder tree into a temporary folder, then move it to `root` in one step."""
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pool_of = {split: pool for pool, splits in pool_splits(source).items() for split in splits}
+    for split, per_class in chosen.items():
+        images = source.pools[pool_of[split]][0]
+        for cls, indices in zip(source.classes, per_class):
+            folder = tmp / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in indices:
+                Image.fromarray(images[i]).save(folder / f"{split}_{i}.png")
+    (tmp / ".complete").write_text(source.description + "\n")
+    try:
+        tmp.rename(root)
+    except OSError:  # another process finished the same tree first; theirs is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (root / ".complete").is_file():
+            raise
 
 
 def prepare_demo_data(root: Path | None = None, per_class: dict[str, int] | None = None, seed: int = 0) -> DemoData:
-    """Write (once) a stratified train/val/test class tree of the demo images and return where it is."""
-    per_class = per_class or {"train": 60, "val": 30, "test": 30}
-    name, source, classes, pools = _load_source()
-    root = Path(root or default_cache_dir() / "demo") / f"{name}-{'-'.join(map(str, per_class.values()))}-s{seed}"
-    marker = root / ".complete"
-    counts = {split: n * len(classes) for split, n in per_class.items()}
-    if marker.is_file():
-        return DemoData(name, source, root, counts)
-    rng = np.random.default_rng(seed)
-    taken: set[int] = set()
-    for split, n in per_class.items():
-        images, labels = pools["test" if split == "test" else "train"]
-        for k, cls in enumerate(classes):
-            candidates = np.flatnonzero(labels == k)
-            if split != "test":  # train and val come from the same pool: keep them disjoint
-                candidates = np.array([i for i in candidates if i not in taken])
-            chosen = rng.choice(candidates, size=n, replace=False)
-            taken.update(chosen.tolist())
-            folder = root / split / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in chosen:
-                Image.fromarray(images[i]).save(folder / f"{split}_{i}.png")
-    marker.write_text(source + "\n")
-    return DemoData(name, source, root, counts)
+    """Write (once) a class-balanced train/val/test class tree of the demo images and return where it is."""
+    source = load_source()
+    counts = plan_per_class(source, per_class)
+    folder = Path(root or default_cache_dir() / "demo") / (
+        f"{source.name}-{'-'.join(str(counts[s]) for s in SPLITS)}-seed{seed}")
+    if not (folder / ".complete").is_file():
+        if folder.exists():
+            raise DataError(f"{folder} exists but is not a finished demo tree (no .complete); delete it and run "
+                            "tlearn demo again.")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        _write_tree(source, choose_indices(source, counts, seed), folder)
+    n = len(source.classes)
+    return DemoData(source.name, source.description, folder, {s: counts[s] * n for s in SPLITS}, counts,
+                    list(source.classes))
 
 
-def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool = True) -> dict:
+def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool = True,
+             per_class: dict[str, int] | None = None) -> dict:
     """Prepare the data, train a linear probe on the default backbone, evaluate; then (study=True) a short
-    transfer study against training from scratch. Return what happened."""
+    transfer study against training from scratch. Return what happened (see summary_lines)."""
     from .fit import fit
 
-    data = prepare_demo_data()
-    log.info("demo data: %s from %s\n  %s (train %d, val %d, test %d images)", data.name, data.source, data.path,
+    start = time.perf_counter()
+    data = prepare_demo_data(per_class=per_class)
+    log.info("demo data: %s (%s)\n  %s (train %d, val %d, test %d images)", data.name, data.source, data.path,
              data.counts["train"], data.counts["val"], data.counts["test"])
     run = fit(data.path, Path(out) / "linear-probe", progress=progress)
-    result = {"data": data, "runs": {"linear-probe": run}}
+    result = {"data": data, "out": Path(out), "runs": {"linear-probe": run}}
     if study:
         from .study.presets import run_demo_study
 
-        done = run_demo_study(data.path, Path(out) / "study")
-        result["study"] = done
-        result["notes"] = ["\nTransfer study (scratch vs linear-probe):"] + [
-            f"  {line}" for line in done.summary["sentences"]] + [f"  report: {done.report}"]
+        result["study"] = run_demo_study(data.path, Path(out) / "study")
+    result["seconds"] = time.perf_counter() - start
     return result
+
+
+def _accuracies(block: dict) -> str:
+    return " / ".join(f"{block[s]['accuracy']:.3f}" if s in block else "  –  " for s in ("val", "test"))
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The plain summary `tlearn demo` prints last: data, accuracy of each strategy, reports, what next."""
+    data: DemoData = result["data"]
+    pc = data.per_class
+    lines = [f"tlearn demo finished in {result['seconds']:.0f} s.", "",
+             f"Data: {data.name}, {data.source}.",
+             f"  {len(data.classes)} classes ({', '.join(data.classes)}); per class: train {pc['train']}, "
+             f"val {pc['val']}, test {pc['test']}; in all: train {data.counts['train']}, val {data.counts['val']}, "
+             f"test {data.counts['test']} images",
+             f"  {data.path}", "", "Accuracy (val / test):"]
+    reports = []
+    for name, run in result["runs"].items():
+        lines.append(f"  {name:<14} {_accuracies(run.metrics)}   ({run.config['backbone']['name']}, "
+                     f"{run.data_config.input_size} px, all training images)")
+        reports.append(Path(run.path).resolve() / "report.html")
+    if "study" in result:
+        done = result["study"]
+        cells = done.study["cells"]
+        top = max(c["fraction"] for c in cells)
+        fit_opts = done.study.get("fit_options", {})
+        lines.append(f"  transfer study at {fit_opts.get('image_size', '?')} px, {fit_opts.get('epochs', '?')} "
+                     "epochs, all training images:")
+        for cell in cells:
+            if cell["fraction"] == top:
+                lines.append(f"    {cell['strategy']:<12} {_accuracies(cell)}")
+        lines += [f"  {s}" for s in done.summary.get("sentences", [])]
+        reports.append(Path(done.report).resolve())
+    lines += ["", "Reports (open in a browser):"] + [f"  {p}" for p in reports]
+    lines += ["", "Next, on your own images (class folders DATA/train/CLASS/*.jpg, optional DATA/val and DATA/test):",
+              "  tlearn fit DATA --out RUN            # linear probe on the default backbone",
+              "  tlearn evaluate RUN DATA/test        # metrics on labelled images",
+              "  tlearn predict RUN IMAGE_OR_FOLDER   # CSV: path,label,probability",
+              "  tlearn study DATA --out STUDY        # does transfer beat training from scratch on your data?"]
+    return lines

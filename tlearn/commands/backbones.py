@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import json
 
+from . import examples
+
 
 def register(sub) -> None:
-    p = sub.add_parser("backbones", help="list backbones and whether their weights are available offline")
+    p = sub.add_parser("backbones", help="list backbones and whether their weights are available offline",
+                       **examples("tlearn backbones          # names, input size, feature size, weights offline?",
+                                  "tlearn backbones --json"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 

@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import json
 
+from . import examples
+
 
 def register(sub) -> None:
     p = sub.add_parser("compare", help="runs side by side: data, backbone, strategy, metrics, time, size",
-                       description="Print a table of the runs and write it as a self-contained HTML page.")
+                       description="Print a table of the runs; with --out, also write it as a self-contained "
+                                   "HTML page.",
+                       **examples("tlearn compare runs/a runs/b                      # table on stdout",
+                                  "tlearn compare runs/a runs/b --out compare.html   # and an HTML page"))
     p.add_argument("runs", nargs="+", help="run directories")
-    p.add_argument("--out", default="compare.html", help="HTML page to write (default: compare.html)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="also write the table as an HTML page to FILE (e.g. compare.html); none by default")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -21,7 +27,8 @@ def run(args) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(format_table(rows))
-    page = write_compare_html(rows, args.out)
-    if not args.json:
-        print(f"\nwritten to {page}")
+    if args.out:
+        page = write_compare_html(rows, args.out)
+        if not args.json:
+            print(f"\nwritten to {page}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 
+from . import examples
+
 
 def register(sub) -> None:
     from ..distill.config import DEFAULT_STUDENT
@@ -14,7 +16,9 @@ def register(sub) -> None:
         "distill", help="teach a small, fast student from a trained teacher run (knowledge distillation)",
         description="Hinton distillation: the student learns the teacher's temperature-softened outputs mixed "
                     "with the labels of DATA. The student run is a normal run directory; its metrics.json adds a "
-                    "'distillation' block (teacher vs student accuracy, size and CPU latency).")
+                    "'distillation' block (teacher vs student accuracy, size and CPU latency).",
+        **examples("tlearn distill flowers --teacher runs/flowers --out runs/flowers-student",
+                   "tlearn distill flowers --teacher runs/flowers --out runs/student-t8 --temperature 8 --epochs 60"))
     p.add_argument("data", help="data folder or CSV manifest with the teacher's classes")
     p.add_argument("--teacher", required=True, help="a tlearn run directory (e.g. from `tlearn fit`)")
     p.add_argument("--out", required=True, help="student run directory to write")

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import json
 
+from . import examples
+
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="metrics of a run on a labelled folder")
+    p = sub.add_parser("evaluate", help="metrics of a run on a labelled folder",
+                       **examples("tlearn evaluate runs/flowers flowers/test",
+                                  "tlearn evaluate runs/flowers more/ --save-as more   # kept for tlearn report"))
     p.add_argument("run", help="run directory")
     p.add_argument("split", help="class tree (e.g. DATA/test) or CSV manifest")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")

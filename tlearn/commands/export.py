@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import json
 
+from . import examples
+
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="export a run to ONNX or TorchScript (uint8 images in, probabilities out)")
+    p = sub.add_parser("export", help="export a run to ONNX or TorchScript (uint8 images in, probabilities out)",
+                       **examples("tlearn export runs/flowers                  # runs/flowers/exports/model.onnx",
+                                  "tlearn export runs/flowers --quantize int8   # refused if val accuracy drops"))
     p.add_argument("run", help="run directory")
     p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], dest="fmt")
     p.add_argument("--quantize", default=None, choices=["int8"], help="static int8 (ONNX only), calibrated on "

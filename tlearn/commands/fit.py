@@ -5,6 +5,8 @@ import argparse
 import json
 from dataclasses import fields
 
+from . import examples
+
 # tlearn.data.augment.PRESETS, repeated here so that parsing arguments does not import torch (a test checks both agree)
 AUGMENT_PRESETS = ("none", "flip", "crop", "light", "medium", "strong")
 
@@ -80,7 +82,9 @@ def config_from_args(args):
 
 def register(sub) -> None:
     p = sub.add_parser("fit", help="train a classifier on a folder of images",
-                       description="Train on DATA (train/ [val/ test/] class folders, a flat class tree, or a CSV).")
+                       description="Train on DATA (train/ [val/ test/] class folders, a flat class tree, or a CSV).",
+                       **examples("tlearn fit flowers --out runs/flowers        # linear probe, the default",
+                                  "tlearn fit flowers --out runs/flowers-ft --strategy finetune --epochs 10"))
     p.add_argument("data", help="data folder or CSV manifest")
     p.add_argument("--out", required=True, help="run directory to write")
     add_fit_arguments(p)

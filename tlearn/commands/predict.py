@@ -1,12 +1,21 @@
 """tlearn predict RUN IMAGE_OR_DIR ... [--json]"""
 from __future__ import annotations
 
+import csv
 import json
 import sys
 
+from . import examples
+
+CSV_FIELDS = ["path", "label", "probability"]
+
 
 def register(sub) -> None:
-    p = sub.add_parser("predict", help="label images with a trained run")
+    p = sub.add_parser("predict", help="label images with a trained run",
+                       description="Print one row per image: CSV (header path,label,probability; fields quoted "
+                                   "where needed), or JSON lines with --json.",
+                       **examples("tlearn predict runs/flowers photos/ > labels.csv   # path,label,probability",
+                                  "tlearn predict runs/flowers rose.jpg --json        # one JSON object per line"))
     p.add_argument("run", help="run directory")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -22,11 +31,14 @@ def run(args) -> int:
     from ..run import Run
 
     predictions, skipped = Run(args.run).predict(args.images, batch_size=args.batch_size, tta=args.tta)
-    for pred in predictions:
-        if args.json:
+    if args.json:
+        for pred in predictions:
             print(json.dumps(pred.to_dict()))
-        else:
-            print(f"{pred.path}\t{pred.label}\t{pred.probability:.4f}")
+    else:  # the csv module quotes a path holding a comma, quote, tab or newline, so no row can be forged
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        writer.writerows([str(pred.path), pred.label, f"{pred.probability:.4f}"] for pred in predictions)
+    sys.stdout.flush()
     for s in skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     return 0 if predictions else 1

@@ -1,11 +1,15 @@
 """tlearn report RUN [--out FILE] [--positive CLASS]"""
 from __future__ import annotations
 
+from . import examples
+
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="(re)write RUN/report.html from the run directory",
                        description="Rewrite RUN/report.html from config.yaml, metrics.json, history.csv and every "
-                                   "RUN/predictions/*.csv (e.g. after `tlearn evaluate RUN DIR --save-as NAME`).")
+                                   "RUN/predictions/*.csv (e.g. after `tlearn evaluate RUN DIR --save-as NAME`).",
+                       **examples("tlearn report runs/flowers        # rewrites runs/flowers/report.html",
+                                  "tlearn report runs/xray --positive PNEUMONIA"))
     p.add_argument("run", help="run directory")
     p.add_argument("--out", default=None, help="write the page here instead of RUN/report.html")
     p.add_argument("--positive", default=None,

@@ -5,6 +5,7 @@ import json
 from dataclasses import fields
 
 from ..errors import TlearnError
+from . import examples
 from .fit import add_fit_arguments
 
 PER_CELL = {"data", "out", "strategy", "seed"}
@@ -23,7 +24,9 @@ def register(sub) -> None:
         description="Train each strategy on nested, stratified fractions of the labelled training images, for "
                     "several seeds, and report whether transfer needs fewer labels, converges faster and reaches "
                     "higher accuracy than scratch (STUDY/report.html, summary.json, study.json). Re-running "
-                    "keeps finished cells. Any `tlearn fit` option applies to every cell.")
+                    "keeps finished cells. Any `tlearn fit` option applies to every cell.",
+        **examples("tlearn study flowers --out studies/flowers",
+                   "tlearn study flowers --out studies/quick --strategies scratch,linear-probe --seeds 1"))
     p.add_argument("data", help="data folder or CSV manifest")
     p.add_argument("--out", required=True, help="study directory (re-run with the same one to resume)")
     add_fit_arguments(p)

@@ -6,7 +6,7 @@ from pathlib import Path
 from .config import StudyConfig
 from .runner import StudyResult, run_study
 
-# About ten minutes on 2 CPU cores; finetune is left out (slow, poor at 64 px: docs/results.md#the-demos-study)
+# A few minutes on 2 CPU cores; finetune is left out (slow, poor at 64 px: docs/results.md#the-demos-study)
 DEMO_STUDY = {"strategies": ["scratch", "linear-probe"], "fractions": [0.05, 0.2, 1.0], "seeds": 1,
               "fit": {"image_size": 64, "epochs": 4}}
 
@@ -19,5 +19,5 @@ def demo_study_config(data: str | Path, out: str | Path, progress: bool = False)
 
 
 def run_demo_study(data: str | Path, out: str | Path, progress: bool = False) -> StudyResult:
-    """scratch vs linear-probe vs finetune on the demo images; re-running keeps finished cells."""
+    """scratch vs linear-probe on the demo images; re-running keeps finished cells."""
     return run_study(demo_study_config(data, out, progress))
