@@ -1,6 +1,8 @@
 """tlearn.runtime: classify with onnxruntime + numpy + Pillow alone, with tlearn's exact preprocessing."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -86,7 +88,9 @@ def test_runtime_cli_prints_one_row_per_image(onnx_file, hymenoptera, tmp_path):
     out = subprocess.run([sys.executable, "-m", "tlearn.runtime", str(onnx_file), str(bee), str(junk)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1  # one image was skipped
-    path, label, prob = out.stdout.strip().split("\t")
+    header, row = list(csv.reader(io.StringIO(out.stdout)))
+    assert header == ["path", "label", "probability"]
+    path, label, prob = row
     assert path == str(bee) and label == "bees" and 0.5 < float(prob) <= 1.0
     assert "skipped" in out.stderr and "junk.jpg" in out.stderr
 

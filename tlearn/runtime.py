@@ -319,14 +319,19 @@ class Classifier:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2 or argv[0] in ("-h", "--help"):
-        print("usage: python -m tlearn.runtime MODEL.onnx IMAGE [IMAGE ...]", file=sys.stderr)
+        print("usage: python -m tlearn.runtime MODEL.onnx IMAGE [IMAGE ...]  (prints CSV: path,label,probability)",
+              file=sys.stderr)
         return 2
+    import csv
+
     clf = Classifier(argv[0])
+    writer = csv.writer(sys.stdout, lineterminator="\n")  # quotes a path holding a comma, quote or newline
+    writer.writerow(["path", "label", "probability"])
     status = 0
     for path in argv[1:]:
         try:
             pred = clf.predict([path], k=1)[0]
-            print(f"{path}\t{pred.label}\t{pred.probability:.4f}")
+            writer.writerow([path, pred.label, f"{pred.probability:.4f}"])
         except ImageError as exc:
             print(f"skipped {path}: {exc}", file=sys.stderr)
             status = 1
