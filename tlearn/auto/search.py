@@ -400,6 +400,10 @@ class Search:
         config.pop("out", None)
         self.state.data["winner"] = winner["name"]
         self.state.save()
+        for r in self.records:
+            log.info("auto search: %-22s %-8s val %s  %6.1fs  %d/%d epochs  %s", r["name"], r["status"],
+                     f"{r['val_accuracy']:.4f}" if r["val_accuracy"] is not None else "  –   ", r["seconds"],
+                     r["epochs_done"], r["epochs_planned"], r["why"])
         log.info("auto: winner %s, val accuracy %.4f (%s); search %.0fs of a %.0fs budget", winner["name"],
                  winner["val_accuracy"], winner["options"], self.clock.spent(), self.total)
         details = {
