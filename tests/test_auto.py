@@ -211,6 +211,9 @@ def test_auto_search_writes_a_complete_run_chosen_on_val_within_its_budget(data,
     assert spy.paths and not (spy.paths & test_paths)
     assert not _keys_named("test", state["candidates"])
     assert not list((out / "search").rglob("test.csv"))
+    assert not list((out / "search").rglob("epoch-*"))  # optimizer states go once the search is over
+    trained = [r["name"] for r in table if r["epochs_done"] and r["name"] != "probe"]
+    assert all((out / "search" / n / "checkpoints" / "best.safetensors").is_file() for n in trained)
     metrics = run.metrics
     assert metrics["test"]["n"] == 12 and metrics["val"]["n"] == 12
     assert "Search" in (out / "report.html").read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -383,6 +384,15 @@ class Search:
                 "epochs_done", "epochs_planned", "seconds", "why", "reasons")
         return [{k: r[k] for k in keys} for r in self.records]
 
+    def _prune(self) -> None:
+        """Once the search is over, each candidate keeps its best weights; the epoch checkpoints (weights and
+        optimizer state, only needed to continue training) go."""
+        for rec in self.records:
+            folder = self.folder / rec["name"] / "checkpoints"
+            for epoch_dir in folder.glob("epoch-*"):
+                shutil.rmtree(epoch_dir, ignore_errors=True)
+            (folder / "last.json").unlink(missing_ok=True)
+
     def _result(self) -> FitResult:
         scored = [r for r in self.records if r["val_accuracy"] is not None]
         if not scored:
@@ -393,6 +403,7 @@ class Search:
         for r in self.records:  # paused: kept at its rung when the halving ended without it (budget)
             if r["status"] in ("paused", "running", "pending"):
                 r.update(status="stopped", why=r["why"] or "the search ended")
+        self._prune()
         info = self._info(winner)
         model = load_candidate_model(self.folder / winner["name"], winner, info, len(self.ctx.splits.classes))
         out = self.folder / winner["name"]
