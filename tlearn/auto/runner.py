@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +102,8 @@ def train_finetune(ctx: FitContext, control: EpochControl, head_from: Path | Non
     result = train(model, phases, ctx.splits.train, ctx.splits.val, ctx.backbone_info.data_config, options,
                    num_classes=num_classes, on_epoch=control)
     details = {**details, **{k: v for k, v in result.details.items() if k not in ("stopped",)},
-               "phases": [{"name": p.name, "epochs": p.epochs, "lrs": {g: float(f"{lr:.3g}") for g, lr in p.lrs.items()},
-                           "warmup_epochs": p.warmup_epochs} for p in phases],
+               "phases": [{"name": p.name, "epochs": p.epochs, "warmup_epochs": p.warmup_epochs,
+                           "lrs": {g: float(f"{lr:.3g}") for g, lr in p.lrs.items()}} for p in phases],
                "train_options": {k: v for k, v in options.to_dict().items()
                                  if k not in ("progress", "cache_dir", "checkpoint_dir", "resume", "tensorboard")}}
     return result, details, skipped
@@ -123,8 +122,3 @@ def fresh_context(ctx: FitContext, config, info, out: Path) -> FitContext:
     return FitContext(splits=ctx.splits, backbone=copy.deepcopy(ctx.backbone), backbone_info=info, out=out,
                       config=config, precision=ctx.precision, device=ctx.device, cache_dir=ctx.cache_dir)
 
-
-def timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from ..backbones.registry import get_spec
+from ..data.layout import SkippedFile
 from ..errors import TlearnError
 from ..files import atomic_write_text
 from ..strategies import FitContext, FitResult
-from ..data.layout import SkippedFile
 from ..train.distributed import dist_env
 from . import halving
 from .budget import SAFETY, Clock, CostModel, check_budget
@@ -46,8 +46,9 @@ def native_input_size(info) -> int:
 def check_options(cfg) -> None:
     given = [f"--{k.replace('_', '-')}" for k in RECIPE_OPTIONS if getattr(cfg, k, None) is not None]
     if given:
-        raise TlearnError(f"--strategy auto chooses {', '.join(given)} itself; drop {'it' if len(given) == 1 else 'them'}"
-                          ", or name a strategy (e.g. --strategy finetune) to set them by hand.")
+        them = "it" if len(given) == 1 else "them"
+        raise TlearnError(f"--strategy auto chooses {', '.join(given)} itself; drop {them}, or name a strategy "
+                          "(e.g. --strategy finetune) to set them by hand.")
     if dist_env().enabled:
         raise TlearnError("--strategy auto runs in one process; start it without torchrun.")
 
