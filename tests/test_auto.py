@@ -60,8 +60,9 @@ def test_choose_keeps_priority_order_lengthens_when_everything_fits_and_shortens
     chosen, scale, left_out = halving.choose(items_at, ["a", "c", "b"], 200.0)
     assert chosen == ["a", "b"] and scale == 1.0 and "c" in left_out and left_out["c"].startswith("not run")
     assert halving.choose(items_at, ["a", "b"], 10_000.0)[1] == 2.0  # time for twice the schedule
-    chosen, scale, _ = halving.choose(items_at, ["c", "a"], 50.0)
-    assert chosen == ["a"] and scale == 0.5  # a alone at 4 epochs (40 s)
+    chosen, scale, _ = halving.choose(items_at, ["c", "a"], 55.0)
+    assert chosen == ["a"] and scale == 5 / 8  # a alone, with the 5 epochs that fit (50 s)
+    assert halving.choose(items_at, ["c", "a"], 15.0)[0] == []  # under 2 epochs: not worth starting
     assert halving.choose(items_at, ["c"], 5.0)[0] == []  # nothing fits: the probe is the result
 
 

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from ..backbones.model import TransferModel
+from ..train.distributed import DistEnv, training_threads
 
 DEFAULT_BUDGET_MINUTES = 15.0  # see docs: the probe plus a halving over 2-4 fine-tunes of ~1000 images at 224 px
 SAFETY = 1.25  # estimates are multiplied by this before they are compared with the time left
 FINAL_FIXED_SECONDS = 15.0  # saving the model, the report, and starting the process
-BENCH_BATCH = 8
+MAX_BENCH_BATCH = 16  # per-image costs at the training batch, capped: the benchmark itself must stay cheap
 
 
 class Clock:
@@ -50,23 +51,23 @@ def check_budget(minutes: float | None) -> float:
 
 
 @torch.no_grad()
-def _eval_seconds_per_image(model: nn.Module, size: int) -> float:
-    x = torch.randn(BENCH_BATCH, 3, size, size).contiguous(memory_format=torch.channels_last)
+def _eval_seconds_per_image(model: nn.Module, size: int, batch: int) -> float:
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     model.eval()
     model(x)
     t0 = time.perf_counter()
     model(x)
-    return (time.perf_counter() - t0) / BENCH_BATCH
+    return (time.perf_counter() - t0) / batch
 
 
-def _train_seconds_per_image(model: nn.Module, size: int) -> float:
-    x = torch.randn(BENCH_BATCH, 3, size, size).contiguous(memory_format=torch.channels_last)
+def _train_seconds_per_image(model: nn.Module, size: int, batch: int) -> float:
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     model.train()
     model(x).sum().backward()
     t0 = time.perf_counter()
     model(x).sum().backward()
     model.zero_grad(set_to_none=True)
-    return (time.perf_counter() - t0) / BENCH_BATCH
+    return (time.perf_counter() - t0) / batch
 
 
 @dataclass
@@ -77,6 +78,7 @@ class CostModel:
     feature_dim: int
     architecture: str
     decode_per_image: float
+    batch: int = MAX_BENCH_BATCH  # the training batch
     eval_per_image: dict[int, float] = field(default_factory=dict)
     train_per_image: dict[int, float] = field(default_factory=dict)
     calibration: list[float] = field(default_factory=list)  # measured / estimated epoch seconds
@@ -86,8 +88,14 @@ class CostModel:
             return
         model = TransferModel(copy.deepcopy(self.backbone), self.feature_dim, 2, self.architecture)
         model = model.to(memory_format=torch.channels_last)
-        self.eval_per_image[size] = _eval_seconds_per_image(model, size)
-        self.train_per_image[size] = _train_seconds_per_image(model, size)
+        batch = max(1, min(self.batch, MAX_BENCH_BATCH))
+        previous = torch.get_num_threads()
+        torch.set_num_threads(training_threads(DistEnv())[0])  # as many threads as the training loop will use
+        try:
+            self.eval_per_image[size] = _eval_seconds_per_image(model, size, batch)
+            self.train_per_image[size] = _train_seconds_per_image(model, size, batch)
+        finally:
+            torch.set_num_threads(previous)
 
     def eval_seconds(self, size: int, n: int) -> float:
         self._bench(size)

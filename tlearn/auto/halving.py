@@ -55,14 +55,15 @@ def halving_cost(items: list[Costing]) -> float:
 
 
 SCALES_LONGER = (2.0, 1.5)  # longer schedules, when every candidate fits at that length
-SCALES_SHORTER = (0.5, 0.25)  # shorter schedules for the first candidate alone, when it does not fit whole
+MIN_EPOCHS = 2  # a shortened schedule keeps at least this many epochs after the head-only ones
 
 
 def choose(items_at, names: list[str], available: float) -> tuple[list[str], float, dict[str, str]]:
     """(candidates to run in priority order, schedule scale, why each other one is left out).
 
     items_at(names, scale) -> [Costing]. Greedy at the recipes' own length in priority order; then longer
-    if everything fits; else the first candidate alone at a shorter length.
+    if everything fits; else the first candidate that fits alone, with as many epochs as fit (at least
+    MIN_EPOCHS; scale = epochs / the recipe's).
     """
     chosen: list[str] = []
     left_out: dict[str, str] = {}
@@ -78,11 +79,12 @@ def choose(items_at, names: list[str], available: float) -> tuple[list[str], flo
                 return chosen, scale, left_out
     if chosen:
         return chosen, 1.0, left_out
-    for name in names:
-        for scale in SCALES_SHORTER:
-            cost = halving_cost(items_at([name], scale))
-            if cost <= available:
-                return [name], scale, {n: why for n, why in left_out.items() if n != name}
+    for name in names:  # the first candidate that fits alone, with as many epochs as fit
+        full = items_at([name], 1.0)[0]
+        main = full.total_epochs - full.head_epochs
+        for epochs in range(main - 1, MIN_EPOCHS - 1, -1):
+            if halving_cost(items_at([name], epochs / main)) <= available:
+                return [name], epochs / main, {n: why for n, why in left_out.items() if n != name}
     return [], 1.0, left_out
 
 

@@ -143,7 +143,7 @@ class Search:
                      self.clock.spent_before, self.total)
         facts = DataFacts.from_dict(self.state.data["facts"])
         self.costs = CostModel(self.ctx.backbone, self.info.feature_dim, self.info.architecture,
-                               facts.decode_seconds_per_image)
+                               facts.decode_seconds_per_image, batch=self.cfg.train_batch_size)
         for rec in self.records:
             self._calibrate(rec)
         largest = max(self._sizes(r)[1] for r in self.records)
@@ -262,9 +262,10 @@ class Search:
         for name in chosen:
             rec = self.rec(name)
             if scale != 1.0:
-                rec["settings"]["epochs"] = halving.scaled_epochs(int(rec["settings"]["epochs"]), scale)
-                rec["reasons"].append(f"schedule x{scale:g}: " + ("the budget allows longer" if scale > 1 else
-                                                                  "shortened to fit the budget"))
+                before = int(rec["settings"]["epochs"])
+                rec["settings"]["epochs"] = halving.scaled_epochs(before, scale)
+                rec["reasons"].append(f"epochs {before} -> {rec['settings']['epochs']}: " + (
+                    "the budget allows longer" if scale > 1 else "shortened to fit the budget"))
                 c = self.candidate(rec)
                 rec.update(options=c.describe(), epochs_planned=c.total_epochs)
             c = self.candidate(rec)
@@ -275,7 +276,7 @@ class Search:
                                    "available_seconds": round(available * SAFETY, 1)}
         log.info("auto plan: %s over %d rung(s)%s; %.0fs left before the final evaluation",
                  ", ".join(chosen) or "no fine-tuning (the probe is the result)", rungs,
-                 f", schedules x{scale:g}" if scale != 1.0 else "", self.clock.left())
+                 f", schedules x{scale:.2g}" if scale != 1.0 else "", self.clock.left())
         self.state.save()
 
     def _halving(self) -> None:
