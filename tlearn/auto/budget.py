@@ -19,6 +19,7 @@ from ..train.distributed import DistEnv, training_threads
 
 DEFAULT_BUDGET_MINUTES = 15.0  # see docs: the probe plus a halving over 2-4 fine-tunes of ~1000 images at 224 px
 SAFETY = 1.25  # estimates are multiplied by this before they are compared with the time left
+MEASURED_MARGIN = 1.1  # the same for the next epoch of a candidate whose epochs have been timed
 FINAL_FIXED_SECONDS = 15.0  # saving the model, the report, and starting the process
 MAX_BENCH_BATCH = 16  # per-image costs at the training batch, capped: the benchmark itself must stay cheap
 
@@ -38,8 +39,8 @@ class Clock:
     def left(self) -> float:
         return self.total - self.reserve - self.spent()
 
-    def fits(self, seconds: float) -> bool:
-        return seconds * SAFETY <= self.left()
+    def fits(self, seconds: float, margin: float = SAFETY) -> bool:
+        return seconds * margin <= self.left()
 
 
 def check_budget(minutes: float | None) -> float:

@@ -20,7 +20,7 @@ from ..files import atomic_write_text
 from ..strategies import FitContext, FitResult
 from ..train.distributed import dist_env
 from . import halving
-from .budget import SAFETY, Clock, CostModel, check_budget
+from .budget import MEASURED_MARGIN, SAFETY, Clock, CostModel, check_budget
 from .facts import DataFacts, measure_facts
 from .portfolio import Candidate, default_portfolio
 from .rules import apply_rules
@@ -357,7 +357,7 @@ class Search:
             self.state.save()
             if row["epoch"] >= target:
                 return "rung"
-            if not self.clock.fits(self._epoch_estimate(rec)):
+            if not self.clock.fits(self._epoch_estimate(rec), MEASURED_MARGIN):
                 return "budget"
             return None
 
