@@ -49,6 +49,7 @@ class FitConfig:
     patience: int | None = None  # early stopping: epochs without a better val accuracy
     max_seconds: float | None = None  # wall-clock budget for training
     resume: bool = False  # continue from RUN/checkpoints
+    budget_minutes: float | None = None  # --strategy auto: wall-clock budget of the whole fit (default 15)
 
     def to_dict(self) -> dict:
         return asdict(self)

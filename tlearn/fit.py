@@ -44,6 +44,8 @@ def _check_settings(cfg: FitConfig) -> None:
             check_decay(cfg.ema)
         if cfg.l2_sp is not None:
             check_l2_sp(cfg.l2_sp)
+        if cfg.budget_minutes is not None and cfg.strategy != "auto":
+            raise ValueError("--budget-minutes is for --strategy auto; other strategies take --max-seconds.")
     except ValueError as exc:
         raise TlearnError(str(exc)) from None
 
@@ -72,6 +74,7 @@ def fit_config(cfg: FitConfig) -> Run:
     ctx = FitContext(splits=splits, backbone=backbone, backbone_info=info, out=out, config=cfg,
                      precision=precision, device=str(device), cache_dir=cache_dir)
     result = strategy.fit(ctx)
+    info = result.backbone_info or info  # --strategy auto may have chosen another input size
     if not dist_env().is_main:  # under torchrun only rank 0 evaluates and writes the run directory
         return None
     train_seconds = time.perf_counter() - start

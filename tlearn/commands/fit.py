@@ -14,7 +14,8 @@ AUGMENT_PRESETS = ("none", "flip", "crop", "light", "medium", "strong")
 def add_fit_arguments(p) -> None:
     """Arguments shared by every command that trains (fit, and later study/distill)."""
     p.add_argument("--strategy", default="linear-probe",
-                   help="linear-probe (default), finetune, gradual, lp-ft, scratch")
+                   help="linear-probe (default), finetune, gradual, lp-ft, scratch, or auto: search recipes on val "
+                        "within --budget-minutes")
     p.add_argument("--backbone", default="efficientnet_lite0",
                    help="registry name (see `tlearn backbones`), timm:<name>, or a tlearn run directory")
     p.add_argument("--weights", default=None,
@@ -29,6 +30,9 @@ def add_fit_arguments(p) -> None:
     p.add_argument("--num-workers", type=int, default=None, help="image decoding processes")
     p.add_argument("--class-weights", choices=["auto"], default=None, help="auto: weight classes by 1/frequency")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="--strategy auto: wall-clock budget for the whole fit, final evaluation included "
+                        "(default 15); rerunning the same command continues an interrupted search")
     add_training_arguments(p)
 
 

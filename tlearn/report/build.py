@@ -23,6 +23,7 @@ from . import plots
 from .contents import RunContents, load_run_contents
 from .gallery import confidently_wrong
 from .html import render
+from .search import search_view
 from .templates import STYLE
 
 log = logging.getLogger("tlearn")
@@ -229,6 +230,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None) -> str:
         "gallery": gallery,
         "errors": errors,
         "skipped": rc.metrics.get("skipped", []),
+        "search": search_view(rc.config),
         "config_items": _config_items(rc),
         "config_text": rc.config_text,
     }

@@ -116,7 +116,7 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
 <nav><div class="wrap">
   <a href="#metrics">Metrics</a><a href="#per-class">Per class</a><a href="#confusion">Confusion matrix</a>
   <a href="#calibration">Calibration</a>{% if binary %}<a href="#roc">ROC &amp; sensitivity</a>{% endif %}
-  <a href="#errors">Confidently wrong</a><a href="#curves">Learning curves</a><a href="#skipped">Skipped files</a>
+  <a href="#errors">Confidently wrong</a><a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}<a href="#skipped">Skipped files</a>
   <a href="#config">Config</a>
 </div></nav>
 <main class="wrap">
@@ -245,6 +245,26 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
   </table></div></details>
   {% endif %}
 </section>
+
+{% if search %}
+<section id="search">
+  <h2>Search</h2>
+  <p class="hint">--strategy auto tried these candidates, judged on val only (test was not computed for any of
+    them); the winner, <b>{{ search.winner }}</b>, is this run. Budget {{ search.budget_minutes | fmt(1) }} min,
+    search {{ search.search_seconds | fmt(0) }} s{% if search.sessions and search.sessions > 1 %} over {{ search.sessions }} sessions{% endif %}.</p>
+  <div class="scroll"><table class="data">
+    <tr><th class="l">candidate</th><th class="l">settings</th><th>val accuracy</th><th>seconds</th><th>epochs</th>
+      <th class="l">status</th><th class="l">why it stopped</th><th class="l">rules</th></tr>
+    {% for r in search.rows %}<tr><td class="l">{% if r.winner %}<b>{{ r.name }}</b>{% else %}{{ r.name }}{% endif %}</td>
+      <td class="l"><code>{{ r.options }}</code></td><td>{{ r.val_accuracy | fmt(4) }}</td><td>{{ r.seconds | fmt(1) }}</td>
+      <td>{{ r.epochs }}</td><td class="l">{{ r.status }}</td><td class="l">{{ r.why }}</td><td class="l muted">{{ r.reasons }}</td></tr>{% endfor %}
+  </table></div>
+  {% if search.rules %}<h3>Rules</h3>
+  <table class="data"><tr><th class="l">rule</th><th class="l">fired</th><th class="l">fact</th><th class="l">effect</th></tr>
+    {% for r in search.rules %}<tr><td class="l">{{ r.rule }}</td><td class="l">{{ "yes" if r.fired else "no" }}</td>
+      <td class="l">{{ r.fact }}</td><td class="l">{{ r.effect }}</td></tr>{% endfor %}</table>{% endif %}
+</section>
+{% endif %}
 
 <section id="skipped">
   <h2>Skipped files</h2>

@@ -9,6 +9,14 @@ from .finetune import FineTune, Gradual, LinearProbeThenFineTune, Scratch
 from .linear_probe import LinearProbe
 from .linear_probe_strategy import LinearProbeStrategy
 
+
+
+def _auto(cfg) -> Strategy:
+    from ..auto import AutoSearch  # imported on use: tlearn.auto builds on the strategies here
+
+    return AutoSearch(cfg)
+
+
 # name -> factory(config) -> Strategy
 STRATEGIES: dict[str, Callable[[object], Strategy]] = {
     "linear-probe": lambda cfg: LinearProbeStrategy(
@@ -18,6 +26,7 @@ STRATEGIES: dict[str, Callable[[object], Strategy]] = {
     "gradual": Gradual,
     "lp-ft": LinearProbeThenFineTune,
     "scratch": Scratch,
+    "auto": _auto,
 }
 
 

@@ -33,6 +33,7 @@ class FitResult:
     skipped: list[SkippedFile] = field(default_factory=list)  # found while reading train images
     details: dict = field(default_factory=dict)  # strategy facts for config.yaml (e.g. chosen C)
     train_metrics: dict | None = None
+    backbone_info: BackboneInfo | None = None  # set when the strategy chose another input size (auto)
 
 
 class Strategy(Protocol):

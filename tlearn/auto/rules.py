@@ -1,0 +1,121 @@
+"""Data-driven rules: from DataFacts, reorder the portfolio, add variants and pick an input size.
+
+A rule only changes which candidates run first (and so which ones a small budget reaches) and which variants
+exist; every candidate is still judged on val, so a wrong rule costs time, not accuracy below what the search
+finds. Each rule is recorded with the fact that triggered it (or did not), so its effect can be measured.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .facts import DataFacts
+from .portfolio import PROBE, SMALL_IMAGES, Candidate, ordered
+
+SMALL_SIDE_FRACTION = 1 / 3  # median short side below this share of the backbone's input: "small images"
+TINY_SIDE = 48  # images at most this size are trained and predicted at SMALL_SIZE
+SMALL_SIZE = 64  # 32 px traffic signs at 64 px: 0.952 test (README, gtsrb recipe)
+GREY_FRACTION = 0.9
+# Mean standardised shift of BatchNorm inputs: 0.15 on hymenoptera and flowers (natural photos), 0.28-0.38 on
+# chest X-rays, pneumoniamnist and 32 px traffic signs (measured on the shared sets with efficientnet_lite0).
+FAR_DOMAIN_SHIFT = 0.22
+FEW_PER_CLASS = 30  # median train images per class at or below this
+IMBALANCE = 2.5  # largest / smallest train class at or above this
+
+
+@dataclass
+class RuleRecord:
+    name: str
+    fired: bool
+    fact: str  # the measured value and the threshold
+    effect: str  # what it changed (or would have)
+
+    def to_dict(self) -> dict:
+        return {"rule": self.name, "fired": self.fired, "fact": self.fact, "effect": self.effect}
+
+
+def small_image_size(short_side: float, input_size: int) -> int:
+    """Train/predict size for small images: SMALL_SIZE up to TINY_SIDE px, else 1.5x rounded up to 32."""
+    if short_side <= TINY_SIDE:
+        return SMALL_SIZE
+    return min(input_size, 32 * math.ceil(1.5 * short_side / 32))
+
+
+def _bump(candidates: list[Candidate], match, amount: float, reason: str) -> None:
+    for c in candidates:
+        if match(c):
+            c.priority += amount
+            c.reasons.append(reason)
+
+
+def _train_bn(c: Candidate) -> bool:
+    return not c.is_probe and c.settings.get("freeze_bn") is False
+
+
+def _frozen_bn(c: Candidate) -> bool:
+    return not c.is_probe and c.settings.get("freeze_bn") is True
+
+
+def apply_rules(candidates: list[Candidate], facts: DataFacts, input_size: int, *, user_image_size: int | None,
+                user_balancing: bool) -> tuple[list[Candidate], list[RuleRecord]]:
+    """The portfolio after the rules (ordered) and one record per rule."""
+    cands = [Candidate.from_dict(c.to_dict()) for c in candidates]
+    records: list[RuleRecord] = []
+
+    # small images: train and predict near their own size instead of upsampling them 7x
+    side = facts.median_short_side
+    limit = input_size * SMALL_SIDE_FRACTION
+    fact = f"median short side {side:g} px vs {limit:.0f} px (1/3 of the backbone's {input_size})" if side else \
+        "image sizes unreadable"
+    fired = bool(side and side <= limit)
+    if fired and user_image_size:
+        records.append(RuleRecord("small images", False, fact, f"not applied: --image-size {user_image_size} given"))
+    elif fired:
+        size = small_image_size(side, input_size)
+        reason = f"small images ({fact})"
+        cands.append(Candidate(f"{PROBE}-{size}", "linear-probe", {"image_size": size}, 99.0, [reason]))
+        cands.append(Candidate(f"small-{size}", "finetune", {**SMALL_IMAGES, "image_size": size}, 30.0, [reason]))
+        _bump(cands, _train_bn, 2.0, reason)
+        records.append(RuleRecord("small images", True, fact,
+                                  f"added a probe and the small-image recipe at {size} px, first among fine-tunes; "
+                                  "trained BatchNorm before frozen"))
+    else:
+        records.append(RuleRecord("small images", False, fact, "none"))
+
+    grey = facts.grey_fraction
+    fact = f"grey share {grey:.2f} vs {GREY_FRACTION}" if grey is not None else "no image decoded"
+    if grey is not None and grey >= GREY_FRACTION:
+        _bump(cands, _train_bn, 3.0, f"grey images ({fact})")
+        records.append(RuleRecord("grey images", True, fact, "trained-BatchNorm recipes moved up"))
+    else:
+        records.append(RuleRecord("grey images", False, fact, "none"))
+
+    shift = facts.bn_shift
+    fact = f"BatchNorm input shift {shift:.3f} vs {FAR_DOMAIN_SHIFT}" if shift is not None else "not measured"
+    if shift is not None and shift >= FAR_DOMAIN_SHIFT:
+        _bump(cands, _train_bn, 3.0, f"far from ImageNet ({fact})")
+        records.append(RuleRecord("far from ImageNet", True, fact, "trained-BatchNorm recipes moved up"))
+    else:
+        records.append(RuleRecord("far from ImageNet", False, fact, "none"))
+
+    fact = f"median {facts.median_per_class:g} train images per class vs {FEW_PER_CLASS}"
+    if facts.median_per_class <= FEW_PER_CLASS:
+        _bump(cands, _frozen_bn, 4.0, f"few images per class ({fact})")
+        records.append(RuleRecord("few images per class", True, fact,
+                                  "frozen-BatchNorm recipes (regularised towards the pretrained weights) moved up"))
+    else:
+        records.append(RuleRecord("few images per class", False, fact, "none"))
+
+    fact = f"largest/smallest class {facts.imbalance:.2f} vs {IMBALANCE}"
+    if facts.imbalance >= IMBALANCE and user_balancing:
+        records.append(RuleRecord("class imbalance", False, fact, "not applied: --class-weights/--sampler given"))
+    elif facts.imbalance >= IMBALANCE:
+        reason = f"class imbalance ({fact})"
+        top = next(c for c in ordered(cands) if not c.is_probe)
+        cands.append(Candidate(f"{top.name}-cw", top.strategy, {**top.settings, "class_weights": "auto"},
+                               top.priority - 0.5, [*top.reasons, reason]))
+        records.append(RuleRecord("class imbalance", True, fact,
+                                  f"added {top.name} with --class-weights auto, second among fine-tunes"))
+    else:
+        records.append(RuleRecord("class imbalance", False, fact, "none"))
+    return ordered(cands), records

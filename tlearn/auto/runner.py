@@ -1,0 +1,124 @@
+"""Run one candidate of the search in RUN/search/<name>/: an ordinary strategy with its own FitConfig, on train
+and val only. A fine-tuning candidate trains up to a given epoch of its schedule and can be continued later
+from its checkpoints (tlearn.train's resume); a probe runs whole."""
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from safetensors.torch import load_file
+
+from ..backbones.model import TransferModel, build_transfer_model
+from ..evaluate.metrics import classification_metrics
+from ..evaluate.predict import predict_samples
+from ..files import atomic_write_text
+from ..strategies import FitContext, FitResult, get_strategy
+from ..strategies.finetune import train_options
+from ..train import train
+from ..train.checkpoint import save_weights
+
+PROBE_WEIGHTS = "model.safetensors"
+BEST_WEIGHTS = Path("checkpoints") / "best.safetensors"
+
+
+def best_row(history: list[dict]) -> dict | None:
+    """The epoch the training loop keeps: best val accuracy, then lowest val loss, earliest first."""
+    rows = [r for r in history if isinstance(r.get("val_accuracy"), (int, float))]
+    return max(rows, key=lambda r: (r["val_accuracy"], -r.get("val_loss", 0.0))) if rows else None
+
+
+def write_candidate_files(folder: Path, cfg_dict: dict, description: str) -> None:
+    """config.yaml of the candidate: the FitConfig it trains with and the equivalent command-line options."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "config.yaml", yaml.safe_dump({"fit": cfg_dict, "options": description},
+                                                             sort_keys=False))
+
+
+def run_probe(ctx: FitContext) -> dict:
+    """Fit the linear probe, score it on val, save its weights; the record for search.json."""
+    result: FitResult = get_strategy("linear-probe", ctx.config).fit(ctx)
+    probs, fs = predict_samples(result.model, ctx.splits.val, ctx.backbone_info.data_config, precision=ctx.precision,
+                                device=ctx.device, batch_size=ctx.config.batch_size, cache_dir=ctx.cache_dir,
+                                progress=ctx.config.progress, desc="val features")
+    val = classification_metrics(fs.labels, probs)
+    save_weights(result.model.state_dict(), Path(ctx.out) / PROBE_WEIGHTS)
+    history = [{**result.history[0], "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                "val_balanced_accuracy": val["balanced_accuracy"]}]
+    return {"history": history, "details": result.details, "train_metrics": result.train_metrics,
+            "skipped": [s.to_dict() for s in list(result.skipped) + list(fs.skipped)],
+            "val": {k: val[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "loss", "n")},
+            "weights": PROBE_WEIGHTS}
+
+
+@dataclass
+class EpochControl:
+    """Called after every epoch with the history row; returns the reason to stop now, or None."""
+
+    decide: Callable[[dict], str | None]
+    reason: str | None = None
+
+    def __call__(self, row: dict) -> bool:
+        self.reason = self.decide(row)
+        return self.reason is not None
+
+
+def probe_head_model(ctx: FitContext, probe_folder: Path, num_classes: int) -> TransferModel:
+    """A transfer model with the pretrained backbone and the probe candidate's head (what finetune's linear-
+    probe warm-up would fit again from the same cached features)."""
+    info = ctx.backbone_info
+    model = TransferModel(ctx.backbone, info.feature_dim, num_classes, info.architecture)
+    head = {k.removeprefix("head."): v for k, v in load_file(str(probe_folder / PROBE_WEIGHTS)).items()
+            if k.startswith("head.")}
+    model.head.load_state_dict(head)
+    return model
+
+
+def train_finetune(ctx: FitContext, control: EpochControl, head_from: Path | None, details: dict | None):
+    """Train (or continue) a fine-tuning candidate until its schedule ends or control says stop.
+
+    Returns (TrainResult, details for the record, files skipped while preparing)."""
+    strategy = get_strategy(ctx.config.strategy, ctx.config)
+    folder = Path(ctx.out)
+    resuming = (folder / "checkpoints" / "last.json").is_file()
+    num_classes = len(ctx.splits.classes)
+    skipped: list = []
+    if resuming:  # the checkpoint replaces every weight: no need to fit the head again
+        info = ctx.backbone_info
+        model = TransferModel(ctx.backbone, info.feature_dim, num_classes, info.architecture)
+        details = dict(details or {})
+    elif head_from is not None:
+        model = probe_head_model(ctx, head_from, num_classes)
+        probe = json.loads((head_from / "result.json").read_text())
+        details = {"head_init": "linear probe", "head_from": head_from.name,
+                   "probe": {"C": probe["details"].get("C"), "train_accuracy": probe["train_metrics"]["accuracy"]}}
+    else:
+        model, details, skipped = strategy.initial_model(ctx)
+    phases = strategy.phases([name for name, _ in model.layer_groups()])
+    options = train_options(ctx.config, ctx, strategy, resume=resuming, tensorboard=False)
+    result = train(model, phases, ctx.splits.train, ctx.splits.val, ctx.backbone_info.data_config, options,
+                   num_classes=num_classes, on_epoch=control)
+    details = {**details, **{k: v for k, v in result.details.items() if k not in ("stopped",)},
+               "phases": [{"name": p.name, "epochs": p.epochs, "warmup_epochs": p.warmup_epochs,
+                           "lrs": {g: float(f"{lr:.3g}") for g, lr in p.lrs.items()}} for p in phases],
+               "train_options": {k: v for k, v in options.to_dict().items()
+                                 if k not in ("progress", "cache_dir", "checkpoint_dir", "resume", "tensorboard")}}
+    return result, details, skipped
+
+
+def load_candidate_model(folder: Path, record: dict, info, num_classes: int) -> TransferModel:
+    """The kept weights of a finished or stopped candidate: the probe's, or the best epoch's on val."""
+    path = folder / (PROBE_WEIGHTS if record["strategy"] == "linear-probe" else BEST_WEIGHTS)
+    model = build_transfer_model(info, num_classes)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+def fresh_context(ctx: FitContext, config, info, out: Path) -> FitContext:
+    """A candidate's context: its own copy of the pretrained backbone, config, input size and folder."""
+    return FitContext(splits=ctx.splits, backbone=copy.deepcopy(ctx.backbone), backbone_info=info, out=out,
+                      config=config, precision=ctx.precision, device=ctx.device, cache_dir=ctx.cache_dir)
+
