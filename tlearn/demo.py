@@ -90,7 +90,7 @@ def prepare_demo_data(root: Path | None = None, per_class: dict[str, int] | None
 def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool = True) -> dict:
     """Prepare the data, train a linear probe on the default backbone, evaluate; then (study=True) a short
     transfer study against training from scratch. Return what happened."""
-    from .fit import fit
+    from .fitting import fit
 
     data = prepare_demo_data()
     log.info("demo data: %s from %s\n  %s (train %d, val %d, test %d images)", data.name, data.source, data.path,
