@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 from statistics import mean, stdev
 
-# tlearn.distill.ALONE_DIR, repeated so that this script does not import torch (a test checks both agree)
-ALONE_DIR = "student-alone"
+from tlearn.constants import ALONE_DIR  # torch-free
 
 
 def last_epoch_accuracy(run: Path) -> float:

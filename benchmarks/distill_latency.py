@@ -26,7 +26,7 @@ def main() -> None:
 
     from tlearn.backbones import TransferModel, load_backbone
     from tlearn.distill.measure import compare_costs
-    from tlearn.run import Run
+    from tlearn.runs.run import Run
 
     def model(name: str, weights: str | None) -> TransferModel:
         backbone, info = load_backbone(name, weights)

@@ -21,7 +21,7 @@ from sklearn.linear_model import Ridge
 
 from tlearn.data.layout import load_splits
 from tlearn.features.extract import extract_features
-from tlearn.run import Run
+from tlearn.runs.run import Run
 
 
 def pooled_features(run: Run, splits) -> dict[str, np.ndarray]:

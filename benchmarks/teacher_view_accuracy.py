@@ -13,7 +13,7 @@ from tlearn.data.images import load_rgb
 from tlearn.data.layout import load_splits
 from tlearn.data.transforms import eval_transform
 from tlearn.distill.views import teacher_view
-from tlearn.run import Run
+from tlearn.runs.run import Run
 
 
 def accuracy_at(run: Run, samples, student_size: int, batch: int = 50) -> float:

@@ -39,7 +39,7 @@ def write_manifest(data: Path, n_train: int, n_val: int, path: Path) -> None:
 
 
 def child(manifest: str, cache: str, out: str) -> dict:
-    from tlearn.fit import fit
+    from tlearn.fitting import fit
 
     start = time.perf_counter()
     run = fit(manifest, out, strategy="finetune", epochs=1, cache_dir=cache, progress=False)

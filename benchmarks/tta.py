@@ -20,7 +20,7 @@ from tlearn.data.layout import read_labelled_folder
 from tlearn.evaluate.metrics import classification_metrics
 from tlearn.evaluate.predict import predict_samples
 from tlearn.evaluate.tta import predict_samples_tta
-from tlearn.run import Run
+from tlearn.runs.run import Run
 
 
 def measure(run_dir: str, split: str, policies: list[str], batch_size: int) -> None:

@@ -9,7 +9,7 @@ import yaml
 
 from tlearn.data.layout import Sample
 from tlearn.evaluate.metrics import classification_metrics
-from tlearn.run import write_history, write_predictions
+from tlearn.runs.layout import write_history, write_predictions
 
 
 def fake_run(root: Path, classes: list[str], images: dict[str, list[tuple[Path, int]]], *, seed: int = 0,

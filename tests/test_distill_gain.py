@@ -1,7 +1,6 @@
 """benchmarks/distill_gain.py: the gain over seeds at the best (headline) and at the last epoch."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -29,13 +28,6 @@ def test_gains_are_averaged_per_protocol(tmp_path):
                          text=True).stdout
     assert "mean gain, best epoch: +3.00 points over 2 run(s)" in out and "2 of 2 above 0" in out
     assert "mean gain, last epoch: -1.00 points over 2 run(s)" in out and "1 of 2 above 0" in out
-
-
-def test_the_script_names_the_student_alone_folder_as_tlearn_writes_it():
-    spec = importlib.util.spec_from_file_location("distill_gain", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    assert script.ALONE_DIR == ALONE_DIR
 
 
 def test_a_run_without_the_student_alone_is_refused_with_what_to_do(tmp_path):

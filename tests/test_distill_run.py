@@ -13,9 +13,9 @@ from tlearn.cli import main
 from tlearn.data.layout import load_splits
 from tlearn.distill import ALONE_DIR, distill, unlabeled_samples
 from tlearn.errors import TlearnError
-from tlearn.fit import fit
+from tlearn.fitting import fit
 from tlearn.hashing import sha256_file
-from tlearn.run import Run
+from tlearn.runs.run import Run
 
 BLOCK_KEYS = {"split", "teacher_accuracy", "student_accuracy", "student_alone_accuracy", "teacher_params",
               "student_params", "teacher_mb", "student_mb", "teacher_ms_batch1", "student_ms_batch1",

@@ -12,7 +12,7 @@ from tlearn.errors import TlearnError
 from tlearn.export import ExportError, export_run
 from tlearn.export import exporter as exporter_module
 from tlearn.export.graph import ImageClassifier
-from tlearn.run import Run
+from tlearn.runs.run import Run
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from tlearn.evaluate.metrics import (
     row_normalised,
 )
 from tlearn.evaluate.predictions import read_predictions
-from tlearn.run import write_predictions
+from tlearn.runs.layout import write_predictions
 
 
 def _random_task(n: int = 300, k: int = 4, seed: int = 0):
@@ -152,3 +152,26 @@ def test_predictions_csv_round_trip(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(TlearnError, match="not a tlearn predictions file"):
         read_predictions(bad)
+
+
+def test_metrics_from_summed_confusion_counts_match_scikit_learn():
+    """The training loop's validation figures (from confusion counts summed over processes) are the report's."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    from tlearn.evaluate.metrics import confusion_counts, confusion_metrics
+
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        k, n = int(rng.integers(2, 6)), int(rng.integers(1, 30))
+        y = rng.integers(0, k, n) if trial % 3 else np.full(n, int(rng.integers(0, k)))  # one-class splits too
+        probs = rng.random((n, k))
+        pred = probs.argmax(1)
+        got = confusion_metrics(confusion_counts(y, probs, k))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = (balanced_accuracy_score(y, pred),
+                        f1_score(y, pred, labels=sorted(set(y.tolist())), average="macro", zero_division=0))
+        assert (got["balanced_accuracy"], got["macro_f1"]) == pytest.approx(expected, abs=1e-12)
+        assert got["accuracy"] == pytest.approx(float((pred == y).mean()))

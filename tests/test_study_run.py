@@ -217,7 +217,7 @@ class SeesResume:
 
 def test_an_interrupted_cell_resumes_from_its_checkpoints_or_starts_again(tiny_tree, tmp_path, fake_scratch):
     from tlearn.study.cells import PENDING_FILE, run_cell
-    from tlearn.run import write_json
+    from tlearn.runs.layout import write_json
 
     out = tmp_path / "study"
     cell = Cell("scratch", 1.0, 0)

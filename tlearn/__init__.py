@@ -6,32 +6,30 @@ The public names below are imported on first use (PEP 562), so that light module
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING
 
+from ._version import __version__
 from .errors import DataError, TlearnError, WeightsError
 
-__version__ = "0.1.0"
-
 _LAZY = {  # public name -> (submodule, attribute)
-    "DEFAULT_BACKBONE": (".backbones", "DEFAULT_BACKBONE"),
+    "DEFAULT_BACKBONE": (".constants", "DEFAULT_BACKBONE"),
     "list_backbones": (".backbones", "list_specs"),
     "load_backbone": (".backbones", "load_backbone"),
     "FitConfig": (".config", "FitConfig"),
-    "fit": (".fit", "fit"),
-    "fit_config": (".fit", "fit_config"),
-    "Run": (".run", "Run"),
-    "load_run": (".run", "load_run"),
+    "fit": (".fitting", "fit"),
+    "fit_config": (".fitting", "fit_config"),
+    "Run": (".runs.run", "Run"),
+    "load_run": (".runs.run", "load_run"),
 }
 
 __all__ = ["__version__", "DataError", "TlearnError", "WeightsError", *_LAZY]
 
 if TYPE_CHECKING:
-    from .backbones import DEFAULT_BACKBONE, list_specs as list_backbones, load_backbone  # noqa: F401
+    from .backbones import list_specs as list_backbones, load_backbone  # noqa: F401
     from .config import FitConfig  # noqa: F401
-    from .fit import fit, fit_config  # noqa: F401
-    from .run import Run, load_run  # noqa: F401
+    from .constants import DEFAULT_BACKBONE  # noqa: F401
+    from .fitting import fit, fit_config  # noqa: F401
+    from .runs.run import Run, load_run  # noqa: F401
 
 
 def __getattr__(name: str):
@@ -45,15 +43,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(types.ModuleType):
-    """Importing the submodule tlearn.fit must not replace the function tlearn.fit (as eager imports ensured)."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -1,63 +1,140 @@
-"""The one object that describes a run; saved fully resolved in RUN/config.yaml."""
+"""The objects that describe a run, saved fully resolved in RUN/config.yaml; torch-free.
+
+Every option is a dataclass field whose metadata carries its command-line help, choices and check, so the CLI
+(tlearn.commands.options) is generated from here and each default and each check exists once. RunOptions holds
+what every command that writes a run shares; FitConfig (here) and DistillConfig (tlearn.distill.config) build
+on it.
+"""
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
-import yaml
+from . import checks
+from ._version import __version__
+from .constants import (AUGMENT_PRESETS, DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_STRATEGY,
+                        DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, PRECISIONS, STRATEGY_NAMES)
+from .errors import TlearnError
 
-from .backbones.registry import DEFAULT_BACKBONE
+TRAINING_GROUP = "fine-tuning (finetune, gradual, lp-ft, scratch)"
+
+
+def option(default=MISSING, help: str | None = None, *, choices: tuple | None = None, check=None,
+           flags: tuple[str, ...] | None = None, metavar: str | None = None, group: str | None = None,
+           positional: bool = False, cli: bool = True, kw_only: bool = False):
+    """A config field with what its command-line argument needs (help, choices, flags) and its check."""
+    meta = {"help": help, "choices": choices, "check": check, "flags": flags, "metavar": metavar, "group": group,
+            "positional": positional, "cli": cli}
+    return field(default=default, metadata=meta, kw_only=kw_only)
+
+
+def validate(config) -> None:
+    """Every field's choices and check; a bad value is a TlearnError naming the option."""
+    for f in fields(config):
+        value, meta = getattr(config, f.name), f.metadata
+        if value is None:
+            continue
+        flag = (meta.get("flags") or (f"--{f.name.replace('_', '-')}",))[0]
+        try:
+            if meta.get("choices") is not None:
+                checks.one_of(tuple(meta["choices"]), flag)(value)
+            if meta.get("check") is not None:
+                meta["check"](value)
+        except ValueError as exc:
+            raise TlearnError(str(exc)) from None
 
 
 @dataclass
-class FitConfig:
-    data: str
-    out: str
-    strategy: str = "linear-probe"
-    backbone: str = DEFAULT_BACKBONE
-    weights: str | None = None  # None: the registry's pretrained weights; "none": random init; or a file
-    weights_sha256: str | None = None  # refuse weights whose checksum differs
-    seed: int = 0
-    val_fraction: float = 0.2  # held out of train when DATA has no val split
-    batch_size: int = 64  # images per forward pass for extraction / evaluation
-    precision: str = "auto"  # auto | bf16 | fp32
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    cache_dir: str | None = None  # feature cache; default TLEARN_CACHE or ~/.cache/tlearn
-    num_workers: int | None = None  # image decoding processes; default: 1 when there are >= 2 cores
-    class_weights: str | None = None  # None | auto (inverse class frequency)
-    progress: bool = True
-    # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
-    epochs: int | None = None  # epochs of the main phase(s) (finetune: after the head warm-up)
-    head_epochs: int | None = None  # finetune: head-only epochs instead of the linear probe (default 0)
-    lr: float | None = None  # peak learning rate of the head (lp-ft, scratch: of every group)
-    lr_ratio: float | None = None  # head lr / stem lr for discriminative rates (default 10)
-    optimizer: str | None = None  # adamw | sgd; None: the strategy's default
-    weight_decay: float = 0.01
-    train_batch_size: int = 32  # images per training step (per process under torchrun)
-    augment: str | None = None  # none | crop | light | medium | strong; None: the strategy's default
-    image_size: int | None = None  # train and predict at this input size instead of the backbone's
-    train_size: int | None = None  # fine-tuning crops at this size (default: the backbone's, or image_size)
-    unfreeze_every: int = 1  # gradual: epochs between unfreezing groups
-    freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None: the strategy's default
-    sampler: str | None = None  # None | balanced (draw classes equally often)
-    label_smoothing: float | None = None  # None: the strategy's default
-    grad_clip: float | None = 1.0  # max gradient norm; 0/None: off
-    l2_sp: float | None = None  # L2-SP alpha (decay towards the pretrained weights); None: the strategy's, 0: off
-    ema: float | None = None  # decay of a moving average of the weights, kept instead of the last ones
-    accumulation: int = 1  # micro-batches per optimizer step
-    patience: int | None = None  # early stopping: epochs without a better val accuracy
-    max_seconds: float | None = None  # wall-clock budget for training
-    resume: bool = False  # continue from RUN/checkpoints
-    budget_minutes: float | None = None  # --strategy auto: wall-clock budget of the whole fit (default 15)
+class RunOptions:
+    """What every command that trains and writes a run directory shares."""
+
+    data: str = option(help="data folder or CSV manifest", positional=True)
+    out: str = option(help="run directory to write")
+    seed: int = option(0)
+    val_fraction: float = option(0.2, "held out of train when DATA has no val/")
+    batch_size: int = option(DEFAULT_BATCH_SIZE, check=checks.at_least(1, "--batch-size"))
+    precision: str = option("auto", choices=PRECISIONS)
+    device: str = option("auto", "auto, cpu, cuda, cuda:N")
+    cache_dir: str | None = option(None, "feature cache folder (default TLEARN_CACHE or ~/.cache/tlearn)")
+    num_workers: int | None = option(None, "image decoding processes")
+    progress: bool = option(True, "no progress bars", flags=("--no-progress",))
+    overwrite: bool = option(False, "write into an existing folder that is not a tlearn run (its other files are "
+                                    "kept; a tlearn run's folder is reused without this)")
+    weight_decay: float = option(DEFAULT_WEIGHT_DECAY, group=TRAINING_GROUP)
+    train_batch_size: int = option(DEFAULT_TRAIN_BATCH_SIZE, "images per training step (per process)",
+                                   check=checks.at_least(1, "--train-batch-size"), group=TRAINING_GROUP)
+    ema: float | None = option(None, "keep a moving average of the weights (e.g. 0.99) and evaluate and save it "
+                                     "instead", check=checks.check_decay, metavar="DECAY", group=TRAINING_GROUP)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FitConfig":
+    def from_dict(cls, d: dict):
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class FitConfig(RunOptions):
+    """A `tlearn fit` run: data -> backbone -> strategy -> run directory."""
+
+    strategy: str = option(DEFAULT_STRATEGY, ", ".join(f"{s} (default)" if s == DEFAULT_STRATEGY else s
+                                                       for s in STRATEGY_NAMES))
+    backbone: str = option(DEFAULT_BACKBONE,
+                           "registry name (see `tlearn backbones`), timm:<name>, or a tlearn run directory")
+    weights: str | None = option(None, "pretrained weights: omit for the registry's, 'none' for random init, or a "
+                                       "file path")
+    weights_sha256: str | None = option(None, "refuse weights whose sha256 differs")
+    class_weights: str | None = option(None, "auto: weight classes by 1/frequency", choices=("auto",))
+    # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
+    epochs: int | None = option(None, "epochs of the main phase (strategy default)",
+                                check=checks.at_least(1, "--epochs"), group=TRAINING_GROUP)
+    head_epochs: int | None = option(None, "finetune: train the head alone for N epochs first, instead of "
+                                           "starting from the linear probe (default 0: the probe is the head)",
+                                     group=TRAINING_GROUP)
+    lr: float | None = option(None, "peak learning rate of the head (strategy default)", group=TRAINING_GROUP)
+    lr_ratio: float | None = option(None, "head lr / stem lr: rates fall geometrically from head to stem "
+                                          "(default 10)", group=TRAINING_GROUP)
+    optimizer: str | None = option(None, "strategy default", choices=OPTIMIZERS, group=TRAINING_GROUP)
+    augment: str | None = option(None, "augmentation preset (strategy default); flip only mirrors the eval view; "
+                                       "crop does not flip (traffic signs, text); strong adds mixup/cutmix",
+                                 choices=AUGMENT_PRESETS, group=TRAINING_GROUP)
+    image_size: int | None = option(None, "input size to train and predict at (e.g. 32 for 32 px images); default "
+                                          "the backbone's", check=checks.at_least(8, "--image-size", " px"),
+                                    group=TRAINING_GROUP)
+    train_size: int | None = option(None, "size of the random crops fine-tuning trains on, when it should differ "
+                                          "from the size it predicts at (efficientnet_lite0: trains at 224, "
+                                          "predicts at 256)", group=TRAINING_GROUP)
+    unfreeze_every: int = option(1, "gradual: epochs between unfreezing groups", group=TRAINING_GROUP)
+    freeze_bn: bool | None = option(None, "keep BatchNorm statistics fixed (strategy default: on for finetune and "
+                                          "lp-ft)", group=TRAINING_GROUP)
+    sampler: str | None = option(None, "balanced: draw classes equally often", choices=("balanced",),
+                                 group=TRAINING_GROUP)
+    label_smoothing: float | None = option(None, "strategy default: 0 for finetune (its head starts from the "
+                                                 "probe, which already fits train), 0.1 otherwise",
+                                           group=TRAINING_GROUP)
+    grad_clip: float | None = option(DEFAULT_GRAD_CLIP, "max gradient norm (0: off)", group=TRAINING_GROUP)
+    l2_sp: float | None = option(None, "L2-SP: pull the backbone towards its pretrained weights with strength "
+                                       "ALPHA instead of only decaying weights to zero (default 0.1 for finetune, "
+                                       "off otherwise; 0: off)", check=checks.check_l2_sp, metavar="ALPHA",
+                                 group=TRAINING_GROUP)
+    accumulation: int = option(1, "micro-batches per optimizer step", check=checks.at_least(1, "--accumulation"),
+                               group=TRAINING_GROUP)
+    patience: int | None = option(None, "stop after N epochs without better val accuracy", group=TRAINING_GROUP)
+    max_seconds: float | None = option(None, "wall-clock budget for training", group=TRAINING_GROUP)
+    resume: bool = option(False, "continue from RUN/checkpoints after an interruption", group=TRAINING_GROUP)
+    budget_minutes: float | None = option(None, "--strategy auto: wall-clock budget for the whole fit, final "
+                                                "evaluation included (default 15); rerunning the same command "
+                                                "continues an interrupted search")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.budget_minutes is not None and self.strategy != "auto":
+            raise TlearnError("--budget-minutes is for --strategy auto; other strategies take --max-seconds.")
 
 
 def library_versions() -> dict:
@@ -67,14 +144,8 @@ def library_versions() -> dict:
     import torch
     import torchvision
 
-    from . import __version__
-
     return {
         "tlearn": __version__, "python": platform.python_version(), "torch": str(torch.__version__),
         "torchvision": str(torchvision.__version__), "timm": timm.__version__, "scikit-learn": sklearn.__version__,
         "numpy": numpy.__version__,
     }
-
-
-def read_yaml(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text()) or {}

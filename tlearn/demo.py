@@ -217,7 +217,7 @@ def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool
              per_class: dict[str, int] | None = None) -> dict:
     """Prepare the data, train a linear probe on the default backbone, evaluate; then (study=True) a short
     transfer study against training from scratch. Return what happened (see summary_lines)."""
-    from .fit import fit
+    from .fitting import fit
 
     start = time.perf_counter()
     data = prepare_demo_data(per_class=per_class)

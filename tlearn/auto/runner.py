@@ -12,14 +12,14 @@ from pathlib import Path
 import yaml
 from safetensors.torch import load_file
 
-from ..backbones.model import TransferModel, build_transfer_model
+from ..backbones.model import TransferModel, load_transfer_model
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.predict import predict_samples
 from ..files import atomic_write_text
 from ..strategies import FitContext, FitResult, get_strategy
 from ..strategies.finetune import train_options
+from ..runs.writer import save_model
 from ..train import train
-from ..train.checkpoint import save_weights
 
 PROBE_WEIGHTS = "model.safetensors"
 BEST_WEIGHTS = Path("checkpoints") / "best.safetensors"
@@ -45,7 +45,7 @@ def run_probe(ctx: FitContext) -> dict:
                                 device=ctx.device, batch_size=ctx.config.batch_size, cache_dir=ctx.cache_dir,
                                 progress=ctx.config.progress, desc="val features")
     val = classification_metrics(fs.labels, probs)
-    save_weights(result.model.state_dict(), Path(ctx.out) / PROBE_WEIGHTS)
+    save_model(result.model, Path(ctx.out) / PROBE_WEIGHTS)  # records an l2 feature norm, if the probe chose it
     history = [{**result.history[0], "val_loss": val["loss"], "val_accuracy": val["accuracy"],
                 "val_balanced_accuracy": val["balanced_accuracy"]}]
     return {"history": history, "details": result.details, "train_metrics": result.train_metrics,
@@ -86,13 +86,15 @@ def train_finetune(ctx: FitContext, control: EpochControl, head_from: Path | Non
     resuming = (folder / "checkpoints" / "last.json").is_file()
     num_classes = len(ctx.splits.classes)
     skipped: list = []
+    probe = json.loads((head_from / "result.json").read_text()) if head_from is not None else None
+    if probe is not None and probe["details"].get("features") == "l2":
+        probe = None  # its head reads normalised features; fine-tuning starts from a standardized probe
     if resuming:  # the checkpoint replaces every weight: no need to fit the head again
         info = ctx.backbone_info
         model = TransferModel(ctx.backbone, info.feature_dim, num_classes, info.architecture)
         details = dict(details or {})
-    elif head_from is not None:
+    elif probe is not None:
         model = probe_head_model(ctx, head_from, num_classes)
-        probe = json.loads((head_from / "result.json").read_text())
         details = {"head_init": "linear probe", "head_from": head_from.name,
                    "probe": {"C": probe["details"].get("C"), "train_accuracy": probe["train_metrics"]["accuracy"]}}
     else:
@@ -112,9 +114,7 @@ def train_finetune(ctx: FitContext, control: EpochControl, head_from: Path | Non
 def load_candidate_model(folder: Path, record: dict, info, num_classes: int) -> TransferModel:
     """The kept weights of a finished or stopped candidate: the probe's, or the best epoch's on val."""
     path = folder / (PROBE_WEIGHTS if record["strategy"] == "linear-probe" else BEST_WEIGHTS)
-    model = build_transfer_model(info, num_classes)
-    model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    return load_transfer_model(path, info, num_classes).eval()
 
 
 def fresh_context(ctx: FitContext, config, info, out: Path) -> FitContext:

@@ -5,12 +5,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 from ..data.transforms import DataConfig
 from ..errors import TlearnError, WeightsError
 from ..hashing import sha256_file
+from ..runs import layout as run_layout
 from .registry import DEFAULT_BACKBONE, BackboneSpec, get_spec
 from .weights import load_state_dict, resolve
 
@@ -111,23 +111,28 @@ def _build_pretrained(spec: BackboneSpec, weights: str | None, weights_sha256: s
 
 
 def is_run_dir(path: str | Path) -> bool:
-    p = Path(path)
-    return p.is_dir() and (p / "config.yaml").is_file() and (p / "model.safetensors").is_file()
+    """A tlearn run directory (finished or not: an unfinished one is refused when loaded, with the reason)."""
+    return run_layout.is_run(path)
 
 
 def _backbone_from_run(run_dir: Path) -> tuple[nn.Module, BackboneInfo]:
     """A tlearn run's trained backbone as the source for a new task (domain -> domain transfer)."""
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    source = BackboneInfo.from_dict(config["backbone"])
+    run_layout.require_complete(run_dir)
+    config = run_layout.read_config(run_dir)
+    try:
+        source = BackboneInfo.from_dict(config["backbone"])
+    except (KeyError, TypeError) as exc:
+        raise TlearnError(f"{run_dir / run_layout.CONFIG} has no usable backbone section ({exc!r}); it cannot be "
+                          "used as --backbone.") from None
     spec = get_spec(source.architecture)
     module = spec.strip(spec.create())
-    state = load_state_dict(run_dir / "model.safetensors")
+    state = load_state_dict(run_dir / run_layout.MODEL)
     backbone_state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     module.load_state_dict(backbone_state, strict=True)
     info = BackboneInfo(
         name=str(run_dir), architecture=source.architecture, feature_dim=source.feature_dim,
         data_config=source.data_config, weights=f"run:{run_dir}",
-        weights_sha256=sha256_file(run_dir / "model.safetensors"), weights_origin="run",
+        weights_sha256=sha256_file(run_dir / run_layout.MODEL), weights_origin="run",
     )
     return module, info
 

@@ -13,6 +13,7 @@ import timm
 import torchvision.models as tvm
 from torch import nn
 
+from ..constants import DEFAULT_BACKBONE  # noqa: F401  (re-exported)
 from ..data.transforms import DataConfig
 from ..errors import TlearnError
 from .weights import WeightsSource
@@ -272,8 +273,6 @@ _tv_spec(
     [("stem", r"^features\.0\."), ("stage1", r"^features\.1\."), ("stage2", r"^features\.(2|3)\."),
      ("stage3", r"^features\.(4|5)\."), ("stage4", r"^(features\.(6|7)|classifier)\.")],
 )
-
-DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 def count_parameters(module: nn.Module) -> int:

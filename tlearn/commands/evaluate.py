@@ -21,7 +21,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..run import Run
+    from ..runs.run import Run
 
     metrics = Run(args.run).evaluate(args.split, batch_size=args.batch_size, save_as=args.save_as, tta=args.tta,
                                      progress=not args.json)

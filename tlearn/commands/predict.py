@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..run import Run
+    from ..runs.run import Run
 
     predictions, skipped = Run(args.run).predict(args.images, batch_size=args.batch_size, tta=args.tta)
     if args.json:

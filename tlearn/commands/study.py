@@ -29,7 +29,7 @@ def register(sub) -> None:
                    "tlearn study flowers --out studies/quick --strategies scratch,linear-probe --seeds 1"))
     p.add_argument("data", help="data folder or CSV manifest")
     p.add_argument("--out", required=True, help="study directory (re-run with the same one to resume)")
-    add_fit_arguments(p)
+    add_fit_arguments(p, exclude=("strategy", "seed", "overwrite"))
     p.add_argument("--strategies", "--strategy", dest="strategies", default=None,
                    help="comma-separated (default: scratch,linear-probe,finetune,lp-ft, those available)")
     p.add_argument("--fractions", default="0.05,0.1,0.25,0.5,1.0",

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torchvision.transforms import v2 as T
 
+from ..constants import AUGMENT_PRESETS
 from .transforms import DataConfig, normalize
 
-PRESETS = ("none", "flip", "crop", "light", "medium", "strong")
+PRESETS = AUGMENT_PRESETS
 
 
 def train_transform(cfg: DataConfig, preset: str = "light") -> T.Compose:

@@ -5,12 +5,26 @@ DistillConfig                                   every setting of a distillation,
 distillation_loss / DistillationLoss            the KD loss, and its hook for the tlearn.train loop
 Teacher                                         a trained run that teaches; its outputs cached on disk
 compare_costs                                   parameters, MB and CPU ms per image of models side by side
-"""
-from .config import DistillConfig
-from .distill import ALONE_DIR, distill, distill_config, unlabeled_samples
-from .loss import DistillationLoss, distillation_loss, soft_loss, soft_targets
-from .measure import compare_costs, compare_latency
-from .teacher import Teacher
 
-__all__ = ["DistillConfig", "ALONE_DIR", "distill", "distill_config", "unlabeled_samples", "DistillationLoss",
-           "distillation_loss", "soft_loss", "soft_targets", "compare_costs", "compare_latency", "Teacher"]
+The names are imported on first use (PEP 562): the CLI reads DistillConfig without importing torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+from ..constants import ALONE_DIR
+from .config import DistillConfig
+
+_LAZY = {
+    "distill": ".distillation", "distill_config": ".distillation", "unlabeled_samples": ".distillation",
+    "DistillationLoss": ".loss", "distillation_loss": ".loss", "soft_loss": ".loss", "soft_targets": ".loss",
+    "compare_costs": ".measure", "compare_latency": ".measure", "Teacher": ".teacher",
+}
+
+__all__ = ["DistillConfig", "ALONE_DIR", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tlearn.distill' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name], __name__), name)

@@ -8,39 +8,14 @@ only the soft term, so images without labels still teach the student through the
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_alpha, check_feature_weight, check_temperature
+from ..constants import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from .hint import hint_loss
 from .views import convert_view
-
-DEFAULT_TEMPERATURE = 4.0
-DEFAULT_ALPHA = 0.9
-
-
-def check_temperature(temperature: float) -> float:
-    """A usable temperature, or a ValueError that names the setting."""
-    t = float(temperature)
-    if not math.isfinite(t) or t <= 0:
-        raise ValueError(f"--temperature must be a positive number (typically 1-10), not {temperature!r}.")
-    return t
-
-
-def check_alpha(alpha: float) -> float:
-    a = float(alpha)
-    if not 0.0 <= a <= 1.0:
-        raise ValueError(f"--alpha must be between 0 (labels only) and 1 (teacher only), not {alpha!r}.")
-    return a
-
-
-def check_feature_weight(weight: float) -> float:
-    w = float(weight)
-    if not math.isfinite(w) or w < 0:
-        raise ValueError(f"--feature-weight must be 0 (off) or a positive number, not {weight!r}.")
-    return w
 
 
 def soft_targets(teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -18,7 +18,7 @@ from ..data.layout import Sample
 from ..data.transforms import DataConfig
 from ..errors import TlearnError
 from ..features.extract import FeatureSet, extract_features
-from ..run import Run
+from ..runs.run import Run
 
 
 @dataclass

@@ -1,19 +1,15 @@
 """Classification metrics from true labels and predicted class probabilities.
 
 Everything here is computed from (y_true, probs) arrays, so the same numbers come out of `tlearn fit`,
-`tlearn evaluate` and the HTML report. scikit-learn does the counting wherever it has the function.
+`tlearn evaluate`, the HTML report and the training loop's validation (confusion_metrics, from summed counts).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
     confusion_matrix,
-    f1_score,
     log_loss,
     precision_recall_fscore_support,
     roc_auc_score,
@@ -63,6 +59,25 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
     return reliability_bins(y_true, probs, bins).ece
 
 
+def confusion_metrics(counts: np.ndarray) -> dict:
+    """accuracy, balanced_accuracy and macro_f1 from (K, K) counts (row = true, column = predicted class).
+
+    Averages run over the classes present among the true labels, as scikit-learn's do; counts may be summed
+    over processes (the training loop's validation under DDP) before this is called.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.sum()
+    tp = np.diag(counts)
+    support, predicted = counts.sum(1), counts.sum(0)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=present)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
+    return {"accuracy": float(tp.sum() / n) if n else 0.0,
+            "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+            "macro_f1": float(f1[present].mean()) if present.any() else 0.0}
+
+
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
     """accuracy, balanced_accuracy, macro_f1, loss (log loss), ece, n; auroc for two-class tasks."""
     y_true = np.asarray(y_true, dtype=np.int64)
@@ -70,17 +85,10 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
     if len(y_true) == 0:
         return {"n": 0}
     num_classes = probs.shape[1]
-    pred = probs.argmax(1)
     labels = list(range(num_classes))
     present = sorted(set(y_true.tolist()))
-    with warnings.catch_warnings():  # a split of one class (e.g. `evaluate` on one folder) is legitimate
-        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
-        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true", category=UserWarning)
-        balanced = float(balanced_accuracy_score(y_true, pred))
     metrics = {
-        "accuracy": float(accuracy_score(y_true, pred)),
-        "balanced_accuracy": balanced,
-        "macro_f1": float(f1_score(y_true, pred, labels=present, average="macro", zero_division=0)),
+        **confusion_metrics(confusion_counts(y_true, probs, num_classes)),
         "loss": float(log_loss(y_true, np.clip(probs, 1e-12, 1.0), labels=labels)),
         "ece": expected_calibration_error(y_true, probs),
         "n": int(len(y_true)),

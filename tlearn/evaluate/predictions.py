@@ -42,7 +42,7 @@ def read_predictions(path: str | Path, classes: list[str] | None = None) -> Pred
     """Parse a predictions CSV; the class order comes from its p:<class> columns (checked against classes)."""
     path = Path(path)
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             rows = list(reader)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TlearnError
-from ..run import Run, write_json
+from ..runs.layout import write_json
+from ..runs.run import Run
 from ..runtime import Classifier
 from .graph import ImageClassifier
 from .metadata import export_metadata

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from .. import __version__
+from .._version import __version__
 from ..hashing import sha256_file
-from ..run import Run
+from ..runs.run import Run
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"

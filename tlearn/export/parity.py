@@ -18,7 +18,7 @@ from ..data.images import load_rgb
 from ..data.layout import Sample, load_splits
 from ..data.transforms import eval_transform, resize_crop
 from ..errors import TlearnError
-from ..run import Run
+from ..runs.run import Run
 from ..runtime import ImageError, Preprocess, decode_image
 
 Backend = Callable[[np.ndarray], np.ndarray]  # uint8 (N, S, S, 3) -> probabilities (N, C)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import TlearnError
 from ..evaluate.binary import DEFAULT_THRESHOLD, binary_curves, operating_point, youden_threshold
 from ..evaluate.metrics import (

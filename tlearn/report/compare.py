@@ -5,7 +5,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..files import atomic_write_text
 from .contents import RunContents, load_run_contents
 from .html import fmt, render

@@ -14,6 +14,7 @@ import yaml
 
 from ..errors import TlearnError
 from ..evaluate.predictions import PredictionTable, read_predictions
+from ..runs import layout as run_layout
 
 # Splits in the order a reader expects them; any other saved split (evaluate --save-as NAME) follows.
 SPLIT_ORDER = ("train", "val", "test")
@@ -75,17 +76,19 @@ def load_run_contents(run_dir: str | Path) -> RunContents:
         raise TlearnError(f"{path} is not a folder; give a run directory written by `tlearn fit`.")
     if not (path / "config.yaml").is_file() or not (path / "classes.json").is_file():
         raise TlearnError(f"{path} is not a tlearn run directory: config.yaml or classes.json is missing.")
+    if not run_layout.is_complete(path) and (path / run_layout.MARKER).is_file():
+        run_layout.require_complete(path)  # says why and what to do
     problems: list[str] = []
-    config_text = (path / "config.yaml").read_text()
+    config_text = run_layout.read_text(path / "config.yaml")
     try:
         config = yaml.safe_load(config_text) or {}
-        classes = json.loads((path / "classes.json").read_text())
+        classes = json.loads(run_layout.read_text(path / "classes.json"))
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise TlearnError(f"{path}: config.yaml or classes.json is damaged ({exc}); re-run `tlearn fit`.") from None
     metrics: dict = {}
     if (path / "metrics.json").is_file():
         try:
-            metrics = json.loads((path / "metrics.json").read_text())
+            metrics = json.loads(run_layout.read_text(path / "metrics.json"))
         except json.JSONDecodeError as exc:
             problems.append(f"metrics.json is damaged ({exc}); metrics below are recomputed from predictions.")
     else:

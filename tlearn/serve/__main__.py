@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from ..commands.serve import add_arguments, run
+from .arguments import add_arguments, run
 from ..errors import TlearnError
 
 

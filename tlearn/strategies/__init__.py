@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..constants import STRATEGY_NAMES
 from ..errors import TlearnError
 from .base import FitContext, FitResult, Strategy
 from .finetune import FineTune, Gradual, LinearProbeThenFineTune, Scratch
@@ -17,8 +18,7 @@ def _auto(cfg) -> Strategy:
     return AutoSearch(cfg)
 
 
-# name -> factory(config) -> Strategy
-STRATEGIES: dict[str, Callable[[object], Strategy]] = {
+_FACTORIES: dict[str, Callable[[object], Strategy]] = {
     "linear-probe": lambda cfg: LinearProbeStrategy(
         class_weight="balanced" if getattr(cfg, "class_weights", None) == "auto" else None
     ),
@@ -28,6 +28,8 @@ STRATEGIES: dict[str, Callable[[object], Strategy]] = {
     "scratch": Scratch,
     "auto": _auto,
 }
+# name -> factory(config) -> Strategy, for the names tlearn.constants lists (the CLI's help shows those)
+STRATEGIES: dict[str, Callable[[object], Strategy]] = {name: _FACTORIES[name] for name in STRATEGY_NAMES}
 
 
 def get_strategy(name: str, config) -> Strategy:

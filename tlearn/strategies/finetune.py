@@ -12,27 +12,30 @@ import dataclasses
 from pathlib import Path
 
 from ..backbones.model import TransferModel, build_transfer_model
+from ..constants import DEFAULT_LABEL_SMOOTHING
+from ..runs.layout import CHECKPOINTS
 from ..train import Phase, TrainOptions, TrainResult, discriminative_lrs, train
 from .base import FitContext, FitResult, log
 
 
 def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy", **overrides) -> TrainOptions:
-    """The loop's options from the run's FitConfig; options it leaves unset take the strategy's defaults
-    (fields absent from an older config keep defaults too)."""
-    get = lambda name, default: getattr(cfg, name, default) if getattr(cfg, name, None) is not None else default  # noqa: E731
+    """The loop's options from the run's FitConfig; the options it leaves unset (None) take the strategy's
+    defaults."""
+    def either(value, default):
+        return default if value is None else value
+
     fields = dict(
-        batch_size=get("train_batch_size", 32), eval_batch_size=get("batch_size", 64),
-        optimizer=get("optimizer", strategy.default_optimizer), weight_decay=get("weight_decay", 0.01),
-        label_smoothing=get("label_smoothing", strategy.default_label_smoothing),
-        grad_clip=get("grad_clip", 1.0) or None, ema=getattr(cfg, "ema", None),
-        l2_sp=get("l2_sp", strategy.default_l2_sp) or None,  # --l2-sp 0 turns the strategy's default off
-        accumulation=get("accumulation", 1), augment=get("augment", strategy.default_augment),
-        class_weights=getattr(cfg, "class_weights", None), sampler=getattr(cfg, "sampler", None),
-        freeze_bn=bool(get("freeze_bn", strategy.default_freeze_bn)), patience=getattr(cfg, "patience", None),
-        max_seconds=getattr(cfg, "max_seconds", None), seed=cfg.seed, precision=cfg.precision,
-        eval_precision=ctx.precision, device=cfg.device, num_workers=cfg.num_workers,
-        cache_dir=str(ctx.cache_dir), progress=cfg.progress, checkpoint_dir=str(Path(ctx.out) / "checkpoints"),
-        resume=bool(getattr(cfg, "resume", False)),
+        batch_size=cfg.train_batch_size, eval_batch_size=cfg.batch_size,
+        optimizer=either(cfg.optimizer, strategy.default_optimizer), weight_decay=cfg.weight_decay,
+        label_smoothing=either(cfg.label_smoothing, strategy.default_label_smoothing),
+        grad_clip=cfg.grad_clip or None, ema=cfg.ema,
+        l2_sp=either(cfg.l2_sp, strategy.default_l2_sp) or None,  # --l2-sp 0 turns the strategy's default off
+        accumulation=cfg.accumulation, augment=either(cfg.augment, strategy.default_augment),
+        class_weights=cfg.class_weights, sampler=cfg.sampler,
+        freeze_bn=bool(either(cfg.freeze_bn, strategy.default_freeze_bn)), patience=cfg.patience,
+        max_seconds=cfg.max_seconds, seed=cfg.seed, precision=cfg.precision, eval_precision=ctx.precision,
+        device=cfg.device, num_workers=cfg.num_workers, cache_dir=str(ctx.cache_dir), progress=cfg.progress,
+        checkpoint_dir=str(Path(ctx.out) / CHECKPOINTS), resume=cfg.resume,
     )
     fields.update(overrides)
     return TrainOptions(**fields)
@@ -46,7 +49,7 @@ class PhasedStrategy:
     default_freeze_bn = False
     default_lr = 1e-3
     default_epochs = 6
-    default_label_smoothing = 0.1
+    default_label_smoothing = DEFAULT_LABEL_SMOOTHING
     default_augment = "light"
     default_l2_sp: float | None = None
 

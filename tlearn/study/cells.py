@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config import FitConfig
 from ..errors import TlearnError
-from ..run import write_json
+from ..runs.layout import CHECKPOINTS, write_json
 from .curves import read_curve
 from .fractions import fraction_label
 
@@ -25,7 +25,7 @@ log = logging.getLogger("tlearn")
 CELL_FILE = "cell.json"
 METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "loss", "n")
 # FitConfig fields that do not change a cell's result (where it is written, how it is shown or cached).
-NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume")
+NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume", "overwrite")
 PENDING_FILE = "cell.pending.json"  # written when a cell starts: its checkpoints may be resumed under that key
 
 
@@ -43,10 +43,11 @@ class Cell:
 
 
 def cell_fit_config(cell: Cell, base: FitConfig, manifest: Path, study_dir: Path, fresh_cache: bool) -> FitConfig:
-    """The cell's FitConfig: the study's shared options with this cell's data subset, strategy, seed and folder."""
+    """The cell's FitConfig: the study's shared options with this cell's data subset, strategy, seed and folder
+    (which the study owns: it holds the cell's own files beside the run, hence overwrite)."""
     folder = cell.folder(study_dir)
     return replace(base, data=str(manifest), out=str(folder), strategy=cell.strategy, seed=cell.seed,
-                   cache_dir=str(folder / "cache") if fresh_cache else base.cache_dir)
+                   cache_dir=str(folder / "cache") if fresh_cache else base.cache_dir, overwrite=True)
 
 
 def cell_key(cfg: FitConfig, manifest_sha256: str, fraction: float) -> str:
@@ -71,7 +72,8 @@ def finished_record(folder: Path, key: str) -> dict | None:
 
 def run_cell(cell: Cell, cfg: FitConfig, n_train: int, key: str, study_dir: Path, fresh_cache: bool) -> dict:
     """Train the cell with tlearn.fit_config and return its record (metrics, seconds, epochs, validation curve)."""
-    from ..fit import fit_config  # late import: summaries and reports load without the training stack
+    from ..fitting import fit_config  # late import: summaries and reports load without the training stack
+    from ..train.checkpoint import clear_checkpoints
 
     folder = Path(cfg.out)
     resume = _resumable(folder, key) and "resume" in {f.name for f in fields(FitConfig)}
@@ -104,7 +106,7 @@ def run_cell(cell: Cell, cfg: FitConfig, n_train: int, key: str, study_dir: Path
     record["key"] = key
     record["resumed"] = resume
     write_json(folder / CELL_FILE, {"key": key, "record": record})
-    shutil.rmtree(folder / "checkpoints", ignore_errors=True)  # only needed to resume; the model is saved
+    clear_checkpoints(folder / CHECKPOINTS)  # only needed to resume; the model is saved
     (folder / PENDING_FILE).unlink(missing_ok=True)
     return record
 
@@ -115,7 +117,7 @@ def _resumable(folder: Path, key: str) -> bool:
         pending = json.loads((folder / PENDING_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return pending.get("key") == key and (folder / "checkpoints").is_dir()
+    return pending.get("key") == key and (folder / CHECKPOINTS).is_dir()
 
 
 def make_record(cell: Cell, n_train: int, run_dir: Path, metrics: dict, wall_seconds: float,

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import FitConfig
 from ..data.layout import load_splits
 from ..errors import TlearnError
-from ..run import atomic_write_text, write_json
+from ..runs.layout import write_json, write_text as atomic_write_text
 from ..strategies import STRATEGIES
 from .cells import Cell, cell_fit_config, cell_key, finished_record, run_cell
 from .config import BASELINE, BUDGET_FIELD, DEFAULT_STRATEGIES, StudyConfig

@@ -1,9 +1,11 @@
 """Atomic per-epoch checkpoints without pickle: weights and optimizer tensors in safetensors, the rest JSON.
 
 CKPT/
-  last.json              {"dir": "epoch-0007"}: replaced atomically once that directory is complete
-  epoch-0007/model.safetensors, optimizer.safetensors, state.json (and ema.safetensors with --ema)
+  last.json              {"dir": "epoch-0007", "epoch": 7}: replaced atomically once that directory is complete
+  epoch-0007/model.safetensors, optimizer.safetensors, state.json (and ema.safetensors with --ema),
+             tlearn-checkpoint (the marker: only folders that carry it are ever deleted)
   best.safetensors       weights of the best epoch on val
+Epoch folders are ordered by their number (epoch-10000 follows epoch-9999), never by name.
 No RNG state is stored: every random choice is derived from (seed, epoch, sample), so resuming at an epoch
 boundary replays exactly what an uninterrupted run would have done.
 """
@@ -21,6 +23,8 @@ from safetensors.torch import load_file, save_file
 from ..errors import TlearnError
 
 CHECKPOINT_FORMAT = 1
+MARKER = "tlearn-checkpoint"
+POINTER, BEST = "last.json", "best.safetensors"
 
 
 def _state_tensors(module_state: dict) -> dict[str, torch.Tensor]:
@@ -69,30 +73,76 @@ def save_checkpoint(folder: Path, epoch: int, model_state: dict, optimizer: torc
     save_file(opt_tensors, tmp / "optimizer.safetensors")
     (tmp / "state.json").write_text(json.dumps({**state, "optimizer": opt_meta, "format": CHECKPOINT_FORMAT},
                                                default=float))
+    (tmp / MARKER).write_text(json.dumps({"epoch": epoch, "format": CHECKPOINT_FORMAT}))
     final = folder / f"epoch-{epoch:04d}"
     if final.exists():
+        if not _is_checkpoint(final):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise TlearnError(f"{final} exists and is not a tlearn checkpoint; move it away (it is not deleted).")
         shutil.rmtree(final)
     os.replace(tmp, final)
     fd, pointer = tempfile.mkstemp(dir=folder, prefix=".last.")
     with os.fdopen(fd, "w") as f:
         json.dump({"dir": final.name, "epoch": epoch}, f)
-    os.replace(pointer, folder / "last.json")
-    epochs = sorted(p for p in folder.glob("epoch-*") if p.is_dir())
-    for old in epochs[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    os.replace(pointer, folder / POINTER)
+    for number, old in checkpoint_dirs(folder)[:-keep]:
+        if number != epoch:
+            shutil.rmtree(old, ignore_errors=True)
     for stale in folder.glob(".tmp-*"):
-        if stale != tmp:
+        if stale != tmp and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def checkpoint_dirs(folder: Path) -> list[tuple[int, Path]]:
+    """(epoch, folder) of the epoch folders tlearn wrote (those with its marker), by epoch number."""
+    found = []
+    for path in folder.glob("epoch-*"):
+        number = path.name.removeprefix("epoch-")
+        if number.isdigit() and _is_checkpoint(path):
+            found.append((int(number), path))
+    return sorted(found)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """Carries the marker, or (written before the marker existed) holds exactly a checkpoint's files."""
+    if (path / MARKER).is_file():
+        return True
+    names = {p.name for p in path.iterdir()} if path.is_dir() else set()
+    return {"state.json", "model.safetensors", "optimizer.safetensors"} <= names and all(
+        n == "state.json" or n.endswith(".safetensors") for n in names)
+
+
+def clear_checkpoints(folder: Path) -> list[Path]:
+    """Remove a previous run's checkpoints: tlearn's epoch folders, the pointer and the best weights; anything
+    else in folder (a user's files) is kept, and folder too when it is not empty then. Returns the epoch-*
+    folders kept because tlearn did not write them (a new run could not write its own there)."""
+    if not folder.is_dir():
+        return []
+    for _, path in checkpoint_dirs(folder):
+        shutil.rmtree(path)
+    for stale in folder.glob(".tmp-*"):
+        if stale.is_dir() and (stale / "state.json").is_file():
+            shutil.rmtree(stale, ignore_errors=True)
+    (folder / POINTER).unlink(missing_ok=True)
+    (folder / BEST).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+    return sorted(p for p in folder.glob("epoch-*") if p.is_dir())
 
 
 def load_checkpoint(folder: Path) -> tuple[dict, dict, dict] | None:
     """(model state, optimizer state_dict, loop state) of the last complete checkpoint, or None; the loop
     state's "extra_weights" holds the extra state dicts saved with it."""
-    pointer = folder / "last.json"
+    pointer = folder / POINTER
     if not pointer.is_file():
         return None
-    target = folder / json.loads(pointer.read_text())["dir"]
+    try:
+        target = folder / json.loads(pointer.read_text())["dir"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TlearnError(f"checkpoint pointer {pointer} is unreadable ({exc}); rerun without --resume.") from None
     try:
         state = json.loads((target / "state.json").read_text())
         model_state = load_file(str(target / "model.safetensors"))
@@ -100,5 +150,6 @@ def load_checkpoint(folder: Path) -> tuple[dict, dict, dict] | None:
         state["extra_weights"] = {p.stem: load_file(str(p)) for p in target.glob("*.safetensors")
                                   if p.stem not in ("model", "optimizer")}
     except (OSError, ValueError, KeyError) as exc:
-        raise TlearnError(f"checkpoint {target} is unreadable ({exc}); delete {folder} to start over.") from None
+        raise TlearnError(f"checkpoint {target} is unreadable ({exc}); rerun without --resume to start over.") \
+            from None
     return model_state, optimizer, state

@@ -8,12 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def check_decay(decay: float) -> float:
-    """A usable averaging decay, or a ValueError that names the setting."""
-    if not 0.0 < decay < 1.0:
-        raise ValueError(f"--ema must be a decay between 0 and 1 (e.g. 0.99), not {decay!r}")
-    return decay
+from ..checks import check_decay
 
 
 class WeightAverage:

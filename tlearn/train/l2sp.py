@@ -6,17 +6,10 @@ penalty = alpha / 2 * sum over trainable backbone weights of (w - w_start)^2
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-
-def check_alpha(alpha: float) -> float:
-    a = float(alpha)
-    if not math.isfinite(a) or a < 0:
-        raise ValueError(f"--l2-sp must be 0 (off) or a positive number (e.g. 0.1), not {alpha!r}.")
-    return a
+from ..checks import check_l2_sp as check_alpha
 
 
 class StartingPointPenalty:

@@ -4,6 +4,7 @@ It knows no strategy by name: it trains the layer groups each Phase lists at the
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -25,10 +26,11 @@ from ..data.layout import Sample, SkippedFile
 from ..data.transforms import DataConfig
 from ..device import autocast, resolve_precision
 from ..errors import DataError, TlearnError
+from ..evaluate.metrics import confusion_metrics
 from ..features.cache import default_cache_dir
 from ..hashing import stable_hash
 from .batchnorm import bn_by_group, describe_modes, set_bn_modes
-from .checkpoint import load_checkpoint, save_checkpoint, save_weights
+from .checkpoint import BEST, load_checkpoint, save_checkpoint, save_weights
 from .data import AugmentedImages, EvalImages, default_train_workers, epoch_order, epoch_seed, train_loader
 from .distributed import DistEnv, all_sum, barrier, init_distributed, training_device, training_threads
 from .ema import WeightAverage
@@ -74,21 +76,6 @@ def _decode(samples, data_config, options, cache_dir, env, desc) -> DecodedImage
     return decoded
 
 
-def _confusion_metrics(confusion: np.ndarray, loss_sum: float) -> dict:
-    n = confusion.sum()
-    tp = np.diag(confusion)
-    support, predicted = confusion.sum(1), confusion.sum(0)
-    present = support > 0
-    recall = tp[present] / support[present]
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp, dtype=float), where=predicted > 0)
-    rec_all = np.divide(tp, support, out=np.zeros_like(tp, dtype=float), where=support > 0)
-    f1 = np.divide(2 * precision * rec_all, precision + rec_all, out=np.zeros_like(rec_all),
-                   where=(precision + rec_all) > 0)
-    return {"val_loss": loss_sum / max(n, 1), "val_accuracy": float(tp.sum() / max(n, 1)),
-            "val_balanced_accuracy": float(recall.mean()) if present.any() else 0.0,
-            "val_macro_f1": float(f1[present].mean()) if present.any() else 0.0}
-
-
 @torch.inference_mode()
 def evaluate_decoded(model: nn.Module, decoded: DecodedImages, data_config: DataConfig, num_classes: int,
                      device: torch.device, precision: str, batch_size: int, env: DistEnv = DistEnv()) -> dict:
@@ -108,11 +95,19 @@ def evaluate_decoded(model: nn.Module, decoded: DecodedImages, data_config: Data
         loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
         np.add.at(confusion, (labels.cpu().numpy(), logits.argmax(1).cpu().numpy()), 1)
     summed = all_sum([loss_sum, *confusion.ravel().tolist()], env)
-    return _confusion_metrics(np.array(summed[1:]).reshape(num_classes, num_classes), summed[0])
+    counts = np.array(summed[1:]).reshape(num_classes, num_classes)
+    return {"val_loss": summed[0] / max(counts.sum(), 1),
+            **{f"val_{k}": v for k, v in confusion_metrics(counts).items()}}
 
 
-def _settings_fingerprint(phases, options, samples, data_config, train_view) -> dict:
-    """What must not change between a run and its resumption."""
+def _content_key(decoded: DecodedImages | None) -> str | None:
+    """The decoded-image cache key: a hash of every file's sha256 (computed while decoding) and the geometry."""
+    return decoded.path.stem if decoded is not None and decoded.path is not None else None
+
+
+def _settings_fingerprint(phases, options, samples, data_config, train_view, decoded, val_decoded) -> dict:
+    """What must not change between a run and its resumption: the schedule, the options, and the train and val
+    images (their paths and their contents)."""
     volatile = {"resume", "progress", "num_workers", "checkpoint_dir", "max_seconds", "cache_dir", "tensorboard",
                 "device", "eval_batch_size"}
     return json.loads(json.dumps({
@@ -120,9 +115,16 @@ def _settings_fingerprint(phases, options, samples, data_config, train_view) -> 
                     "final_lr_ratio": p.final_lr_ratio} for p in phases],
         "options": {k: v for k, v in options.to_dict().items() if k not in volatile},
         "samples": stable_hash([str(s.path) for s in samples]),
+        "train_contents": _content_key(decoded),
+        "val_contents": _content_key(val_decoded),
         "data_config": data_config.to_dict(),
         **({"train_view": train_view.to_dict()} if train_view != data_config else {}),
     }))
+
+
+_SECTION_NAMES = {"phases": "the training phases (epochs, learning rates)", "samples": "the train image list",
+                  "train_contents": "the contents of the train images", "val_contents": "the contents of the val images",
+                  "data_config": "the input size or normalisation", "train_view": "the training crop size"}
 
 
 def _check_resume(saved: dict, current: dict, folder: Path) -> None:
@@ -131,11 +133,11 @@ def _check_resume(saved: dict, current: dict, folder: Path) -> None:
         a, b = saved.get(section), current[section]
         if section == "options" and isinstance(a, dict):
             diffs += [f"{k}: {a.get(k)!r} -> {v!r}" for k, v in b.items() if a.get(k) != v]
-        elif a != b:
-            diffs.append(f"{section} differ")
+        elif a != b and not (a is None and section.endswith("_contents")):  # older checkpoints lack contents
+            diffs.append(f"{_SECTION_NAMES.get(section, section)} changed")
     if diffs:
-        raise TlearnError(f"cannot resume from {folder}: settings changed since it was written "
-                          f"({'; '.join(diffs)}); rerun with the original settings or without --resume.")
+        raise TlearnError(f"cannot resume from {folder}: {'; '.join(diffs)} since it was written. Rerun with the "
+                          "original settings, or without --resume to train from the start, or use a new --out.")
 
 
 def _tensorboard(options: TrainOptions, env: DistEnv):
@@ -182,199 +184,283 @@ def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence
         torch.set_num_threads(previous_threads)
 
 
+@dataclass
+class _Setup:
+    """What the epochs share, settled once before the first: data, model, loss, schedule and where to save."""
+
+    model: TransferModel
+    phases: Sequence[Phase]
+    schedule: list[tuple[int, int]]
+    options: TrainOptions
+    data_config: DataConfig
+    num_classes: int
+    env: DistEnv
+    device: torch.device
+    precision: str
+    eval_precision: str
+    threads: str
+    decoded: DecodedImages
+    val_decoded: DecodedImages | None
+    dataset: AugmentedImages
+    workers: int
+    loss: LossFn
+    groups: list
+    bn_groups: dict
+    fingerprint: dict
+    folder: Path | None  # checkpoints
+    anchor: StartingPointPenalty | None
+    average: WeightAverage | None
+    evaluated: nn.Module  # the model, or a copy that holds the averaged weights
+    start: float
+    decode_seconds: float
+    skipped: list[SkippedFile]
+
+
+@dataclass
+class _State:
+    """What changes from epoch to epoch; the checkpoint holds enough of it to resume."""
+
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf")})
+    best_state: dict | None = None
+    bad_epochs: int = 0
+    done: int = 0  # epochs finished (resumed ones included)
+    resumed_optimizer: dict | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    net: nn.Module | None = None  # the model, wrapped for DDP
+    phase_index: int = -1
+    epoch_seconds: list[float] = field(default_factory=list)
+    stopped: str = "completed"
+
+
 def _train(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, on_epoch, env,
            device, start, threads, train_view) -> TrainResult:
-    precision = train_precision(options.precision, device)
-    eval_precision = resolve_precision(options.eval_precision, device)
-    cache_dir = Path(options.cache_dir).expanduser() if options.cache_dir else default_cache_dir()
-    train_samples, val_samples = list(train_samples), list(val_samples)
+    run = _setup(model, phases, list(train_samples), list(val_samples), data_config, options, loss, num_classes,
+                 env, device, start, threads, train_view)
+    state = _resume(run) if options.resume and run.folder is not None else _State()
+    writer = _tensorboard(options, env)
+    last_phase = run.schedule[-1][0] if run.schedule else 0
+    for epoch, (phase_index, phase_epoch) in enumerate(run.schedule, start=1):
+        if epoch <= state.done:
+            continue
+        if options.max_seconds and state.epoch_seconds and (
+                time.perf_counter() - start + state.epoch_seconds[-1] > options.max_seconds):
+            state.stopped = "time budget"
+            break
+        row = _run_epoch(run, state, epoch, phase_index, phase_epoch)
+        improved = _select(run, state, row, epoch, phase_index == last_phase)
+        if env.is_main:
+            _report_epoch(run, row, epoch, improved, writer)
+            _save(run, state, epoch, improved)
+        barrier(env)
+        if on_epoch is not None and on_epoch(row):
+            state.stopped = "callback"
+            break
+        if options.patience is not None and state.bad_epochs >= options.patience:
+            state.stopped = "early stopping"
+            break
+    else:
+        if options.max_epochs and options.max_epochs < sum(p.epochs for p in phases):
+            state.stopped = "epoch cap"
+    if writer is not None:
+        writer.close()
+    return _result(run, state)
 
+
+def _setup(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, env, device, start,
+           threads, train_view) -> _Setup:
+    """Decode the images (or read them from the cache), build the loss and the augmented dataset, move the model."""
+    precision = train_precision(options.precision, device)
+    cache_dir = Path(options.cache_dir).expanduser() if options.cache_dir else default_cache_dir()
     decoded = _decode(train_samples, train_view, options, cache_dir, env, "decode train")
     val_decoded = _decode(val_samples, data_config, options, cache_dir, env, "decode val") if val_samples else None
     decode_seconds = time.perf_counter() - start
     if len(decoded) == 0:
         raise DataError("no training image could be decoded; see the skipped files.")
-    skipped = list(decoded.skipped) + (list(val_decoded.skipped) if val_decoded else [])
     log.info("decoded-image cache: train %d (%s), val %d, %d px squares, %.1fs; %s, %s, threads %s", len(decoded),
              "hit" if decoded.from_cache else "built", len(val_decoded) if val_decoded else 0,
              decoded.images.shape[1], decode_seconds, device, precision, threads)
-
     if loss is None:
         weights = (inverse_frequency_weights(decoded.labels.tolist(), num_classes)
                    if options.class_weights == "auto" else None)
         loss = CrossEntropy(weights, options.label_smoothing)
-    dataset = AugmentedImages(decoded, train_transform(train_view, options.augment), options.seed)
-    workers = default_train_workers() if options.num_workers is None else options.num_workers
-
     model = model.to(device).to(memory_format=torch.channels_last)
     groups = model.layer_groups()
-    bn_groups = bn_by_group(model, groups)
-    schedule = _schedule(phases, options.max_epochs)
-    fingerprint = _settings_fingerprint(phases, options, train_samples, data_config, train_view)
-    folder = Path(options.checkpoint_dir) if options.checkpoint_dir else None
-
-    # remembered before a resumed checkpoint is loaded: the anchor is the pretrained start, not the last epoch
-    anchor = StartingPointPenalty(model, options.l2_sp) if options.l2_sp else None
     average = WeightAverage(model, options.ema) if options.ema else None
-    evaluated = copy.deepcopy(model) if average else model  # holds the averaged weights for evaluation
-    history: list[dict] = []
-    best = {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf")}
-    best_state: dict | None = None
-    bad_epochs, done, resumed_optimizer = 0, 0, None
-    if options.resume and folder is not None:
-        loaded = load_checkpoint(folder)
-        if loaded is None:
-            log.info("--resume: no checkpoint in %s yet; starting from the beginning", folder)
-        else:
-            model_state, resumed_optimizer, state = loaded
-            _check_resume(state["settings"], fingerprint, folder)
-            model.load_state_dict(model_state)
-            history, best, bad_epochs, done = state["history"], state["best"], state["bad_epochs"], state["epoch"]
-            if average is not None:
-                average.load(state["extra_weights"]["ema"], state["ema_steps"])
-            if (folder / "best.safetensors").is_file():
-                from safetensors.torch import load_file
+    return _Setup(
+        model=model, phases=phases, schedule=_schedule(phases, options.max_epochs), options=options,
+        data_config=data_config, num_classes=num_classes, env=env, device=device, precision=precision,
+        eval_precision=resolve_precision(options.eval_precision, device), threads=threads, decoded=decoded,
+        val_decoded=val_decoded,
+        dataset=AugmentedImages(decoded, train_transform(train_view, options.augment), options.seed),
+        workers=default_train_workers() if options.num_workers is None else options.num_workers, loss=loss,
+        groups=groups, bn_groups=bn_by_group(model, groups),
+        fingerprint=_settings_fingerprint(phases, options, train_samples, data_config, train_view, decoded,
+                                          val_decoded),
+        folder=Path(options.checkpoint_dir) if options.checkpoint_dir else None,
+        # remembered before a resumed checkpoint is loaded: the anchor is the pretrained start, not the last epoch
+        anchor=StartingPointPenalty(model, options.l2_sp) if options.l2_sp else None,
+        average=average, evaluated=copy.deepcopy(model) if average else model,
+        start=start, decode_seconds=decode_seconds,
+        skipped=list(decoded.skipped) + (list(val_decoded.skipped) if val_decoded else []),
+    )
 
-                best_state = load_file(str(folder / "best.safetensors"))
-            log.info("resumed from %s after epoch %d of %d", folder, done, len(schedule))
 
-    writer = _tensorboard(options, env)
-    stopped = "completed"
-    optimizer, net, current_phase = None, model, -1
-    last_phase = schedule[-1][0] if schedule else 0
-    epoch_seconds: list[float] = []
-    for epoch, (phase_index, phase_epoch) in enumerate(schedule, start=1):
-        if epoch <= done:
-            continue
-        if options.max_seconds and epoch_seconds and (
-                time.perf_counter() - start + epoch_seconds[-1] > options.max_seconds):
-            stopped = "time budget"
-            break
-        phase = phases[phase_index]
-        t0 = time.perf_counter()
-        if phase_index != current_phase:
-            set_trainable(groups, phase)
-            optimizer = build_optimizer(groups, phase, options)
-            if resumed_optimizer is not None and phase_epoch > 0:
-                optimizer.load_state_dict(resumed_optimizer)
-            resumed_optimizer = None
-            net = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-                   if env.enabled else model)
-            current_phase = phase_index
-            frozen = [g for g, _ in groups if g not in phase.lrs]
-            modes = set_bn_modes(model, bn_groups, set(phase.lrs), options.freeze_bn)
-            if env.is_main:
-                log.info("phase %s: %d epoch(s), training %d of %d layer groups%s; %s", phase.name, phase.epochs,
-                         len(phase.lrs), len(groups), f" (frozen: {', '.join(frozen)})" if frozen else "",
-                         describe_modes(modes))
-        set_bn_modes(model, bn_groups, set(phase.lrs), options.freeze_bn)
+def _resume(run: _Setup) -> _State:
+    """The state after the last checkpoint in run.folder (its settings checked against this run's), if any."""
+    loaded = load_checkpoint(run.folder)
+    if loaded is None:
+        log.info("--resume: no checkpoint in %s yet; starting from the beginning", run.folder)
+        return _State()
+    model_state, optimizer_state, saved = loaded
+    _check_resume(saved["settings"], run.fingerprint, run.folder)
+    run.model.load_state_dict(model_state)
+    state = _State(history=saved["history"], best=saved["best"], bad_epochs=saved["bad_epochs"],
+                   done=saved["epoch"], resumed_optimizer=optimizer_state)
+    if run.average is not None:
+        run.average.load(saved["extra_weights"]["ema"], saved["ema_steps"])
+    if (run.folder / BEST).is_file():
+        from safetensors.torch import load_file
 
-        dataset.epoch = epoch
-        torch.manual_seed(epoch_seed(options.seed, epoch, 20_000 + env.rank))  # dropout: not what ran before
-        order = epoch_order(decoded.labels, epoch, options.seed, options.sampler == "balanced", env.rank, env.world)
-        loader = train_loader(dataset, order, options.batch_size, workers)
-        mix_gen = torch.Generator().manual_seed(epoch_seed(options.seed, epoch, 10_000 + env.rank))
-        steps_per_epoch = len(loader)
-        loss_sum, seen = 0.0, 0
-        lr = 0.0
-        bar = tqdm(total=len(order), desc=f"epoch {epoch}/{len(schedule)} {phase.name}", unit="img",
-                   disable=not (options.progress and env.is_main), leave=False)
-        optimizer.zero_grad(set_to_none=True)
-        for step, (indices, images, labels) in enumerate(loader):
-            lr = max(lr, apply_lr(optimizer, lr_at(phase, phase_epoch + step / steps_per_epoch)))
-            mix = None
-            targets = labels
-            if options.augment == "strong":
-                images, targets, mix = mix_batch(images, labels, num_classes, mix_gen)
-            batch = Batch(images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
-                          labels.to(device), indices, targets.to(device), mix)
-            boundary = (step + 1) % options.accumulation == 0 or step + 1 == steps_per_epoch
-            sync = net.no_sync() if env.enabled and not boundary else _nullcontext()
-            with sync:
-                with autocast(precision, device):
-                    value = loss(net, batch)
-                total = value + anchor(model) if anchor is not None else value  # history logs the data loss
-                (total / options.accumulation).backward()
-            if boundary:
-                if options.grad_clip:
-                    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                                   options.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                if average is not None:
-                    average.update(model)
-            loss_sum += float(value.detach()) * len(labels)
-            seen += len(labels)
-            bar.update(len(labels))
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
-        bar.close()
-        total_loss, total_seen = all_sum([loss_sum, float(seen)], env)
-        row = {"epoch": epoch, "lr": lr, "train_loss": total_loss / max(total_seen, 1)}
-        if average is not None:
-            evaluated.load_state_dict(average.state)
-        if val_decoded is not None and len(val_decoded):
-            row.update(evaluate_decoded(evaluated, val_decoded, data_config, num_classes, device, eval_precision,
-                                        options.eval_batch_size, env))
-        row["seconds"] = time.perf_counter() - t0
-        row["phase"] = phase.name
-        epoch_seconds.append(row["seconds"])
-        history.append(row)
+        state.best_state = load_file(str(run.folder / BEST))
+    log.info("resumed from %s after epoch %d of %d", run.folder, state.done, len(run.schedule))
+    return state
 
-        improved = "val_accuracy" not in row or (row["val_accuracy"], -row["val_loss"]) > (
-            best["val_accuracy"], -best["val_loss"])
-        if improved:
-            best = {"epoch": epoch, "val_accuracy": row.get("val_accuracy", -1.0),
-                    "val_loss": row.get("val_loss", float("inf"))}
-            best_state = {k: v.detach().cpu().clone() for k, v in evaluated.state_dict().items()}
-            bad_epochs = 0
-        elif phase_index == last_phase:
-            bad_epochs += 1
-        if env.is_main:
-            log.info("epoch %d/%d %s: lr %.3g, train_loss %.4f%s (%.1fs)%s", epoch, len(schedule), phase.name, lr,
-                     row["train_loss"], f", val_loss {row['val_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}"
-                     if "val_loss" in row else "", row["seconds"], " *" if improved else "")
-            if writer is not None:
-                for key in ("lr", "train_loss", "val_loss", "val_accuracy"):
-                    if key in row:
-                        writer.add_scalar(key, row[key], epoch)
-            if folder is not None:
-                if improved:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    save_weights(best_state, folder / "best.safetensors")
-                save_checkpoint(folder, epoch, model.state_dict(), optimizer,
-                                {"epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs,
-                                 "settings": fingerprint, "ema_steps": average.steps if average else 0},
-                                extra_weights={"ema": average.state} if average else None)
-        barrier(env)
-        if on_epoch is not None and on_epoch(row):
-            stopped = "callback"
-            break
-        if options.patience is not None and bad_epochs >= options.patience:
-            stopped = "early stopping"
-            break
-    else:
-        if options.max_epochs and options.max_epochs < sum(p.epochs for p in phases):
-            stopped = "epoch cap"
 
+def _enter_phase(run: _Setup, state: _State, phase_index: int, phase_epoch: int) -> None:
+    """Unfreeze the phase's groups, build its optimizer (restoring a resumed one mid-phase), wrap for DDP."""
+    phase, model = run.phases[phase_index], run.model
+    set_trainable(run.groups, phase)
+    state.optimizer = build_optimizer(run.groups, phase, run.options)
+    if state.resumed_optimizer is not None and phase_epoch > 0:
+        state.optimizer.load_state_dict(state.resumed_optimizer)
+    state.resumed_optimizer = None
+    state.net = (DistributedDataParallel(model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+                 if run.env.enabled else model)
+    state.phase_index = phase_index
+    frozen = [g for g, _ in run.groups if g not in phase.lrs]
+    modes = set_bn_modes(model, run.bn_groups, set(phase.lrs), run.options.freeze_bn)
+    if run.env.is_main:
+        log.info("phase %s: %d epoch(s), training %d of %d layer groups%s; %s", phase.name, phase.epochs,
+                 len(phase.lrs), len(run.groups), f" (frozen: {', '.join(frozen)})" if frozen else "",
+                 describe_modes(modes))
+
+
+def _run_epoch(run: _Setup, state: _State, epoch: int, phase_index: int, phase_epoch: int) -> dict:
+    """Train one epoch and evaluate on val: its history row."""
+    t0 = time.perf_counter()
+    phase, options, env = run.phases[phase_index], run.options, run.env
+    if phase_index != state.phase_index:
+        _enter_phase(run, state, phase_index, phase_epoch)
+    set_bn_modes(run.model, run.bn_groups, set(phase.lrs), options.freeze_bn)
+    run.dataset.epoch = epoch
+    torch.manual_seed(epoch_seed(options.seed, epoch, 20_000 + env.rank))  # dropout: not what ran before
+    order = epoch_order(run.decoded.labels, epoch, options.seed, options.sampler == "balanced", env.rank, env.world)
+    loader = train_loader(run.dataset, order, options.batch_size, run.workers)
+    mix_gen = torch.Generator().manual_seed(epoch_seed(options.seed, epoch, 10_000 + env.rank))
+    bar = tqdm(total=len(order), desc=f"epoch {epoch}/{len(run.schedule)} {phase.name}", unit="img",
+               disable=not (options.progress and env.is_main), leave=False)
+    loss_sum, seen, lr = 0.0, 0, 0.0
+    state.optimizer.zero_grad(set_to_none=True)
+    for step, (indices, images, labels) in enumerate(loader):
+        lr = max(lr, apply_lr(state.optimizer, lr_at(phase, phase_epoch + step / len(loader))))
+        value = _step(run, state, step, len(loader), indices, images, labels, mix_gen)
+        loss_sum += float(value.detach()) * len(labels)
+        seen += len(labels)
+        bar.update(len(labels))
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+    bar.close()
+    total_loss, total_seen = all_sum([loss_sum, float(seen)], env)
+    row = {"epoch": epoch, "lr": lr, "train_loss": total_loss / max(total_seen, 1)}
+    if run.average is not None:
+        run.evaluated.load_state_dict(run.average.state)
+    if run.val_decoded is not None and len(run.val_decoded):
+        row.update(evaluate_decoded(run.evaluated, run.val_decoded, run.data_config, run.num_classes, run.device,
+                                    run.eval_precision, options.eval_batch_size, env))
+    row["seconds"] = time.perf_counter() - t0
+    row["phase"] = phase.name
+    state.epoch_seconds.append(row["seconds"])
+    state.history.append(row)
+    return row
+
+
+def _step(run: _Setup, state: _State, step: int, steps: int, indices, images, labels, mix_gen) -> torch.Tensor:
+    """One micro-batch: forward, backward, and at an accumulation boundary the optimizer step. Its data loss."""
+    options, device, env = run.options, run.device, run.env
+    mix, targets = None, labels
+    if options.augment == "strong":
+        images, targets, mix = mix_batch(images, labels, run.num_classes, mix_gen)
+    batch = Batch(images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                  labels.to(device), indices, targets.to(device), mix)
+    boundary = (step + 1) % options.accumulation == 0 or step + 1 == steps
+    with state.net.no_sync() if env.enabled and not boundary else contextlib.nullcontext():
+        with autocast(run.precision, device):
+            value = run.loss(state.net, batch)
+        total = value + run.anchor(run.model) if run.anchor is not None else value  # history logs the data loss
+        (total / options.accumulation).backward()
+    if boundary:
+        if options.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for g in state.optimizer.param_groups for p in g["params"]],
+                                           options.grad_clip)
+        state.optimizer.step()
+        state.optimizer.zero_grad(set_to_none=True)
+        if run.average is not None:
+            run.average.update(run.model)
+    return value
+
+
+def _select(run: _Setup, state: _State, row: dict, epoch: int, final_phase: bool) -> bool:
+    """Keep the epoch's weights when val improved (accuracy, then loss); count patience in the final phase."""
+    improved = "val_accuracy" not in row or (row["val_accuracy"], -row["val_loss"]) > (
+        state.best["val_accuracy"], -state.best["val_loss"])
+    if improved:
+        state.best = {"epoch": epoch, "val_accuracy": row.get("val_accuracy", -1.0),
+                      "val_loss": row.get("val_loss", float("inf"))}
+        state.best_state = {k: v.detach().cpu().clone() for k, v in run.evaluated.state_dict().items()}
+        state.bad_epochs = 0
+    elif final_phase:
+        state.bad_epochs += 1
+    return improved
+
+
+def _report_epoch(run: _Setup, row: dict, epoch: int, improved: bool, writer) -> None:
+    log.info("epoch %d/%d %s: lr %.3g, train_loss %.4f%s (%.1fs)%s", epoch, len(run.schedule), row["phase"],
+             row["lr"], row["train_loss"],
+             f", val_loss {row['val_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}" if "val_loss" in row else "",
+             row["seconds"], " *" if improved else "")
     if writer is not None:
-        writer.close()
-    model = model.cpu().to(memory_format=torch.contiguous_format)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        for key in ("lr", "train_loss", "val_loss", "val_accuracy"):
+            if key in row:
+                writer.add_scalar(key, row[key], epoch)
+
+
+def _save(run: _Setup, state: _State, epoch: int, improved: bool) -> None:
+    """The epoch's checkpoint (and the best weights when they changed), atomically."""
+    if run.folder is None:
+        return
+    if improved:
+        run.folder.mkdir(parents=True, exist_ok=True)
+        save_weights(state.best_state, run.folder / BEST)
+    average = run.average
+    save_checkpoint(run.folder, epoch, run.model.state_dict(), state.optimizer,
+                    {"epoch": epoch, "history": state.history, "best": state.best, "bad_epochs": state.bad_epochs,
+                     "settings": run.fingerprint, "ema_steps": average.steps if average else 0},
+                    extra_weights={"ema": average.state} if average else None)
+
+
+def _result(run: _Setup, state: _State) -> TrainResult:
+    """The best epoch's weights on the CPU, with the history and how training ended."""
+    model = run.model.cpu().to(memory_format=torch.contiguous_format)
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
     model.eval()
-    if env.is_main:
-        log.info("training %s after %d epoch(s); best epoch %d (val_accuracy %.4f)", stopped, len(history),
-                 best["epoch"], best["val_accuracy"])
-    return TrainResult(model=model, history=history, best_epoch=best["epoch"], stopped=stopped, skipped=skipped,
-                       seconds=time.perf_counter() - start, decode_seconds=decode_seconds,
-                       details={"best_epoch": best["epoch"], "stopped": stopped, "precision": precision,
-                                "world_size": env.world, "decoded_from_cache": decoded.from_cache,
-                                "threads": threads})
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    best = state.best
+    if run.env.is_main:
+        log.info("training %s after %d epoch(s); best epoch %d (val_accuracy %.4f)", state.stopped,
+                 len(state.history), best["epoch"], best["val_accuracy"])
+    return TrainResult(model=model, history=state.history, best_epoch=best["epoch"], stopped=state.stopped,
+                       skipped=run.skipped, seconds=time.perf_counter() - run.start,
+                       decode_seconds=run.decode_seconds,
+                       details={"best_epoch": best["epoch"], "stopped": state.stopped, "precision": run.precision,
+                                "world_size": run.env.world, "decoded_from_cache": run.decoded.from_cache,
+                                "threads": run.threads})

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..data.augment import PRESETS as AUGMENT_PRESETS
-from .ema import check_decay
-from .l2sp import check_alpha as check_l2_sp
+from ..checks import at_least, check_decay, check_l2_sp, one_of
+from ..constants import (AUGMENT_PRESETS, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_LABEL_SMOOTHING,
+                         DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_WEIGHT_DECAY, OPTIMIZERS)
 
 
 @dataclass
 class TrainOptions:
-    batch_size: int = 32  # images per optimizer micro-step (per process under DDP)
-    eval_batch_size: int = 64
+    batch_size: int = DEFAULT_TRAIN_BATCH_SIZE  # images per optimizer micro-step (per process under DDP)
+    eval_batch_size: int = DEFAULT_BATCH_SIZE
     optimizer: str = "adamw"  # adamw | sgd
-    weight_decay: float = 0.01  # not applied to biases and normalisation weights
+    weight_decay: float = DEFAULT_WEIGHT_DECAY  # not applied to biases and normalisation weights
     momentum: float = 0.9  # sgd only
-    label_smoothing: float = 0.1
-    grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
+    label_smoothing: float = DEFAULT_LABEL_SMOOTHING
+    grad_clip: float | None = DEFAULT_GRAD_CLIP  # max global gradient norm; None: no clipping
     accumulation: int = 1  # micro-batches per optimizer step
     augment: str = "light"  # a tlearn.data.augment preset: none | crop | light | medium | strong
     class_weights: str | None = None  # None | auto: loss weights 1/class frequency
@@ -40,21 +40,17 @@ class TrainOptions:
     tensorboard: bool = True  # log to checkpoint_dir/../tensorboard when tensorboard is installed
 
     def __post_init__(self):
-        checks = {
-            "optimizer": (self.optimizer, ("adamw", "sgd")),
-            "augment": (self.augment, AUGMENT_PRESETS),
-            "class_weights": (self.class_weights, (None, "auto")),
-            "sampler": (self.sampler, (None, "balanced")),
-        }
-        for name, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
+        """The same checks as the command-line options' (tlearn.checks), for callers of the loop's API."""
+        one_of(OPTIMIZERS, "optimizer")(self.optimizer)
+        one_of(AUGMENT_PRESETS, "augment")(self.augment)
+        one_of((None, "auto"), "class_weights")(self.class_weights)
+        one_of((None, "balanced"), "sampler")(self.sampler)
         if self.ema is not None:
             check_decay(self.ema)
         if self.l2_sp is not None:
             check_l2_sp(self.l2_sp)
-        if self.batch_size < 1 or self.accumulation < 1:
-            raise ValueError("batch_size and accumulation must be >= 1")
+        at_least(1, "batch_size")(self.batch_size)
+        at_least(1, "accumulation")(self.accumulation)
 
     def to_dict(self) -> dict:
         return asdict(self)

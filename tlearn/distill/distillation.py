@@ -7,36 +7,32 @@ CPU latency) -> RUN/.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
 from ..backbones.model import BackboneInfo, TransferModel, load_backbone
-from ..config import library_versions
-from ..data.augment import PRESETS as AUGMENT_PRESETS
+from ..constants import ALONE_DIR
 from ..data.layout import DataSplits, Sample, list_images, load_splits
 from ..errors import TlearnError
 from ..evaluate.metrics import classification_metrics
-from ..evaluate.predict import predict_samples
 from ..hashing import sha256_file
-from ..run import Run, atomic_write_text, prepare_run, save_model, write_history, write_json, write_predictions
+from ..runs import layout
+from ..runs.run import Run
+from ..runs.writer import RunWriter, SplitResults, evaluate_splits, run_config, run_inputs, settle_runtime
 from ..train import Phase, TrainOptions, TrainResult, train
-from ..train.ema import check_decay
 from .config import DistillConfig
 from .hint import HintedStudent
-from .loss import DistillationLoss, LabelsOnlyLoss, check_alpha, check_feature_weight, check_temperature
+from .loss import DistillationLoss, LabelsOnlyLoss
 from .measure import compare_costs
 from .teacher import Teacher, probabilities
 from .views import paired_view
 
 log = logging.getLogger("tlearn")
 
-ALONE_DIR = "student-alone"  # RUN/student-alone/: the same student trained without the teacher
 CACHED_PRESETS = ("none", "flip")  # augmentation under which the teacher's outputs are computed once, up front
 
 
@@ -48,32 +44,10 @@ def distill(data: str | Path, teacher: str | Path, out: str | Path, **options) -
     return distill_config(DistillConfig(data=str(data), teacher=str(teacher), out=str(out), **options))
 
 
-def _validate(cfg: DistillConfig) -> None:
-    try:
-        check_temperature(cfg.temperature)
-        check_alpha(cfg.alpha)
-        check_feature_weight(cfg.feature_weight)
-        if cfg.ema is not None:
-            check_decay(cfg.ema)
-    except ValueError as exc:
-        raise TlearnError(str(exc)) from None
-    if cfg.augment not in AUGMENT_PRESETS:
-        raise TlearnError(f"--augment must be one of {', '.join(AUGMENT_PRESETS)}, not {cfg.augment!r}.")
-    if cfg.augment == "strong" and cfg.unlabeled:
-        raise TlearnError("--augment strong mixes labels (mixup/cutmix) and cannot be used with --unlabeled; "
-                          "use light or medium.")
-    if cfg.crops not in ("student", "teacher"):
-        raise TlearnError(f"--crops must be student or teacher, not {cfg.crops!r}.")
-    if cfg.epochs < 1:
-        raise TlearnError(f"--epochs must be at least 1, not {cfg.epochs}.")
-    if cfg.student_size is not None and cfg.student_size < 8:
-        raise TlearnError(f"--student-size must be at least 8 px, not {cfg.student_size}.")
-
-
 def _warn_if_teacher_saw_other_data(teacher: Teacher, splits: DataSplits) -> None:
     """The teacher must not have trained on the images the student is evaluated on."""
     try:
-        tconf = Run(teacher.source).config if teacher.source != "model" else {}
+        tconf = layout.read_config(layout.require_complete(teacher.source)) if teacher.source != "model" else {}
     except TlearnError:
         return
     tdata = tconf.get("data", {})
@@ -127,52 +101,22 @@ def student_phases(model: TransferModel, cfg: DistillConfig) -> list[Phase]:
 
 
 def _headline_metrics(model: TransferModel, info: BackboneInfo, splits: DataSplits, cfg: DistillConfig, device,
-                      out: Path | None) -> tuple[dict, list]:
-    """val/test metrics through predict_samples, exactly as fit computes them."""
-    metrics, skipped = {}, []
-    for split in ("val", "test"):
-        samples = splits.split(split)
-        if not samples:
-            continue
-        probs, fs = predict_samples(model, samples, info.data_config, precision="fp32", device=str(device),
-                                    batch_size=cfg.batch_size, use_cache=False, progress=cfg.progress,
-                                    desc=f"{split} student")
-        skipped += fs.skipped
-        metrics[split] = classification_metrics(fs.labels, probs)
-        if out is not None:
-            write_predictions(out / "predictions" / f"{split}.csv", fs.samples, probs, splits.classes)
-    return metrics, skipped
+                      who: str) -> SplitResults:
+    """val/test metrics through the run writer's evaluation, exactly as fit computes them (fp32, no cache)."""
+    return evaluate_splits(model, splits, info.data_config, precision="fp32", device=str(device),
+                           batch_size=cfg.batch_size, cache_dir=None, use_cache=False, progress=cfg.progress,
+                           who=who)
 
 
-def _write_run(out: Path, model: TransferModel, info: BackboneInfo, splits: DataSplits, cfg: DistillConfig,
-               metrics: dict, history: list[dict], strategy: dict, extra: dict) -> None:
-    fit_section = {**cfg.to_dict(), "strategy": "distill", "backbone": cfg.student, "weights": cfg.student_weights}
-    config = {
-        "fit": fit_section,
-        "strategy": strategy,
-        "backbone": info.to_dict(),
-        "data": {"root": splits.root, "val_source": splits.val_source, "counts": splits.counts(),
-                 "classes": splits.classes},
-        **extra,
-        "precision": "fp32",
-        "device": str(cfg.device),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": library_versions(),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(model, out / "model.safetensors", {"architecture": info.architecture,
-                                                 "num_classes": len(splits.classes)})
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    atomic_write_text(out / "classes.json", json.dumps(splits.classes, indent=2) + "\n")
-    write_history(out / "history.csv", history)
-    write_json(out / "metrics.json", metrics)
+def _fit_section(cfg: DistillConfig) -> dict:
+    return {**cfg.to_dict(), "strategy": "distill", "backbone": cfg.student, "weights": cfg.student_weights}
 
 
 def distill_config(cfg: DistillConfig) -> Run:
     """Run a distillation described by cfg; see distill()."""
     start = time.perf_counter()
-    _validate(cfg)
-    out, device, precision, cache_dir = prepare_run(cfg.out, cfg.device, cfg.precision, cfg.cache_dir)
+    writer = RunWriter(cfg.out, overwrite=cfg.overwrite)
+    device, precision, cache_dir = settle_runtime(cfg.device, cfg.precision, cfg.cache_dir)
     torch.manual_seed(cfg.seed)
 
     splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
@@ -184,32 +128,78 @@ def distill_config(cfg: DistillConfig) -> Run:
     backbone, info = load_backbone(cfg.student, cfg.student_weights)
     info.data_config = info.data_config.with_size(cfg.student_size)
     student = TransferModel(backbone, info.feature_dim, len(splits.classes), info.architecture)
-    initial_state = copy.deepcopy(student.state_dict())  # the alone run starts from the very same weights
     scfg = info.data_config
     log.info("data %s: %d classes; train %d (+%d unlabeled), val %d, test %d", splits.root, len(splits.classes),
              len(splits.train), len(unlabeled), len(splits.val), len(splits.test))
     log.info("teacher %s (%s, %d px) -> student %s (%s weights, %d px); T=%g, alpha=%g, %d epochs, augment %s",
              teacher.source, teacher.model.architecture, teacher.data_config.input_size, cfg.student, info.weights,
              scfg.input_size, cfg.temperature, cfg.alpha, cfg.epochs, cfg.augment)
+    writer.start(run_inputs(info, splits, "distill"))
 
+    options = train_options(cfg, cache_dir)
+    # --crops teacher: augmented crops are cut at the larger resolution, and each model gets them at its own size
+    view = paired_view(scfg, teacher.data_config) if cfg.augment != "none" and cfg.crops == "teacher" else scfg
+    alone = _train_alone(student, splits, cfg, options, scfg, view) if cfg.student_alone else None
+    taught = _train_with_teacher(student, teacher, splits, unlabeled, cfg, options, scfg, view, cache_dir, device,
+                                 precision)
+    student = taught.model
+
+    evaluated = _headline_metrics(student, info, splits, cfg, device, "student")
+    alone_evaluated = _headline_metrics(alone.model, info, splits, cfg, device, "student alone") if alone else None
+    block = _distillation_block(cfg, teacher, student, scfg, splits, evaluated.metrics,
+                                alone_evaluated.metrics if alone_evaluated else {}, len(unlabeled), cache_dir,
+                                device, precision)
+    metrics = evaluated.metrics
+    skipped = list(splits.skipped) + list(taught.result.skipped) + evaluated.skipped
+    metrics.update(train_seconds=round(taught.result.seconds, 3),
+                   total_seconds=round(time.perf_counter() - start, 3), skipped=[s.to_dict() for s in skipped],
+                   params=block["student_params"], distillation=block)
+    if alone is not None:  # a complete run of its own, inside the student's, written before the student's
+        _write_alone(writer.out / ALONE_DIR, alone, alone_evaluated, info, splits, cfg, options,
+                     block["student_params"])
+    log.info("%s accuracy: teacher %.4f, distilled student %.4f%s; student %.1fx faster at batch 1 (%.2f vs %.2f ms)",
+             block["split"], block["teacher_accuracy"], block["student_accuracy"],
+             "" if alone is None else f", student alone {block['student_alone_accuracy']:.4f}",
+             block["speedup_batch1"], block["student_ms_batch1"], block["teacher_ms_batch1"])
+    strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
+                "feature_weight": cfg.feature_weight, "augment": cfg.augment,
+                "teacher_outputs": taught.teacher_outputs, "crops": cfg.crops, "crop_px": view.input_size,
+                "unlabeled_images": len(unlabeled), "phases": _phase_record(taught.phases),
+                "train_options": _options_record(options), "best_epoch": taught.result.best_epoch,
+                "stopped": taught.result.stopped}
+    teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,
+                                  "data_config": teacher.data_config.to_dict(),
+                                  "model_sha256": _teacher_sha(teacher)}}
+    config = run_config({"fit": _fit_section(cfg), "strategy": strategy, **teacher_record}, info, splits, "fp32",
+                        str(cfg.device))
+    return writer.finish(student, splits.classes, config, taught.result.history, metrics, evaluated.predictions)
+
+
+def _train_alone(student: TransferModel, splits: DataSplits, cfg: DistillConfig, options: TrainOptions, scfg,
+                 view) -> TrainResult:
+    """The same student (a copy of its initial weights), labelled data, phases and options; only the loss lacks
+    the teacher."""
+    log.info("training the student alone (no teacher) for comparison")
+    alone_model = copy.deepcopy(student)
+    return train(alone_model, student_phases(alone_model, cfg), splits.train, splits.val, scfg, options,
+                 num_classes=len(splits.classes), loss=LabelsOnlyLoss(scfg, view), train_view=view)
+
+
+@dataclass
+class _Taught:
+    model: TransferModel  # the distilled student, without a hint's projection
+    result: TrainResult
+    phases: list[Phase]
+    teacher_outputs: str  # how the teacher's outputs were obtained, for config.yaml
+
+
+def _train_with_teacher(student: TransferModel, teacher: Teacher, splits: DataSplits, unlabeled: list[Sample],
+                        cfg: DistillConfig, options: TrainOptions, scfg, view, cache_dir: Path, device,
+                        precision: str) -> _Taught:
     train_samples = list(splits.train) + unlabeled
     # teacher outputs cached unless batches are augmented or hinted; mirrors reuse them (docs/results.md#distillation)
     live = cfg.augment not in CACHED_PRESETS or cfg.feature_weight > 0
     teacher_logits = None if live else _teacher_rows(teacher, train_samples, cfg, cache_dir, device, precision)
-    options = train_options(cfg, cache_dir)
-    phases = student_phases(student, cfg)
-    n_classes = len(splits.classes)
-    # --crops teacher: augmented crops are cut at the larger resolution, and each model gets them at its own size
-    view = paired_view(scfg, teacher.data_config) if cfg.augment != "none" and cfg.crops == "teacher" else scfg
-
-    alone: TrainResult | None = None
-    if cfg.student_alone:  # same init, labelled data, phases and options; only the loss lacks the teacher
-        alone_model = copy.deepcopy(student)
-        alone_model.load_state_dict(initial_state)
-        log.info("training the student alone (no teacher) for comparison")
-        alone = train(alone_model, phases, splits.train, splits.val, scfg, options, num_classes=n_classes,
-                      loss=LabelsOnlyLoss(scfg, view), train_view=view)
-
     kd = DistillationLoss(teacher.model, scfg, teacher.data_config, cfg.temperature, cfg.alpha,
                           cached=teacher_logits, live=live, teacher_precision=precision, view=view,
                           feature_weight=cfg.feature_weight)
@@ -220,14 +210,17 @@ def distill_config(cfg: DistillConfig) -> Run:
              f"; feature hint weight {cfg.feature_weight:g}" if cfg.feature_weight else "")
     # with a feature hint the student trains with a projection to the teacher's features, saved without it
     trained = HintedStudent(student, teacher.model.head.in_features) if cfg.feature_weight else student
-    trained_phases = student_phases(trained, cfg)  # with a hint: the projection's group too
-    result = train(trained, trained_phases, train_samples, splits.val, scfg, options, loss=kd,
-                   num_classes=n_classes, train_view=view)
-    student = result.model.plain() if cfg.feature_weight else result.model
-    history, train_seconds = result.history, result.seconds
+    phases = student_phases(trained, cfg)  # with a hint: the projection's group too
+    result = train(trained, phases, train_samples, splits.val, scfg, options, loss=kd,
+                   num_classes=len(splits.classes), train_view=view)
+    model = result.model.plain() if cfg.feature_weight else result.model
+    return _Taught(model=model, result=result, phases=phases, teacher_outputs=teacher_outputs)
 
-    metrics, skipped = _headline_metrics(student, info, splits, cfg, device, out)
-    skipped = list(splits.skipped) + list(result.skipped) + skipped
+
+def _distillation_block(cfg: DistillConfig, teacher: Teacher, student: TransferModel, scfg, splits: DataSplits,
+                        metrics: dict, alone_metrics: dict, n_unlabeled: int, cache_dir: Path, device,
+                        precision: str) -> dict:
+    """metrics.json's distillation block: teacher vs student (vs student alone) accuracy, size and CPU latency."""
     block_split = "val" if "val" in metrics else "test"
     teacher_metrics = {}
     for split in ("val", "test"):
@@ -239,12 +232,9 @@ def distill_config(cfg: DistillConfig) -> Run:
              "teacher_accuracy": teacher_metrics[block_split]["accuracy"],
              "student_accuracy": metrics[block_split]["accuracy"],
              "student_alone_accuracy": None}
-    alone_metrics = {}
-    if alone is not None:
-        alone_metrics, _ = _headline_metrics(alone.model, info, splits, cfg, device, out / ALONE_DIR)
+    if alone_metrics:
         block["student_alone_accuracy"] = alone_metrics[block_split]["accuracy"]
         block["gain_points"] = round(100 * (block["student_accuracy"] - block["student_alone_accuracy"]), 2)
-
     log.info("measuring CPU latency (%d thread(s), median of %d runs after warm-up)", cfg.latency_threads,
              cfg.latency_repeats)
     costs = compare_costs({"teacher": (teacher.model, teacher.data_config.input_size),
@@ -257,41 +247,28 @@ def distill_config(cfg: DistillConfig) -> Run:
     block["speedup_batch32"] = round(block["teacher_ms_batch32"] / block["student_ms_batch32"], 2)
     block.update(latency_threads=cfg.latency_threads, latency_repeats=cfg.latency_repeats,
                  teacher_input_size=teacher.data_config.input_size, student_input_size=scfg.input_size,
-                 unlabeled_images=len(unlabeled), temperature=cfg.temperature, alpha=cfg.alpha,
+                 unlabeled_images=n_unlabeled, temperature=cfg.temperature, alpha=cfg.alpha,
                  feature_weight=cfg.feature_weight, epochs=cfg.epochs, augment=cfg.augment)
     for split in ("val", "test"):
         if split != block_split and split in metrics:
             block[split] = {"teacher_accuracy": teacher_metrics[split]["accuracy"],
                             "student_accuracy": metrics[split]["accuracy"],
                             "student_alone_accuracy": alone_metrics.get(split, {}).get("accuracy")}
+    return block
 
-    metrics.update(train_seconds=round(train_seconds, 3), total_seconds=round(time.perf_counter() - start, 3),
-                   skipped=[s.to_dict() for s in skipped], params=block["student_params"], distillation=block)
-    strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
-                "feature_weight": cfg.feature_weight, "augment": cfg.augment,
-                "teacher_outputs": teacher_outputs, "crops": cfg.crops,
-                "crop_px": view.input_size, "unlabeled_images": len(unlabeled), "phases": _phase_record(trained_phases),
-                "train_options": _options_record(options), "best_epoch": result.best_epoch,
-                "stopped": result.stopped}
-    teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,
-                                  "data_config": teacher.data_config.to_dict(),
-                                  "model_sha256": _teacher_sha(teacher)}}
-    if alone is not None:
-        alone_metrics.update(train_seconds=round(alone.seconds, 3), params=block["student_params"])
-        _write_run(out / ALONE_DIR, alone.model, info, splits, cfg, alone_metrics, alone.history,
-                   {"name": "student-alone", "phases": _phase_record(phases), "train_options": _options_record(options),
-                    "best_epoch": alone.best_epoch, "note": "same student, labelled data, epochs and initial weights "
-                    "as the distilled student; cross-entropy on the labels only"}, {})
-    _write_run(out, student, info, splits, cfg, metrics, history, strategy, teacher_record)
-    log.info("%s accuracy: teacher %.4f, distilled student %.4f%s; student %.1fx faster at batch 1 (%.2f vs %.2f ms)",
-             block_split, block["teacher_accuracy"], block["student_accuracy"],
-             "" if alone is None else f", student alone {block['student_alone_accuracy']:.4f}",
-             block["speedup_batch1"], block["student_ms_batch1"], block["teacher_ms_batch1"])
-    log.info("run written to %s (%.1fs)", out, metrics["total_seconds"])
-    from ..report import write_report_safely  # last, after the run is saved: a report failure never loses a model
 
-    write_report_safely(out)
-    return Run(out)
+def _write_alone(folder: Path, alone: TrainResult, evaluated: SplitResults, info: BackboneInfo,
+                 splits: DataSplits, cfg: DistillConfig, options: TrainOptions, params: int) -> None:
+    metrics = {**evaluated.metrics, "train_seconds": round(alone.seconds, 3), "params": params}
+    strategy = {"name": "student-alone", "phases": _phase_record(student_phases(alone.model, cfg)),
+                "train_options": _options_record(options), "best_epoch": alone.best_epoch,
+                "note": "same student, labelled data, epochs and initial weights as the distilled student; "
+                        "cross-entropy on the labels only"}
+    writer = RunWriter(folder, overwrite=True)
+    writer.start(run_inputs(info, splits, "student-alone"))
+    writer.finish(alone.model, splits.classes,
+                  run_config({"fit": _fit_section(cfg), "strategy": strategy}, info, splits, "fp32", str(cfg.device)),
+                  alone.history, metrics, evaluated.predictions, report=False)
 
 
 def _phase_record(phases: list[Phase]) -> list[dict]:
@@ -304,7 +281,7 @@ def _options_record(options: TrainOptions) -> dict:
 
 
 def _teacher_sha(teacher: Teacher) -> str | None:
-    path = Path(teacher.source) / "model.safetensors"
+    path = Path(teacher.source) / layout.MODEL
     return sha256_file(path) if path.is_file() else None
 
 

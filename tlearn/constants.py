@@ -1,0 +1,21 @@
+"""Names and defaults that argument parsing, scripts and the library share; torch-free, so `--help` stays fast."""
+from __future__ import annotations
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+DEFAULT_STRATEGY = "linear-probe"
+STRATEGY_NAMES = ("linear-probe", "finetune", "gradual", "lp-ft", "scratch", "auto")  # tlearn.strategies registers these
+AUGMENT_PRESETS = ("none", "flip", "crop", "light", "medium", "strong")  # tlearn.data.augment's presets
+PRECISIONS = ("auto", "bf16", "fp32")
+OPTIMIZERS = ("adamw", "sgd")
+
+DEFAULT_STUDENT = "compact_cnn"
+DEFAULT_TEMPERATURE = 4.0
+DEFAULT_ALPHA = 0.9
+ALONE_DIR = "student-alone"  # RUN/student-alone/: the same student trained without the teacher
+
+# training-loop defaults shared by FitConfig, TrainOptions and the strategies
+DEFAULT_WEIGHT_DECAY = 0.01
+DEFAULT_TRAIN_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = 64  # images per forward pass for extraction / evaluation
+DEFAULT_GRAD_CLIP = 1.0
+DEFAULT_LABEL_SMOOTHING = 0.1

@@ -1,0 +1,182 @@
+"""The run directory's format: its file names, the completion marker, and reading and writing its files.
+
+RUN/
+  run.json         {"format": 1, "status": "training" | "writing" | "complete", "inputs": {...}, "files": [...]}:
+                   written first (status training) and rewritten last (complete); a run is readable only when
+                   complete. "files" lists what tlearn wrote, the only files a later run in this folder deletes
+  model.safetensors  the whole transfer model (backbone + head); config.yaml says how to rebuild it
+  classes.json     class names in output order
+  config.yaml      resolved config (data, backbone + weights sha256, strategy, hyper-parameters, seed, versions)
+  history.csv      epoch, lr, train_loss, val_loss, val_accuracy, seconds
+  predictions/<split>.csv  path, label, predicted, confidence, p:<class>... (for reports)
+  metrics.json     {"val": {...}, "test": {...}, "train_seconds": s, "skipped": [...], ...}
+  report.html      written after completion (a report failure never loses a run)
+  checkpoints/     per-epoch checkpoints of the training loop (tlearn.train.checkpoint), for --resume
+
+Runs written before run.json existed (config.yaml + classes.json + model.safetensors, no run.json) are read
+as complete. Torch-free: backbones and reports read runs through here.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from ..errors import TlearnError
+from ..files import atomic_path
+
+MARKER = "run.json"
+FORMAT = 1
+MODEL, CLASSES, CONFIG, HISTORY, METRICS, REPORT = (
+    "model.safetensors", "classes.json", "config.yaml", "history.csv", "metrics.json", "report.html")
+PREDICTIONS, CHECKPOINTS = "predictions", "checkpoints"
+RUN_FILES = (MODEL, CLASSES, CONFIG, HISTORY, METRICS, REPORT)
+REQUIRED = (CONFIG, CLASSES, MODEL)
+HISTORY_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "seconds"]
+# file names may hold bytes that are not UTF-8 (Linux); they are written back as the same bytes
+ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
+# ---- writing ---------------------------------------------------------------------------------------------------
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically, as UTF-8; characters that came from undecodable file-name bytes are written as those bytes."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, **ENCODING)
+
+
+def write_json(path: str | Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=float) + "\n")
+
+
+def write_yaml(path: str | Path, obj) -> None:
+    write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def write_history(path: str | Path, rows: list[dict]) -> None:
+    extra = [k for row in rows for k in row if k not in HISTORY_FIELDS]
+    header = HISTORY_FIELDS + list(dict.fromkeys(extra))
+    lines = [",".join(header)] + [",".join(_fmt(row.get(k, "")) for k in header) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def write_predictions(path: str | Path, samples: Sequence, probs, classes: list[str]) -> None:
+    """One row per image (samples: objects with .path and .label), for confusion matrices, curves, galleries."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", **ENCODING) as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "predicted", "confidence"] + [f"p:{c}" for c in classes])
+        for s, p in zip(samples, probs):
+            label = classes[s.label] if s.label >= 0 else ""
+            w.writerow([str(s.path), label, classes[int(p.argmax())], f"{p.max():.6f}"] + [f"{x:.6f}" for x in p])
+
+
+def write_marker(folder: Path, status: str, inputs: dict | None = None, files: Sequence[str] = ()) -> None:
+    write_json(folder / MARKER, {"format": FORMAT, "status": status, "inputs": inputs or {},
+                                 "files": sorted(set(files))})
+
+
+def record_file(folder: Path, name: str) -> None:
+    """Add a file written into a finished run (evaluate --save-as) to what a later run there may delete."""
+    marker = read_marker(folder)
+    if marker and marker.get("status") == "complete":
+        write_marker(folder, "complete", marker.get("inputs"), [*marker.get("files", []), name])
+
+
+def written_files(folder: Path) -> list[str]:
+    """What tlearn wrote in the run folder (relative paths): from run.json, or for a run written before run.json
+    existed, its standard files and predictions."""
+    marker = read_marker(folder)
+    if marker is not None and isinstance(marker.get("files"), list):
+        return [f for f in marker["files"] if isinstance(f, str) and ".." not in Path(f).parts
+                and not Path(f).is_absolute()]
+    if marker is not None or not is_run(folder):
+        return []
+    return [*RUN_FILES, *(f"{PREDICTIONS}/{p.name}" for p in (folder / PREDICTIONS).glob("*.csv"))]
+
+
+# ---- reading ---------------------------------------------------------------------------------------------------
+
+def read_text(path: Path) -> str:
+    return path.read_text(**ENCODING)
+
+
+def read_marker(folder: Path) -> dict | None:
+    """run.json's content, None when there is none; a damaged one reads as an interrupted run."""
+    path = folder / MARKER
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(read_text(path))
+    except (OSError, json.JSONDecodeError):
+        return {"status": "damaged"}
+    return marker if isinstance(marker, dict) else {"status": "damaged"}
+
+
+def is_run(folder: str | Path) -> bool:
+    """A tlearn run directory, finished or not (a folder a new run may replace)."""
+    folder = Path(folder)
+    return folder.is_dir() and ((folder / MARKER).is_file() or all((folder / n).is_file() for n in REQUIRED))
+
+
+def is_complete(folder: str | Path) -> bool:
+    folder = Path(folder)
+    marker = read_marker(folder)
+    if marker is not None:
+        return marker.get("status") == "complete"
+    return folder.is_dir() and all((folder / n).is_file() for n in REQUIRED)
+
+
+def require_complete(folder: str | Path) -> Path:
+    """folder, or a TlearnError that says why it is not a finished run and what to do."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TlearnError(f"{folder} is not a tlearn run directory: no such folder.")
+    marker = read_marker(folder)
+    if marker is not None and marker.get("status") != "complete":
+        raise TlearnError(
+            f"{folder} is an incomplete tlearn run (status {marker.get('status')!r}): its training was "
+            f"interrupted or it is still being written, so its files may not belong together. Train it again "
+            f"(`tlearn fit ... --out {folder}`, with --resume to continue from its checkpoints).")
+    for name in REQUIRED:
+        if not (folder / name).is_file():
+            raise TlearnError(f"{folder} is not a tlearn run directory: {name} is missing.")
+    return folder
+
+
+def read_config(folder: Path) -> dict:
+    try:
+        config = yaml.safe_load(read_text(folder / CONFIG)) or {}
+    except yaml.YAMLError as exc:
+        raise TlearnError(f"{folder / CONFIG} is damaged ({exc}); train the run again.") from None
+    return config
+
+
+def read_classes(folder: Path) -> list[str]:
+    try:
+        return json.loads(read_text(folder / CLASSES))
+    except json.JSONDecodeError as exc:
+        raise TlearnError(f"{folder / CLASSES} is damaged ({exc}); train the run again.") from None
+
+
+def read_metrics(folder: Path) -> dict:
+    path = folder / METRICS
+    return json.loads(read_text(path)) if path.is_file() else {}
+
+
+# ---- preparing OUT ---------------------------------------------------------------------------------------------
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an OUT that is a file, or a non-empty folder that is not a tlearn run (unless overwrite)."""
+    if out.exists() and not out.is_dir():
+        raise TlearnError(f"--out {out} exists and is not a folder; choose another run directory.")
+    if out.is_dir() and not overwrite and not is_run(out) and any(out.iterdir()):
+        raise TlearnError(
+            f"--out {out} is a folder with files that is not a tlearn run; choose a new or empty folder, or add "
+            "--overwrite to write the run into it (its other files are kept).")

@@ -1,0 +1,109 @@
+"""A finished run directory read back: its config, classes, metrics and model, ready to predict or evaluate.
+
+Reading goes through tlearn.runs.layout, which refuses a run that is not complete.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..backbones.model import BackboneInfo, TransferModel, load_transfer_model
+from ..data.layout import Sample, SkippedFile, list_images, read_labelled_folder
+from ..errors import TlearnError
+from ..evaluate.metrics import classification_metrics
+from ..evaluate.predict import predict_samples
+from . import layout
+
+
+@dataclass
+class Prediction:
+    path: str
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "label": self.label, "probability": self.probability,
+                "probabilities": self.probabilities}
+
+
+class Run:
+    """A finished run directory: its config, classes, metrics and model, ready to predict."""
+
+    def __init__(self, path: str | Path):
+        self.path = layout.require_complete(path)
+        self.config: dict = layout.read_config(self.path)
+        self.classes: list[str] = layout.read_classes(self.path)
+        try:
+            self.backbone_info = BackboneInfo.from_dict(self.config["backbone"])
+        except (KeyError, TypeError) as exc:
+            raise TlearnError(f"{self.path / layout.CONFIG} has no usable backbone section ({exc!r}); train the "
+                              "run again.") from None
+        self._model: TransferModel | None = None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def metrics(self) -> dict:
+        return layout.read_metrics(self.path)
+
+    @property
+    def data_config(self):
+        return self.backbone_info.data_config
+
+    @property
+    def model(self) -> TransferModel:
+        if self._model is None:
+            model = load_transfer_model(self.path / layout.MODEL, self.backbone_info, len(self.classes))
+            self._model = model.eval()
+        return self._model
+
+    def _predict(self, samples: list[Sample], precision: str | None, batch_size: int, progress: bool,
+                 use_cache: bool = True, tta: str | None = None):
+        fit = self.config.get("fit", {})
+        if tta:
+            from .evaluate.tta import predict_samples_tta
+
+            return predict_samples_tta(
+                self.model, samples, self.data_config, tta, device=fit.get("device", "auto"),
+                precision=precision or self.config.get("precision", "auto"), batch_size=batch_size, progress=progress,
+            )
+        return predict_samples(
+            self.model, samples, self.data_config, precision=precision or self.config.get("precision", "auto"),
+            device=fit.get("device", "auto"), batch_size=batch_size, cache_dir=fit.get("cache_dir"),
+            use_cache=use_cache, progress=progress,
+        )
+
+    def predict(self, images, batch_size: int = 32, precision: str | None = None,
+                progress: bool = False, tta: str | None = None) -> tuple[list[Prediction], list[SkippedFile]]:
+        """Label image files: a path, a folder (recursive) or a list of paths.
+
+        tta: None, "flip" or "crops": average the probabilities over flipped / cropped views (see evaluate.tta).
+        """
+        paths = [p for item in ([images] if isinstance(images, (str, Path)) else images) for p in list_images(item)]
+        samples = [Sample(p, -1) for p in paths]
+        probs, fs = self._predict(samples, precision, batch_size, progress, use_cache=False, tta=tta)
+        out = []
+        for s, p in zip(fs.samples, probs):
+            k = int(p.argmax())
+            out.append(Prediction(str(s.path), self.classes[k], float(p[k]),
+                                  {c: float(x) for c, x in zip(self.classes, p)}))
+        return out, fs.skipped
+
+    def evaluate(self, split: str | Path, batch_size: int = 64, precision: str | None = None,
+                 progress: bool = True, save_as: str | None = None, tta: str | None = None) -> dict:
+        """Metrics on a labelled class tree (or CSV) whose classes are among the run's classes (tta as in predict)."""
+        samples, skipped = read_labelled_folder(split, self.classes)
+        probs, fs = self._predict(samples, precision, batch_size, progress, tta=tta)
+        metrics = classification_metrics(fs.labels, probs) if len(fs.samples) else {"n": 0}
+        metrics["skipped"] = [s.to_dict() for s in skipped + fs.skipped]
+        if save_as:
+            name = f"{layout.PREDICTIONS}/{save_as}.csv"
+            layout.write_predictions(self.path / name, fs.samples, probs, self.classes)
+            layout.record_file(self.path, name)
+        return metrics
+
+
+def load_run(path: str | Path) -> Run:
+    return Run(path)
