@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..serve import ServeSettings, serve
+    from .app import ServeSettings, serve
 
     serve(args.model, ServeSettings(host=args.host, port=args.port, max_body_bytes=int(args.max_body_mb * 2**20),
                                     max_pixels=args.max_pixels, max_batch=args.max_batch,
