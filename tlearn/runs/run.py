@@ -63,7 +63,7 @@ class Run:
                  use_cache: bool = True, tta: str | None = None):
         fit = self.config.get("fit", {})
         if tta:
-            from .evaluate.tta import predict_samples_tta
+            from ..evaluate.tta import predict_samples_tta
 
             return predict_samples_tta(
                 self.model, samples, self.data_config, tta, device=fit.get("device", "auto"),

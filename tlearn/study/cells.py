@@ -26,6 +26,7 @@ CELL_FILE = "cell.json"
 METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "loss", "n")
 # FitConfig fields that do not change a cell's result (where it is written, how it is shown or cached).
 NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume", "overwrite")
+UNSET_NOT_IN_KEY = ("budget_minutes",)  # options added later: unset, they keep existing cells' keys
 PENDING_FILE = "cell.pending.json"  # written when a cell starts: its checkpoints may be resumed under that key
 
 
@@ -52,7 +53,8 @@ def cell_fit_config(cell: Cell, base: FitConfig, manifest: Path, study_dir: Path
 
 def cell_key(cfg: FitConfig, manifest_sha256: str, fraction: float) -> str:
     """Hash of what decides a cell's result: its resolved fit options and the content of its subset."""
-    options = {k: v for k, v in sorted(cfg.to_dict().items()) if k not in NOT_IN_KEY}
+    options = {k: v for k, v in sorted(cfg.to_dict().items())
+               if k not in NOT_IN_KEY and not (k in UNSET_NOT_IN_KEY and v is None)}
     blob = json.dumps({"fit": options, "manifest": manifest_sha256, "fraction": fraction}, sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

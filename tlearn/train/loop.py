@@ -178,8 +178,9 @@ def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _train(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, on_epoch,
-                      env, device, start, f"{threads} ({why})", train_view or data_config)
+        run = _setup(model, phases, list(train_samples), list(val_samples), data_config, options, loss, num_classes,
+                     env, device, start, f"{threads} ({why})", train_view or data_config)
+        return _train(run, on_epoch)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -233,10 +234,9 @@ class _State:
     stopped: str = "completed"
 
 
-def _train(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, on_epoch, env,
-           device, start, threads, train_view) -> TrainResult:
-    run = _setup(model, phases, list(train_samples), list(val_samples), data_config, options, loss, num_classes,
-                 env, device, start, threads, train_view)
+def _train(run: _Setup, on_epoch: EpochCallback | None) -> TrainResult:
+    """The epochs of the schedule (those after a resumed checkpoint), until done, stopped early or out of time."""
+    options, env = run.options, run.env
     state = _resume(run) if options.resume and run.folder is not None else _State()
     writer = _tensorboard(options, env)
     last_phase = run.schedule[-1][0] if run.schedule else 0
@@ -244,7 +244,7 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
         if epoch <= state.done:
             continue
         if options.max_seconds and state.epoch_seconds and (
-                time.perf_counter() - start + state.epoch_seconds[-1] > options.max_seconds):
+                time.perf_counter() - run.start + state.epoch_seconds[-1] > options.max_seconds):
             state.stopped = "time budget"
             break
         row = _run_epoch(run, state, epoch, phase_index, phase_epoch)
@@ -260,7 +260,7 @@ def _train(model, phases, train_samples, val_samples, data_config, options, loss
             state.stopped = "early stopping"
             break
     else:
-        if options.max_epochs and options.max_epochs < sum(p.epochs for p in phases):
+        if options.max_epochs and options.max_epochs < sum(p.epochs for p in run.phases):
             state.stopped = "epoch cap"
     if writer is not None:
         writer.close()
