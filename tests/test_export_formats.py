@@ -35,8 +35,9 @@ def test_onnx_export_matches_pytorch_on_the_whole_val_split(shared, run_dir):
     assert parity["max_abs_diff"] <= 1e-4
     assert parity["top1_agreement"] == 1.0
     assert parity["preprocess_max_pixel_diff"] == 0
-    # the export's accuracy is the run's own val accuracy (same predictions)
-    assert parity["accuracy_export"] == pytest.approx(Run(run_dir).metrics["val"]["accuracy"], abs=1e-3)
+    # the export's accuracy is the run's own val accuracy: the run's figure comes from bf16 features, the parity
+    # check's reference is fp32, so they may differ by the one image bf16 may flip
+    assert parity["accuracy_export"] == pytest.approx(Run(run_dir).metrics["val"]["accuracy"], abs=1.5 / 153)
 
     model = onnx.load(str(path))
     meta = {p.key: json.loads(p.value) for p in model.metadata_props}

@@ -184,7 +184,8 @@ def _stratified_holdout(
 
 
 def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
-    """(path, label, split) rows; a path that resolves outside the CSV's folder is refused, naming its lines."""
+    """(path, label, split) rows. Absolute paths are taken as written; a relative path that resolves outside the
+    CSV's folder (through '..' or a symbolic link) is read but warned about, naming its lines."""
     if not csv_path.is_file():
         raise DataError(f"manifest {csv_path} does not exist.")
     root = csv_path.parent.resolve()
@@ -202,19 +203,17 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
             path = Path(row["path"])
             if not path.is_absolute():
                 path = csv_path.parent / path
-            if not _inside(path.resolve(), root):
-                outside.append(f"line {line}: {row['path']} -> {path.resolve()}")
+                if not _inside(path.resolve(), root):
+                    outside.append(f"line {line}: {row['path']} -> {path.resolve()}")
             split = row.get("split") or None
             if split is not None and split not in SPLITS:
                 raise DataError(f"{csv_path} line {line}: split must be one of {SPLITS}, not {split!r}.")
             rows.append((path, row["label"], split))
     if outside:
         more = f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""
-        raise DataError(
-            f"manifest {csv_path} lists {len(outside)} file(s) outside its folder {root}: {'; '.join(outside[:5])}"
-            f"{more}. tlearn reads only files under the manifest's folder (through '..', absolute paths or "
-            "symbolic links alike); put the CSV in a folder that contains all the images, with paths relative to it."
-        )
+        log.warning("manifest %s: %d relative path(s) lead outside its folder %s: %s%s. They are read; if that is "
+                    "not meant, check the rows (a '..' too many, or a symbolic link out of the folder).", csv_path,
+                    len(outside), root, "; ".join(outside[:5]), more)
     if not rows:
         raise DataError(f"manifest {csv_path} has no rows.")
     return rows
