@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..hashing import file_digest as sha256_file, stable_hash
+from ..hashing import file_digest, stable_hash
 from .images import UnreadableImage, load_transformed
 from .layout import Sample, SkippedFile
 from .transforms import DataConfig, ResizeCrop
@@ -79,7 +79,7 @@ def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir:
     digests: list[str] = []
     for i, s in enumerate(samples):
         try:
-            digests.append(sha256_file(s.path))
+            digests.append(file_digest(s.path))
         except OSError as exc:
             digests.append("")
             skipped[i] = SkippedFile(str(s.path), f"cannot read file: {exc.strerror or exc}")

@@ -17,7 +17,7 @@ from ..data.images import UnreadableImage, load_transformed
 from ..data.layout import Sample, SkippedFile
 from ..data.transforms import DataConfig, eval_transform
 from ..device import autocast, pick_device, resolve_precision
-from ..hashing import file_digest as sha256_file
+from ..hashing import file_digest
 from .cache import FeatureCache, default_cache_dir, module_fingerprint
 
 
@@ -125,7 +125,7 @@ def extract_features(
     skipped: dict[int, SkippedFile] = {}
     for i, s in enumerate(samples):
         try:
-            digests.append(sha256_file(s.path) if cache is not None else None)
+            digests.append(file_digest(s.path) if cache is not None else None)
         except OSError as exc:
             digests.append(None)
             skipped[i] = SkippedFile(str(s.path), f"cannot read file: {exc.strerror or exc}")
