@@ -260,3 +260,11 @@ def test_cells_held_by_another_live_process_are_left_to_it_and_dead_locks_taken_
     trained = {(r["strategy"], r["fraction"]) for r in result.study["cells"]}
     assert ("scratch", 1.0) not in trained and ("scratch", 0.5) in trained and len(trained) == 3
     assert (locks / "scratch-f1-seed0.lock").exists() and not (locks / "scratch-f0.5-seed0.lock").exists()
+
+
+def test_the_demo_study_gives_small_sources_more_epochs():
+    from tlearn.study.presets import DEMO_MAX_EPOCHS, DEMO_STUDY, demo_epochs
+
+    assert demo_epochs(600) == DEMO_STUDY["fit"]["epochs"]  # Fashion-MNIST's 60 per class: the preset
+    assert demo_epochs(100) == 19  # LFW's 50 per class: about as many optimizer steps
+    assert demo_epochs(12) == DEMO_MAX_EPOCHS

@@ -228,7 +228,7 @@ def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool
     if study:
         from .study.presets import run_demo_study
 
-        result["study"] = run_demo_study(data.path, Path(out) / "study")
+        result["study"] = run_demo_study(data.path, Path(out) / "study", train_images=data.counts["train"])
     result["seconds"] = time.perf_counter() - start
     return result
 
