@@ -11,7 +11,6 @@ from .linear_probe import LinearProbe
 from .linear_probe_strategy import LinearProbeStrategy
 
 
-
 def _auto(cfg) -> Strategy:
     from ..auto import AutoSearch  # imported on use: tlearn.auto builds on the strategies here
 
