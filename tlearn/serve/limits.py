@@ -137,6 +137,24 @@ class RequestGuard:
             if not started:
                 await self._send_all(send, json_response(exc.status, {"error": exc.code, "detail": exc.detail,
                                                                       "request_id": request_id}, request_id))
+        if seen > self.max_body_bytes and not body_done:
+            await self._drain(receive, deadline, self.max_body_bytes)
+
+    @staticmethod
+    async def _drain(receive, deadline: float, limit: int) -> None:
+        """Read and discard the rest of a refused body, at most `limit` more bytes and until the upload deadline:
+        closing with unread data resets the connection, and the client would lose the 413 already sent."""
+        drained = 0
+        while drained <= limit:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return
+            if message["type"] != "http.request":
+                return
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     @staticmethod
     async def _send_all(send, messages: list[dict]) -> None:
