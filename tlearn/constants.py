@@ -19,3 +19,8 @@ DEFAULT_TRAIN_BATCH_SIZE = 32
 DEFAULT_BATCH_SIZE = 64  # images per forward pass for extraction / evaluation
 DEFAULT_GRAD_CLIP = 1.0
 DEFAULT_LABEL_SMOOTHING = 0.1
+
+# the run report's "Where the model looks" gallery: at most this many images get heatmaps (0: no gallery), and
+# heatmaps stop being added after this many seconds, so a report stays quick to write at the end of every fit
+REPORT_HEATMAPS = 24
+REPORT_HEATMAP_SECONDS = 60.0

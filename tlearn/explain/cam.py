@@ -13,21 +13,13 @@ import torch
 
 from ..backbones.model import TransferModel
 from ..errors import TlearnError
+from .methods import DEFAULT_METHOD, METHODS
 from .targets import CamTarget, cam_target
 
-# --method name -> pytorch-grad-cam class name; all weigh the target layer's activations, eigencam ignores the class
-METHODS = {
-    "gradcam": "GradCAM",  # Selvaraju et al. 2017: channel weights = mean gradient
-    "gradcam++": "GradCAMPlusPlus",  # Chattopadhay et al. 2018: better for several instances of a class
-    "hirescam": "HiResCAM",  # element-wise gradient x activation: faithful to the model's computation
-    "xgradcam": "XGradCAM",
-    "layercam": "LayerCAM",
-    "eigencam": "EigenCAM",  # first principal component of the activations; no gradient, same map for every class
-}
-DEFAULT_METHOD = "gradcam"
 
 
-def _grad_cam_module():
+def require_grad_cam():
+    """The pytorch_grad_cam module, or a TlearnError that says how to install it."""
     try:
         import pytorch_grad_cam
     except ImportError:
@@ -38,7 +30,7 @@ def _grad_cam_module():
 
 def grad_cam_available() -> bool:
     try:
-        _grad_cam_module()
+        require_grad_cam()
         return True
     except TlearnError:
         return False
@@ -59,7 +51,7 @@ class Explainer:
     def __init__(self, model: TransferModel, method: str = DEFAULT_METHOD, device: str | torch.device = "cpu"):
         if method not in METHODS:
             raise TlearnError(f"unknown --method {method!r}; choose one of {', '.join(METHODS)}.")
-        gc = _grad_cam_module()
+        gc = require_grad_cam()
         self.method = method
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..constants import REPORT_HEATMAPS
 from ..errors import TlearnError
 from ..evaluate.binary import DEFAULT_THRESHOLD, binary_curves, operating_point, youden_threshold
 from ..evaluate.metrics import (
@@ -22,6 +23,7 @@ from ..files import atomic_write_text
 from . import plots
 from .contents import RunContents, load_run_contents
 from .gallery import confidently_wrong
+from .heatmaps import heatmap_gallery
 from .html import render
 from .search import search_view
 from .templates import STYLE
@@ -178,8 +180,8 @@ def _config_items(rc: RunContents) -> list[tuple[str, str]]:
     return items
 
 
-def build_report(run_dir: str | Path, positive_class: str | None = None) -> str:
-    """The HTML text of a run's report (see write_report)."""
+def build_report(run_dir: str | Path, positive_class: str | None = None, heatmaps: int = REPORT_HEATMAPS) -> str:
+    """The HTML text of a run's report (see write_report); heatmaps: images in "Where the model looks" (0: none)."""
     rc = load_run_contents(run_dir)
     classes = rc.classes
     if positive_class is not None and positive_class not in classes:
@@ -229,6 +231,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None) -> str:
         "history_keys": history_keys,
         "gallery": gallery,
         "errors": errors,
+        "heatmaps": heatmap_gallery(rc, heatmaps),
         "skipped": rc.metrics.get("skipped", []),
         "search": search_view(rc.config),
         "config_items": _config_items(rc),
@@ -237,11 +240,13 @@ def build_report(run_dir: str | Path, positive_class: str | None = None) -> str:
     return render("report.html.j2", view)
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, positive_class: str | None = None) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None, positive_class: str | None = None,
+                 heatmaps: int = REPORT_HEATMAPS) -> Path:
     """Write RUN/report.html (or OUT): summary, metrics, per-class table, confusion matrix, calibration,
-    ROC/PR for two classes, confidently wrong images, learning curves, skipped files and the config."""
+    ROC/PR for two classes, confidently wrong images, where the model looks (up to `heatmaps` images),
+    learning curves, skipped files and the config."""
     path = Path(out) if out is not None else Path(run_dir) / "report.html"
-    atomic_write_text(path, build_report(run_dir, positive_class))
+    atomic_write_text(path, build_report(run_dir, positive_class, heatmaps))
     return path
 
 

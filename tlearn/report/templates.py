@@ -59,6 +59,12 @@ figure.thumb .missing { display: flex; align-items: center; justify-content: cen
 figure.thumb figcaption { margin-top: 4px; line-height: 1.35; overflow-wrap: anywhere; }
 .true { color: #15803d; font-weight: 600; } .pred { color: var(--bad); font-weight: 600; }
 .path { color: var(--muted); font-size: 11px; }
+.hm-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 10px; }
+figure.hm-card { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 6px; font-size: 12px; }
+.hm-row { display: flex; gap: 4px; }
+.hm-row img { width: 33%; max-width: 128px; aspect-ratio: 1; object-fit: contain; border-radius: 4px; background: #f3f4f6; }
+figure.hm-card figcaption { margin-top: 4px; line-height: 1.35; overflow-wrap: anywhere; }
+.muted { color: var(--muted); }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; font-size: 13px; }
 dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; overflow-wrap: anywhere; }
 pre { background: #f8fafc; border: 1px solid var(--line); border-radius: 6px; padding: 10px; font-size: 12px;
@@ -116,7 +122,7 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
 <nav><div class="wrap">
   <a href="#metrics">Metrics</a><a href="#per-class">Per class</a><a href="#confusion">Confusion matrix</a>
   <a href="#calibration">Calibration</a>{% if binary %}<a href="#roc">ROC &amp; sensitivity</a>{% endif %}
-  <a href="#errors">Confidently wrong</a><a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}<a href="#skipped">Skipped files</a>
+  <a href="#errors">Confidently wrong</a>{% if heatmaps %}<a href="#heatmaps">Where the model looks</a>{% endif %}<a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}<a href="#skipped">Skipped files</a>
   <a href="#config">Config</a>
 </div></nav>
 <main class="wrap">
@@ -231,6 +237,35 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
   {% else %}<p>No labelled predictions saved.</p>
   {% endfor %}
 </section>
+
+{% if heatmaps %}{% set hm = heatmaps %}
+<section id="heatmaps">
+  <h2>Where the model looks</h2>
+  <p class="hint">Class-activation heatmaps ({{ hm.method }}{% if hm.layer %} on layer <code>{{ hm.layer }}</code>{% endif %})
+    over the eval crop the model saw: red regions raise the named class's score most. Shown for the most confidently
+    wrong images (the predicted and the true class) and the most confident correct ones per class; up to
+    {{ hm.limit }} images{% if hm.seconds %}, drawn in {{ hm.seconds | fmt(1) }} s{% endif %}. A map shows where the evidence is,
+    not that it is the right evidence. More: <code>tlearn explain RUN IMAGES --out DIR</code>.</p>
+  {% for note in hm.notes %}<p class="hint">{{ note }}</p>{% endfor %}
+  {% for title, cards in [("Confidently wrong", hm.wrong), ("Correct, most confident per class", hm.correct)] %}
+  {% if cards %}
+  <h3>{{ title }}</h3>
+  <div class="hm-grid">
+    {% for c in cards %}
+    <figure class="hm-card">
+      <div class="hm-row"><img src="{{ c.image }}" alt="{{ c.pick.path }}" title="the eval crop">
+        {% for caption, uri in c.maps %}<img src="{{ uri }}" alt="heatmap: {{ caption }}" title="{{ caption }}">{% endfor %}</div>
+      <figcaption>{{ c.pick.split }} · true <span class="true">{{ c.true }}</span>{% if not c.pick.correct %} · predicted
+        <span class="pred">{{ c.predicted }}</span>{% endif %} {{ c.pick.probability | fmt(2) }}<br>
+        <span class="muted">maps: {% for caption, uri in c.maps %}{{ caption }}{% if not loop.last %}, {% endif %}{% endfor %}</span><br>
+        <span class="path" title="{{ c.pick.path }}">{{ c.pick.path.split("/")[-1] }}</span></figcaption>
+    </figure>
+    {% endfor %}
+  </div>
+  {% endif %}
+  {% endfor %}
+</section>
+{% endif %}
 
 <section id="curves">
   <h2>Learning curves</h2>
