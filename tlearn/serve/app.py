@@ -66,9 +66,16 @@ def public_metadata(metadata: dict) -> dict:
     return {k: (Path(v).name if isinstance(v, str) and os.path.isabs(v) else v) for k, v in metadata.items()}
 
 
-def create_app(model_path: str | Path, settings: ServeSettings | None = None):
-    """An ASGI app serving one exported ONNX model, behind the request guard (see limits.RequestGuard)."""
+def create_app(model_path: str | Path, settings: ServeSettings | None = None, run_dir: str | Path | None = None):
+    """An ASGI app serving one exported ONNX model, behind the request guard (see limits.RequestGuard).
+
+    settings.explain: also POST /explain and heatmaps on the page, drawn by run_dir's torch model."""
     settings = settings or ServeSettings()
+    explainer = None
+    if settings.explain:
+        from .explain import ExplainService
+
+        explainer = ExplainService(run_dir if run_dir is not None else model_path, settings.max_pixels)
     clf = Classifier(model_path, threads=settings.threads, max_pixels=settings.max_pixels)
     batcher = MicroBatcher(clf.probabilities, settings.max_batch, settings.batch_wait_ms)
     decode_slots = asyncio.Semaphore(settings.decode_threads or os.cpu_count() or 1)  # bounds decode memory
@@ -76,6 +83,8 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None):
              "rss_mb_start": rss_mb()}
     model_name = clf.metadata.get("model_name", Path(model_path).stem)
     page = resources.files(__package__).joinpath("static/index.html").read_text()
+    if explainer is not None:  # the page asks /explain only when the server offers it
+        page = page.replace("<body>", '<body data-explain="1">', 1)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -119,7 +128,7 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None):
     async def metadata() -> dict:
         return {**public_metadata(clf.metadata), "model_file": Path(model_path).name, "model_name": model_name,
                 "limits": {k: v for k, v in asdict(settings).items()
-                           if k not in ("host", "port", "allowed_hosts", "threads", "limit_concurrency")}}
+                           if k not in ("host", "port", "allowed_hosts", "threads", "limit_concurrency", "explain")}}
 
     @app.post("/predict", summary="top-k classes for one or several images",
               description="Send images as multipart/form-data (any field name, one or several files) or one "
@@ -157,6 +166,34 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None):
         return {"model": model_name,
                 "predictions": [{"file": name, **p.to_dict()} for (name, _), p in zip(files, preds)],
                 "seconds": round(time.perf_counter() - start, 4)}
+
+    if explainer is not None:
+        @app.post("/explain", summary="heatmap of where the model looks, for one image",
+                  description="One image, as for /predict. Answers the predicted class and a PNG data: URI of the "
+                              "class-activation heatmap over the eval crop. One at a time: 503 while another runs.")
+        async def explain(request: Request):
+            stats["requests"] += 1
+            files = await _read_images(request, settings)
+            if isinstance(files, JSONResponse):
+                stats["client_errors"] += 1
+                return files
+            if len(files) != 1:
+                stats["client_errors"] += 1
+                return error(request, 400, "one_image", "send one image per /explain request")
+            name, data = files[0]
+            try:
+                image_size(data)
+                async with decode_slots:
+                    body = await run_in_threadpool(explainer.explain, name, data)
+            except ImageError as exc:
+                stats["client_errors"] += 1
+                return error(request, STATUS[exc.kind], exc.kind, IMAGE_DETAIL[exc.kind], name, str(exc))
+            if body is None:
+                return JSONResponse({"error": "busy", "detail": "another heatmap is being drawn; retry shortly",
+                                     "request_id": request_id(request)}, status_code=503,
+                                    headers={"retry-after": "1"})
+            stats["images"] += 1
+            return body
 
     return RequestGuard(app, max_body_bytes=settings.max_body_bytes, upload_timeout_s=settings.upload_timeout_s,
                         max_concurrency=settings.max_concurrency,
@@ -196,7 +233,7 @@ def serve(model: str | Path, settings: ServeSettings | None = None) -> None:
     from .model_source import resolve_model
 
     settings = settings or ServeSettings()
-    app = create_app(resolve_model(model), settings)
+    app = create_app(resolve_model(model), settings, run_dir=model)
     if settings.host not in LOOPBACK_HOSTS:
         log.warning("binding %s: the service is reachable from other machines and has no authentication",
                     settings.host)

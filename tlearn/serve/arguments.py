@@ -28,6 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("--max-batch", type=int, default=d.max_batch, help="batch up to this many concurrent images (1: off)")
     p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms,
                    help="how long a request waits for others to share its batch")
+    p.add_argument("--explain", action="store_true",
+                   help="the page also shows a heatmap of where the model looks (POST /explain; needs a run "
+                        "directory and torch; one heatmap at a time)")
     p.add_argument("--threads", type=int, default=d.threads, help="onnxruntime intra-op threads (default: all cores)")
 
 
@@ -38,5 +41,6 @@ def run(args) -> int:
                                     max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
                                     max_concurrency=args.max_concurrency, decode_threads=args.decode_threads,
                                     upload_timeout_s=args.upload_timeout, allowed_hosts=tuple(args.allow_host),
-                                    max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, threads=args.threads))
+                                    max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, threads=args.threads,
+                                    explain=args.explain))
     return 0

@@ -20,3 +20,4 @@ class ServeSettings:
     upload_timeout_s: float = 30.0  # a request body must have arrived this long after the request started
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides localhost when bound to a loopback address
     limit_concurrency: int = 256  # open connections (uvicorn)
+    explain: bool = False  # POST /explain and heatmaps on the page (needs the run directory and torch)
