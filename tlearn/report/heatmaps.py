@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..constants import REPORT_HEATMAP_SECONDS
+from ..explain.methods import DEFAULT_METHOD
 from ..evaluate.predictions import PredictionTable
 from .contents import RunContents
 
@@ -52,7 +53,7 @@ class HeatmapCard:
 class HeatmapGallery:
     wrong: list[HeatmapCard] = field(default_factory=list)
     correct: list[HeatmapCard] = field(default_factory=list)
-    method: str = "gradcam"
+    method: str = DEFAULT_METHOD
     layer: str = ""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -85,7 +86,7 @@ def pick_images(predictions: dict[str, PredictionTable], limit: int, n_classes: 
     return wrong, correct
 
 
-def heatmap_gallery(rc: RunContents, limit: int, method: str = "gradcam") -> HeatmapGallery | None:
+def heatmap_gallery(rc: RunContents, limit: int, method: str = DEFAULT_METHOD) -> HeatmapGallery | None:
     """The gallery for the report; None when limit is 0 (the section is left out)."""
     if limit <= 0:
         return None

@@ -3,7 +3,7 @@
     tlearn serve RUN|MODEL.onnx [--host 127.0.0.1] [--port 8000]
 
 POST /predict (multipart files or raw image bytes) -> top-k labels; GET /health, /labels, /metadata;
-/docs (OpenAPI); a web page at /.
+/docs (OpenAPI); a web page at /. With --explain (a run directory): POST /explain -> a heatmap (serve/explain.py).
 """
 from __future__ import annotations
 
