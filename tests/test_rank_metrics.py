@@ -96,3 +96,13 @@ def test_hscore_matches_a_direct_implementation_and_shrinkage_fixes_samples_belo
     noise = rng.normal(size=(30, 100))
     assert hscore(noise, small, shrinkage=False) == pytest.approx(2.0, abs=1e-6)
     assert hscore(informative, small) > 2 * hscore(noise, small)
+
+
+def test_logme_stays_finite_when_features_fit_the_labels_almost_exactly():
+    # 24 images in 1280 dimensions with nearly noise-free class directions (what real features of tiny,
+    # clean data sets look like): n - gamma cancels to zero if computed as a difference
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 24)
+    f = np.eye(3)[labels] @ rng.normal(size=(3, 1280)) * 30 + rng.normal(size=(24, 1280)) * 0.01 + 5
+    score = logme(f, labels)
+    assert np.isfinite(score) and score > logme(rng.normal(size=(24, 1280)), labels) + 1

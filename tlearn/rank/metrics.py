@@ -86,8 +86,13 @@ def logme(features: np.ndarray, labels) -> float:
         for _ in range(LOGME_MAX_ITER):
             t = alpha / beta
             gamma = float((sigma / (sigma + t)).sum())
+            # n - gamma summed directly: when features fit the targets almost exactly, gamma is within rounding
+            # of n and the difference would cancel to zero
+            free = (n - len(sigma)) + float((t / (sigma + t)).sum())
             _, m2, res2 = logme_evidence(sigma, x2, rest, n, d, alpha, beta)
-            alpha, beta = gamma / max(m2, 1e-300), (n - gamma) / max(res2, 1e-300)
+            if m2 <= 0 or res2 <= 0 or free <= 0:  # a perfect fit: the evidence is flat from here on
+                break
+            alpha, beta = gamma / m2, free / res2
             if abs(alpha / beta - t) <= LOGME_TOL * t:
                 break
         scores.append(logme_evidence(sigma, x2, rest, n, d, alpha, beta)[0])
