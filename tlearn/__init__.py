@@ -20,6 +20,7 @@ _LAZY = {  # public name -> (submodule, attribute)
     "fit_config": (".fitting", "fit_config"),
     "Run": (".runs.run", "Run"),
     "load_run": (".runs.run", "load_run"),
+    "rank_sources": (".rank.ranking", "rank_sources"),
 }
 
 __all__ = ["__version__", "DataError", "TlearnError", "WeightsError", *_LAZY]
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .config import FitConfig  # noqa: F401
     from .constants import DEFAULT_BACKBONE  # noqa: F401
     from .fitting import fit, fit_config  # noqa: F401
+    from .rank.ranking import rank_sources  # noqa: F401
     from .runs.run import Run, load_run  # noqa: F401
 
 

@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from . import checks
 from ._version import __version__
-from .constants import (AUGMENT_PRESETS, DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_STRATEGY,
+from .constants import (AUGMENT_PRESETS, AUTO_BACKBONE, DEFAULT_BACKBONE, DEFAULT_RANK_METRIC, RANK_METRICS, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_STRATEGY,
                         DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, PRECISIONS, STRATEGY_NAMES)
 from .errors import TlearnError
 
@@ -26,6 +26,12 @@ def option(default=MISSING, help: str | None = None, *, choices: tuple | None = 
     meta = {"help": help, "choices": choices, "check": check, "flags": flags, "metavar": metavar, "group": group,
             "positional": positional, "cli": cli}
     return field(default=default, metadata=meta, kw_only=kw_only)
+
+
+def option_like(config_class, name: str, **changes):
+    """The same option as config_class's field `name` (default, help, check), for another config."""
+    f = next(f for f in fields(config_class) if f.name == name)
+    return field(default=f.default, metadata={**f.metadata, **changes})
 
 
 def validate(config) -> None:
@@ -85,10 +91,16 @@ class FitConfig(RunOptions):
     strategy: str = option(DEFAULT_STRATEGY, ", ".join(f"{s} (default)" if s == DEFAULT_STRATEGY else s
                                                        for s in STRATEGY_NAMES))
     backbone: str = option(DEFAULT_BACKBONE,
-                           "registry name (see `tlearn backbones`), timm:<name>, or a tlearn run directory")
+                           "registry name (see `tlearn backbones`), timm:<name>, a tlearn run directory, or auto "
+                           "(rank the candidate sources on train, fit from the best; see --rank-sources)")
     weights: str | None = option(None, "pretrained weights: omit for the registry's, 'none' for random init, or a "
                                        "file path")
     weights_sha256: str | None = option(None, "refuse weights whose sha256 differs")
+    rank_sources: str | None = option(None, "--backbone auto: comma-separated candidates (registry names, "
+                                            "timm:<name>, run directories; default: every registry backbone with "
+                                            "weights here)", metavar="LIST")
+    rank_metric: str = option(DEFAULT_RANK_METRIC, "--backbone auto: the transferability score that picks the "
+                                                   "source", choices=RANK_METRICS)
     class_weights: str | None = option(None, "auto: weight classes by 1/frequency", choices=("auto",))
     # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
     epochs: int | None = option(None, "epochs of the main phase (strategy default)",
@@ -133,6 +145,8 @@ class FitConfig(RunOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.backbone == AUTO_BACKBONE and self.weights is not None:
+            raise TlearnError("--weights cannot be combined with --backbone auto (each candidate uses its own).")
         if self.budget_minutes is not None and self.strategy != "auto":
             raise TlearnError("--budget-minutes is for --strategy auto; other strategies take --max-seconds.")
 

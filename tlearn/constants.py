@@ -7,6 +7,9 @@ STRATEGY_NAMES = ("linear-probe", "finetune", "gradual", "lp-ft", "scratch", "au
 AUGMENT_PRESETS = ("none", "flip", "crop", "light", "medium", "strong")  # tlearn.data.augment's presets
 PRECISIONS = ("auto", "bf16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
+RANK_METRICS = ("logme", "leep", "nce", "hscore")  # tlearn.rank.metrics implements these
+DEFAULT_RANK_METRIC = "logme"
+AUTO_BACKBONE = "auto"  # fit --backbone auto: rank the candidate sources first, fit from the winner
 
 DEFAULT_STUDENT = "compact_cnn"
 DEFAULT_TEMPERATURE = 4.0

@@ -11,6 +11,7 @@ import torch
 from .backbones.model import load_backbone
 from .backbones.registry import count_parameters
 from .config import FitConfig
+from .constants import AUTO_BACKBONE
 from .data.layout import load_splits
 from .data.leakage import check_leakage, log_leakage
 from .runs.run import Run
@@ -29,6 +30,19 @@ def fit(data: str | Path, out: str | Path, **options) -> Run:
     return fit_config(FitConfig(data=str(data), out=str(out), **options))
 
 
+def choose_backbone(cfg: FitConfig, splits, cache_dir: Path):
+    """--backbone auto: rank the candidate sources on train (features cached for the fit that follows)."""
+    from .rank.ranking import rank_sources
+    from .rank.sources import parse_sources
+
+    ranking = rank_sources(splits, parse_sources(cfg.rank_sources), [cfg.rank_metric], seed=cfg.seed,
+                           batch_size=cfg.batch_size, precision=cfg.precision, device=cfg.device,
+                           cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress)
+    log.info("--backbone auto: %s by %s over %d source(s) in %.1fs", ranking.best(), cfg.rank_metric,
+             len(ranking.rows), ranking.seconds)
+    return ranking
+
+
 def fit_config(cfg: FitConfig) -> Run | None:
     """Run the fit that cfg describes; None in a torchrun worker other than rank 0 (which writes the run)."""
     start = time.perf_counter()
@@ -43,7 +57,9 @@ def fit_config(cfg: FitConfig) -> Run | None:
     leakage = check_leakage(splits, cache_dir) if is_main else None  # before training: loud, early
     if leakage is not None:
         log_leakage(leakage)
-    backbone, info = load_backbone(cfg.backbone, cfg.weights, cfg.weights_sha256)
+    ranking = choose_backbone(cfg, splits, cache_dir) if cfg.backbone == AUTO_BACKBONE else None
+    backbone_name = ranking.best() if ranking is not None else cfg.backbone
+    backbone, info = load_backbone(backbone_name, cfg.weights, cfg.weights_sha256)
     if cfg.image_size:  # recorded in config.yaml, so predict/evaluate/export use it too
         info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))
     if cfg.train_size:
@@ -79,6 +95,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
     if skipped:
         log.warning("skipped %d unreadable or non-image file(s):\n%s", len(skipped),
                     "\n".join(f"  {s.path}: {s.reason}" for s in skipped))
-    config = run_config({"fit": cfg.to_dict(), "strategy": {"name": cfg.strategy, **result.details}}, info, splits,
-                        precision, str(device))
+    sections = {"fit": cfg.to_dict(), "strategy": {"name": cfg.strategy, **result.details}}
+    if ranking is not None:
+        sections["rank"] = ranking.to_dict()
+    config = run_config(sections, info, splits, precision, str(device))
     return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions)

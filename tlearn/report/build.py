@@ -24,7 +24,8 @@ from . import plots
 from .contents import RunContents, load_run_contents
 from .gallery import confidently_wrong
 from .heatmaps import heatmap_gallery
-from .html import render
+from .html import render, render_text
+from .rank import RANK_TABLE, report_rank_view
 from .search import search_view
 from .templates import STYLE
 
@@ -180,6 +181,12 @@ def _config_items(rc: RunContents) -> list[tuple[str, str]]:
     return items
 
 
+def _ranking_view(config: dict) -> dict | None:
+    """config.yaml's rank section (fit --backbone auto) as the table the report shows, or None."""
+    view = report_rank_view(config)
+    return None if view is None else {**view, "table": render_text(RANK_TABLE, {"rank": view})}
+
+
 def build_report(run_dir: str | Path, positive_class: str | None = None, heatmaps: int = REPORT_HEATMAPS) -> str:
     """The HTML text of a run's report (see write_report); heatmaps: images in "Where the model looks" (0: none)."""
     rc = load_run_contents(run_dir)
@@ -234,6 +241,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "heatmaps": heatmap_gallery(rc, heatmaps),
         "skipped": rc.metrics.get("skipped", []),
         "search": search_view(rc.config),
+        "ranking": _ranking_view(rc.config),
         "config_items": _config_items(rc),
         "config_text": rc.config_text,
     }

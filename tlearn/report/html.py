@@ -43,3 +43,8 @@ _ENV = _environment()
 
 def render(template: str, view: dict) -> str:
     return _ENV.get_template(template).render(**view)
+
+
+def render_text(source: str, view: dict) -> str:
+    """A template given as text (a page kept beside the module that builds it), same filters and escaping."""
+    return _ENV.from_string(source).render(**view)

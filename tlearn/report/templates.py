@@ -122,7 +122,7 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
 <nav><div class="wrap">
   <a href="#metrics">Metrics</a><a href="#per-class">Per class</a><a href="#confusion">Confusion matrix</a>
   <a href="#calibration">Calibration</a>{% if binary %}<a href="#roc">ROC &amp; sensitivity</a>{% endif %}
-  <a href="#errors">Confidently wrong</a>{% if heatmaps %}<a href="#heatmaps">Where the model looks</a>{% endif %}<a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}<a href="#skipped">Skipped files</a>
+  <a href="#errors">Confidently wrong</a>{% if heatmaps %}<a href="#heatmaps">Where the model looks</a>{% endif %}<a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}{% if ranking %}<a href="#ranking">Source ranking</a>{% endif %}<a href="#skipped">Skipped files</a>
   <a href="#config">Config</a>
 </div></nav>
 <main class="wrap">
@@ -298,6 +298,15 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
   <table class="data"><tr><th class="l">rule</th><th class="l">fired</th><th class="l">fact</th><th class="l">effect</th></tr>
     {% for r in search.rules %}<tr><td class="l">{{ r.rule }}</td><td class="l">{{ "yes" if r.fired else "no" }}</td>
       <td class="l">{{ r.fact }}</td><td class="l">{{ r.effect }}</td></tr>{% endfor %}</table>{% endif %}
+</section>
+{% endif %}
+
+{% if ranking %}
+<section id="ranking">
+  <h2>Source ranking</h2>
+  <p class="hint">--backbone auto scored these sources on the train split by {{ ranking.metric }} (one forward pass
+    each; higher is better) and fitted from the best, <b>{{ ranking.winner }}</b>. Scores compare only within a metric.</p>
+  <div class="scroll">{{ ranking.table | safe }}</div>
 </section>
 {% endif %}
 
