@@ -50,7 +50,7 @@ def write_dicom(path: Path, pixels: np.ndarray, *, photometric: str = "MONOCHROM
         descriptor, data = voi_lut
         item = Dataset()
         item.LUTDescriptor = list(descriptor)
-        item.LUTData = [int(v) for v in data]
+        item.LUTData = np.asarray(data, dtype="<u2").tobytes()  # OW
         ds.VOILUTSequence = Sequence([item])
     ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8 if rgb else "<u2").tobytes()
     if preamble:
