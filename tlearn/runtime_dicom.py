@@ -169,7 +169,7 @@ def _decode_failure(ds, exc: Exception) -> str:
     if uid == _JPEG_EXTENDED and str(bits) != "8" and not _has_module("libjpeg"):
         text += ("; 12-bit JPEG Extended needs pylibjpeg-libjpeg, which is GPL-3 licensed: "
                  "pip install 'tlearn[dicom-gpl]'")
-    elif "no pixel data decoders" in text.lower() or "missing required dependencies" in text.lower():
+    elif "missing dependencies" in text:
         text += f"; {_INSTALL}"
     return text[:600]
 
