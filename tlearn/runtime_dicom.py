@@ -116,8 +116,11 @@ def decode_dicom(source: bytes | str | Path, window: str | tuple[float, float] =
     frames = frame_count(ds)
     if frames > MAX_FRAMES:
         raise DicomError(f"DICOM file with {frames} frames; the limit is {MAX_FRAMES}", "too_large")
-    arr = _decode_frame(source, ds, frames // 2 if frames > 1 else None)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if photometric not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", *_COLOUR):
+        raise DicomError(f"DICOM photometric interpretation {photometric!r} is not supported (tlearn reads "
+                         "MONOCHROME1/2, RGB, YBR and PALETTE COLOR)", "not_image")
+    arr = _decode_frame(source, ds, frames // 2 if frames > 1 else None)
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
         if arr.ndim != 2:
             raise DicomError(f"DICOM {photometric} image decoded to shape {arr.shape}", "corrupt")
@@ -125,12 +128,9 @@ def decode_dicom(source: bytes | str | Path, window: str | tuple[float, float] =
         return Image.fromarray(grey, mode="L")
     if photometric == "PALETTE COLOR":
         return Image.fromarray(_palette_to_rgb(arr, ds), mode="RGB")
-    if photometric in _COLOUR:
-        if arr.ndim != 3 or arr.shape[-1] != 3:
-            raise DicomError(f"DICOM {photometric} image decoded to shape {arr.shape}", "corrupt")
-        return Image.fromarray(_scale_colour(arr, int(ds.get("BitsStored", 8) or 8)), mode="RGB")
-    raise DicomError(f"DICOM photometric interpretation {photometric!r} is not supported (tlearn reads "
-                     "MONOCHROME1/2, RGB, YBR and PALETTE COLOR)", "not_image")
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise DicomError(f"DICOM {photometric} image decoded to shape {arr.shape}", "corrupt")
+    return Image.fromarray(_scale_colour(arr, int(ds.get("BitsStored", 8) or 8)), mode="RGB")
 
 
 def _decode_frame(source, ds, index: int | None) -> np.ndarray:
