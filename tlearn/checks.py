@@ -7,6 +7,14 @@ from __future__ import annotations
 import math
 
 
+def check_dicom_window(spec: str) -> str:
+    """--dicom-window: auto, none or CENTER,WIDTH."""
+    from .runtime_dicom import parse_window
+
+    parse_window(spec)
+    return spec
+
+
 def check_decay(decay: float) -> float:
     """A usable weight-averaging decay (--ema)."""
     if not 0.0 < decay < 1.0:

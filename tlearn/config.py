@@ -64,6 +64,11 @@ class RunOptions:
     cache_dir: str | None = option(None, "feature cache folder (default TLEARN_CACHE or ~/.cache/tlearn)")
     num_workers: int | None = option(None, "image decoding processes")
     progress: bool = option(True, "no progress bars", flags=("--no-progress",))
+    dicom_window: str = option("auto", "how DICOM grey values become pixels: auto (the file's VOI LUT or window, "
+                                       "else its min..max), none (min..max) or CENTER,WIDTH (e.g. 40,400; "
+                                       "--dicom-window=-600,1500 for a negative centre); "
+                                       "recorded in the run, so predict, evaluate and exports do the same",
+                               check=checks.check_dicom_window, metavar="auto|none|C,W")
     overwrite: bool = option(False, "write into an existing folder that is not a tlearn run (its other files are "
                                     "kept; a tlearn run's folder is reused without this)")
     weight_decay: float = option(DEFAULT_WEIGHT_DECAY, group=TRAINING_GROUP)

@@ -62,6 +62,9 @@ def fit_config(cfg: FitConfig) -> Run | None:
     backbone, info = load_backbone(backbone_name, cfg.weights, cfg.weights_sha256)
     if cfg.image_size:  # recorded in config.yaml, so predict/evaluate/export use it too
         info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))
+    if cfg.dicom_window != info.data_config.dicom_window:  # recorded with the model, so predict/export decode alike
+        info = dataclasses.replace(info, data_config=dataclasses.replace(info.data_config,
+                                                                         dicom_window=cfg.dicom_window))
     if cfg.train_size:
         info = dataclasses.replace(info, data_config=dataclasses.replace(info.data_config, train_size=cfg.train_size))
     log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,

@@ -13,6 +13,7 @@ next to a model on a machine without PyTorch:
 The exported graph takes a uint8 RGB batch (N, S, S, 3) and normalises itself; this module only decodes the
 image and does the eval resize + centre crop, with the same geometry as tlearn.data.transforms.resize_crop.
 tlearn's own decoding (tlearn.data.images.load_rgb) is this module's decode_image, limits included.
+DICOM files are decoded by runtime_dicom.py (copy it too; it needs pydicom), with the run's DICOM window.
 """
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_18
                 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
+DICOM_EXTENSIONS = (".dcm", ".dicom")
+DEFAULT_DICOM_WINDOW = "auto"  # the file's own VOI (LUT or window), else the values' min..max
+
+
 class ImageError(ValueError):
     """The input is not a usable image; `kind` says why: not_image, corrupt or too_large."""
 
@@ -58,6 +63,7 @@ class Preprocess:
     input_size: int
     crop_pct: float = 0.875
     interpolation: str = "bicubic"
+    dicom_window: str = DEFAULT_DICOM_WINDOW  # auto, none or CENTER,WIDTH (see runtime_dicom)
 
     @property
     def resize_size(self) -> int:
@@ -181,8 +187,41 @@ def check_size(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
                          f"{MAX_ASPECT_RATIO} times the shortest)", "too_large")
 
 
+def _dicom_module():
+    try:
+        from . import runtime_dicom
+    except ImportError:  # this file copied alone next to a model: its sibling copy
+        import runtime_dicom
+    return runtime_dicom
+
+
+def looks_like_dicom(data: bytes | str | Path) -> bool:
+    """A DICOM Part 10 file ('DICM' after its 128-byte preamble), or a file named *.dcm / *.dicom."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data[128:132]) == b"DICM"
+    path = Path(data)
+    if path.suffix.lower() in DICOM_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _dicom_call(fn):
+    """Run a runtime_dicom call, turning its DicomError into ImageError."""
+    dicom = _dicom_module()
+    try:
+        return fn(dicom)
+    except dicom.DicomError as exc:
+        raise ImageError(str(exc), exc.kind) from None
+
+
 def image_size(data: bytes | str | Path) -> tuple[int, int]:
     """(width, height) from the header alone; ImageError when it is not an image tlearn reads."""
+    if looks_like_dicom(data):
+        return _dicom_call(lambda d: d.image_size(d.read_header(data, force=True)))
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     try:
         with warnings.catch_warnings():
@@ -195,20 +234,33 @@ def image_size(data: bytes | str | Path) -> tuple[int, int]:
         raise ImageError(_NOT_IMAGE, "not_image") from None
 
 
-_NOT_IMAGE = f"not an image (unknown or corrupt format; tlearn reads {', '.join(IMAGE_FORMATS)})"
+_NOT_IMAGE = f"not an image (unknown or corrupt format; tlearn reads {', '.join(IMAGE_FORMATS)} and DICOM)"
+
+
+def decode_dicom(data: bytes | str | Path, draft_size: int | None = None, max_pixels: int = MAX_PIXELS,
+                 window: str = DEFAULT_DICOM_WINDOW) -> Image.Image:
+    """A DICOM file or its bytes -> 8-bit RGB (see runtime_dicom), with decode_image's limits and draft."""
+    img = _dicom_call(lambda d: d.decode_dicom(data, window, force=True,
+                                               check_size=lambda w, h: check_size(w, h, max_pixels)))
+    if draft_size and img.width * img.height > SHRINK_ABOVE_PIXELS:
+        img = _shrink(img, draft_size)
+    return to_rgb(img)
 
 
 def decode_image(data: bytes | str | Path, draft_size: int | None = None,
-                 max_pixels: int = MAX_PIXELS) -> Image.Image:
+                 max_pixels: int = MAX_PIXELS, dicom_window: str = DEFAULT_DICOM_WINDOW) -> Image.Image:
     """Bytes or a file -> oriented 8-bit RGB image; ImageError (with a reason and kind) otherwise.
 
     The pixel count and aspect ratio are checked from the header before anything is decoded (decompression
     bombs). draft_size: the size the caller will resize the shorter side to; JPEGs are decoded at a reduced
     scale and other images over SHRINK_ABOVE_PIXELS box-reduced, both keeping the shorter side >= draft_size.
+    DICOM (by content, or a .dcm/.dicom name) is read with dicom_window: auto, none or CENTER,WIDTH.
     """
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if isinstance(source, io.BytesIO) and not source.getbuffer().nbytes:
         raise ImageError("empty body (0 bytes)", "not_image")
+    if looks_like_dicom(data):
+        return decode_dicom(data, draft_size, max_pixels, dicom_window)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels below is the limit
@@ -274,7 +326,8 @@ class Classifier:
             raise ValueError(f"{self.path} has no tlearn metadata; export it with `tlearn export`.")
         self.classes: list[str] = list(self.metadata["classes"])
         dc = self.metadata["data_config"]
-        self.preprocess = Preprocess(int(dc["input_size"]), float(dc["crop_pct"]), str(dc["interpolation"]))
+        self.preprocess = Preprocess(int(dc["input_size"]), float(dc["crop_pct"]), str(dc["interpolation"]),
+                                     str(dc.get("dicom_window", DEFAULT_DICOM_WINDOW)))
         self.input_name = self.session.get_inputs()[0].name
         self.max_pixels = max_pixels
 
@@ -285,7 +338,8 @@ class Classifier:
     def prepare(self, image: bytes | str | Path | Image.Image) -> np.ndarray:
         """One image (bytes, file or PIL RGB) -> uint8 (S, S, 3) ready for the graph."""
         if not isinstance(image, Image.Image):
-            image = decode_image(image, draft_size=self.preprocess.resize_size, max_pixels=self.max_pixels)
+            image = decode_image(image, draft_size=self.preprocess.resize_size, max_pixels=self.max_pixels,
+                                 dicom_window=self.preprocess.dicom_window)
         try:
             return self.preprocess.to_array(image.convert("RGB"))
         except (MemoryError, OverflowError, ValueError) as exc:

@@ -108,7 +108,8 @@ def measure_facts(train: list[Sample], val: list[Sample], classes: list[str], ba
     t0 = time.perf_counter()
     for sample in _sample(train, PIXEL_SAMPLE, seed + 1):
         try:
-            img = load_rgb(sample.path, draft_size=data_config.resize_size)
+            img = load_rgb(sample.path, draft_size=data_config.resize_size,
+                           dicom_window=data_config.dicom_window)
         except UnreadableImage:
             continue
         greys.append(_is_grey(img))

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..hashing import file_digest, stable_hash
+from ..runtime import DEFAULT_DICOM_WINDOW
 from .images import UnreadableImage, load_transformed
 from .layout import Sample, SkippedFile
 from .transforms import DataConfig, ResizeCrop
@@ -55,17 +56,19 @@ def square_size(cfg: DataConfig) -> int:
 
 
 class _SquareFiles(Dataset):
-    def __init__(self, paths: Sequence[Path], resize: int, size: int, interpolation: str):
+    def __init__(self, paths: Sequence[Path], resize: int, size: int, interpolation: str, dicom_window: str):
         self.paths = list(paths)
         self.resize = resize
         self.geometry = ResizeCrop(resize, size, interpolation)
+        self.window = dicom_window
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
         try:
-            return i, np.asarray(load_transformed(self.paths[i], self.geometry, draft_size=self.resize)), None
+            return i, np.asarray(load_transformed(self.paths[i], self.geometry, draft_size=self.resize,
+                                                  dicom_window=self.window)), None
         except UnreadableImage as exc:
             return i, None, str(exc)
 
@@ -83,8 +86,11 @@ def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir:
         except OSError as exc:
             digests.append("")
             skipped[i] = SkippedFile(str(s.path), f"cannot read file: {exc.strerror or exc}")
-    key = stable_hash({"files": digests, "size": size, "resize": data_config.resize_size, "interpolation": data_config.interpolation,
-                       "format": DECODED_FORMAT_VERSION}, length=24)
+    parts = {"files": digests, "size": size, "resize": data_config.resize_size,
+             "interpolation": data_config.interpolation, "format": DECODED_FORMAT_VERSION}
+    if data_config.dicom_window != DEFAULT_DICOM_WINDOW:  # the default stays out: existing caches stay valid
+        parts["dicom_window"] = data_config.dicom_window
+    key = stable_hash(parts, length=24)
     folder = Path(cache_dir) / "decoded"
     array_path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
     if meta_path.is_file() and array_path.is_file():
@@ -103,7 +109,7 @@ def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir:
         out = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.uint8, shape=(len(todo), size, size, 3))
         ok = np.zeros(len(todo), dtype=bool)
         loader = DataLoader(_SquareFiles([samples[i].path for i in todo], data_config.resize_size, size,
-                                                        data_config.interpolation),
+                                     data_config.interpolation, data_config.dicom_window),
                             batch_size=16, num_workers=num_workers, collate_fn=list,
                             prefetch_factor=4 if num_workers else None)
         with tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, leave=False) as bar:

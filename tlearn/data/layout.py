@@ -17,7 +17,7 @@ from pathlib import Path
 from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
-from .images import has_image_extension
+from .images import is_image_file
 
 SPLITS = ("train", "val", "test")
 
@@ -99,7 +99,7 @@ def read_class_tree(folder: Path, root: Path | None = None) -> tuple[dict[str, l
                     continue
             if not path.is_file():
                 continue
-            if has_image_extension(path):
+            if is_image_file(path):
                 files.append(path)
             else:
                 skipped.append(SkippedFile(str(path), f"not an image file (extension '{path.suffix}')"))
@@ -268,7 +268,7 @@ def list_images(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise DataError(f"{path} does not exist; pass an image file or a folder of images.")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and has_image_extension(p))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
     if not files:
         raise DataError(f"{path} contains no image files ({', '.join(sorted({'.jpg', '.png'}))}, ...).")
     return files

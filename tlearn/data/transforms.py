@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 from torchvision.transforms.functional import InterpolationMode
 
-from ..runtime import crops_in_source
+from ..runtime import DEFAULT_DICOM_WINDOW, crops_in_source
 from ..runtime import resize_crop as resize_crop_in_source
 
 _INTERPOLATION = {
@@ -33,9 +33,17 @@ class DataConfig:
     crop_pct: float = 0.875
     interpolation: str = "bicubic"
     train_size: int | None = None  # None: train at input_size
+    dicom_window: str = DEFAULT_DICOM_WINDOW  # how DICOM grey values become pixels (tlearn.runtime_dicom)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def cache_dict(self) -> dict:
+        """to_dict for cache keys: the default window is left out, so caches made before DICOM support stay valid."""
+        d = self.to_dict()
+        if d["dicom_window"] == DEFAULT_DICOM_WINDOW:
+            del d["dicom_window"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataConfig":
@@ -46,6 +54,7 @@ class DataConfig:
             crop_pct=float(d["crop_pct"]),
             interpolation=str(d["interpolation"]),
             train_size=int(d["train_size"]) if d.get("train_size") else None,
+            dicom_window=str(d.get("dicom_window", DEFAULT_DICOM_WINDOW)),
         )
 
     def with_size(self, size: int | None) -> "DataConfig":

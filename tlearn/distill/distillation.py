@@ -7,6 +7,7 @@ CPU latency) -> RUN/.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -126,7 +127,8 @@ def distill_config(cfg: DistillConfig) -> Run:
     unlabeled = unlabeled_samples(cfg.unlabeled, splits) if cfg.unlabeled else []
 
     backbone, info = load_backbone(cfg.student, cfg.student_weights)
-    info.data_config = info.data_config.with_size(cfg.student_size)
+    info.data_config = dataclasses.replace(info.data_config.with_size(cfg.student_size),
+                                           dicom_window=cfg.dicom_window)
     student = TransferModel(backbone, info.feature_dim, len(splits.classes), info.architecture)
     scfg = info.data_config
     log.info("data %s: %d classes; train %d (+%d unlabeled), val %d, test %d", splits.root, len(splits.classes),

@@ -65,7 +65,8 @@ def runtime_inputs(samples: Sequence[Sample], preprocess: Preprocess) -> tuple[l
     kept, arrays, skipped = [], [], []
     for i, s in enumerate(samples):
         try:
-            arrays.append(preprocess.to_array(decode_image(s.path, draft_size=preprocess.resize_size)))
+            img = decode_image(s.path, draft_size=preprocess.resize_size, dicom_window=preprocess.dicom_window)
+            arrays.append(preprocess.to_array(img))
             kept.append(i)
         except ImageError as exc:
             skipped.append({"path": str(s.path), "reason": str(exc)})
@@ -81,7 +82,8 @@ def pytorch_probabilities(run: Run, samples: Sequence[Sample], batch_size: int =
     model = run.model.float().eval()
     probs, crops = [], []
     for start in range(0, len(samples), batch_size):
-        images = [load_rgb(s.path, draft_size=cfg.resize_size) for s in samples[start:start + batch_size]]
+        images = [load_rgb(s.path, draft_size=cfg.resize_size, dicom_window=cfg.dicom_window)
+                  for s in samples[start:start + batch_size]]
         crops += [np.asarray(geometry(img), dtype=np.uint8) for img in images]
         x = torch.stack([transform(img) for img in images])
         probs.append(torch.softmax(model(x).float(), dim=1).numpy())
@@ -116,7 +118,8 @@ def check_parity(run: Run, backend: Backend, samples: Sequence[Sample], split: s
 def reference_for(run: Run, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
     """PyTorch probabilities and crops, and the runtime's inputs, on the samples both can decode."""
     dc = run.data_config
-    kept, inputs, _ = runtime_inputs(samples, Preprocess(dc.input_size, dc.crop_pct, dc.interpolation))
+    kept, inputs, _ = runtime_inputs(samples, Preprocess(dc.input_size, dc.crop_pct, dc.interpolation,
+                                                                  dc.dicom_window))
     if not kept:
         raise TlearnError("none of the parity images could be decoded; cannot check the export.")
     ref_probs, ref_crops = pytorch_probabilities(run, [samples[i] for i in kept])

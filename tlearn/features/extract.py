@@ -28,13 +28,15 @@ class ImageFiles(Dataset):
         self.paths = list(paths)
         self.transform = eval_transform(cfg)
         self.draft = cfg.resize_size
+        self.window = cfg.dicom_window
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
         try:
-            return i, load_transformed(self.paths[i], self.transform, draft_size=self.draft), None
+            return i, load_transformed(self.paths[i], self.transform, draft_size=self.draft,
+                                       dicom_window=self.window), None
         except UnreadableImage as exc:
             return i, None, str(exc)
 
@@ -119,7 +121,7 @@ def extract_features(
     if use_cache and samples:
         cache = FeatureCache(
             cache_dir or default_cache_dir(),
-            {"backbone": module_fingerprint(backbone), "data": data_config.to_dict(), "precision": precision},
+            {"backbone": module_fingerprint(backbone), "data": data_config.cache_dict(), "precision": precision},
         )
     digests: list[str | None] = []
     skipped: dict[int, SkippedFile] = {}

@@ -31,6 +31,7 @@ from ..evaluate.predict import predict_samples
 from ..features.cache import default_cache_dir
 from ..files import atomic_path
 from ..hashing import stable_hash
+from ..runtime import DEFAULT_DICOM_WINDOW
 from ..train.checkpoint import clear_checkpoints
 from . import layout
 from .run import Run
@@ -69,9 +70,11 @@ def _input_changes(saved: dict, current: dict) -> list[str]:
     if saved.get("strategy") != current["strategy"]:
         changes.append(f"strategy {saved.get('strategy')!r} -> {current['strategy']!r}")
     old, new = saved.get("backbone", {}), current["backbone"]
+    if isinstance(old.get("data_config"), dict):  # runs from before DICOM support decoded with the default window
+        old = {**old, "data_config": {"dicom_window": DEFAULT_DICOM_WINDOW, **old["data_config"]}}
     for key in ("name", "architecture", "weights", "weights_sha256", "data_config"):
         if old.get(key) != new[key]:
-            changes.append("the input size or normalisation changed" if key == "data_config"
+            changes.append("the input size, normalisation or DICOM window changed" if key == "data_config"
                            else f"backbone {key} {old.get(key)!r} -> {new[key]!r}")
     old, new = saved.get("data", {}), current["data"]
     for key in ("root", "classes"):

@@ -25,7 +25,7 @@ log = logging.getLogger("tlearn")
 STATUS = {"not_image": 415, "corrupt": 400, "too_large": 400}
 # What a client is told per ImageError kind; the exception's own text goes to the server log only.
 IMAGE_DETAIL = {
-    "not_image": f"not an image this server reads ({', '.join(IMAGE_FORMATS)})",
+    "not_image": f"not an image this server reads ({', '.join(IMAGE_FORMATS)}, and DICOM with tlearn[dicom])",
     "corrupt": "the image is corrupt or truncated",
     "too_large": f"the image has too many pixels or is too thin (aspect ratio over {MAX_ASPECT_RATIO}:1); "
                  "see the limits in /metadata",
