@@ -19,3 +19,7 @@ DEFAULT_TRAIN_BATCH_SIZE = 32
 DEFAULT_BATCH_SIZE = 64  # images per forward pass for extraction / evaluation
 DEFAULT_GRAD_CLIP = 1.0
 DEFAULT_LABEL_SMOOTHING = 0.1
+
+# bootstrap confidence intervals of the headline metrics (tlearn.evaluate.intervals)
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0  # fixed, so `tlearn evaluate` reproduces the intervals `fit` wrote
