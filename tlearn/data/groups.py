@@ -157,8 +157,8 @@ def shared_groups(splits_by_name: dict[str, Sequence]) -> list[dict]:
 
 def shared_groups_text(shared: list[dict], shown: int = 10) -> str:
     """The warning (or --strict error) that names the groups shared by splits and their files."""
-    lines = [f"{len(shared)} group(s) (patients) appear in more than one split, so val/test figures measure "
-             "patients the model may have trained on:"]
+    lines = [f"{len(shared)} group(s) (patients) appear in more than one split, so val/test figures are "
+             "optimistic: they measure patients the model trained on (train) or was chosen on (val):"]
     for item in shared[:shown]:
         parts = []
         for split, paths in item["splits"].items():
