@@ -212,6 +212,9 @@ def _check_grouped_holdout(train: list[Sample], val: list[Sample], classes: list
         raise DataError(f"holding out whole groups (patients) for validation in {root} leaves class(es) {no_train} "
                         "without training images: their images belong to too few groups. Add images of other "
                         "patients, or provide a val/ folder (or split column).")
+    if not val:
+        raise DataError(f"{root} has too few groups (patients) to hold out a validation split of whole groups; add "
+                        "images of other patients, or provide a val/ folder (or split column).")
     no_val = [classes[c] for c in range(len(classes)) if not any(s.label == c for s in val)]
     if no_val:
         log.warning("the group-aware validation split of %s has no images of class(es) %s (too few groups); "
@@ -219,8 +222,8 @@ def _check_grouped_holdout(train: list[Sample], val: list[Sample], classes: list
 
 
 def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | None]]:
-    """(path, label, split, group) rows. Absolute paths are taken as written; a relative path that resolves outside the
-    CSV's folder (through '..' or a symbolic link) is read but warned about, naming its lines."""
+    """(path, label, split, group) rows. Absolute paths are taken as written; a relative path that resolves
+    outside the CSV's folder (through '..' or a symbolic link) is read but warned about, naming its lines."""
     if not csv_path.is_file():
         raise DataError(f"manifest {csv_path} does not exist.")
     root = csv_path.parent.resolve()
