@@ -79,10 +79,10 @@ def _ci_note(rows: list[dict]) -> str:
     rows = [r for r in rows if r.get("ci95")]
     if not rows:
         return ""
-    units = sorted({"patients (groups)" if r.get("ci_unit") == "group" else "images" for r in rows})
+    units = sorted({"groups (patients)" if r.get("ci_unit") == "group" else "images" for r in rows})
     resamples = sorted({r.get("ci_resamples") for r in rows if r.get("ci_resamples")})
-    return (f"bootstrap 95% interval (percentile, {'/'.join(str(n) for n in resamples)} resamples of "
-            f"{' or '.join(units)})")
+    return (f"bootstrap 95% interval: percentile, {'/'.join(str(n) for n in resamples)} resamples of "
+            f"{' or '.join(units)}")
 
 
 def _headline(rows: list[dict]) -> dict | None:

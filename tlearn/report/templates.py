@@ -131,7 +131,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
 <section id="metrics">
   <h2>Metrics per split</h2>
   <p class="hint">val chooses the model; test is never used for choosing anything. Log loss and ECE: lower is better.
-    {% if ci_note %}Below a value: its {{ ci_note }}.{% endif %}</p>
+    {% if ci_note %}Below each value: its {{ ci_note }}.{% endif %}</p>
   <div class="scroll"><table class="data">
     <tr><th class="l">split</th><th>images</th><th>accuracy</th><th>balanced accuracy</th><th>macro F1</th>
       <th>log loss</th><th>ECE</th>{% if auroc_key %}<th>{{ "AUROC" if auroc_key == "auroc" else "macro AUROC" }}</th>{% endif %}<th class="l">source</th></tr>
