@@ -5,6 +5,7 @@ Each returns the value or raises ValueError with a message that names the comman
 from __future__ import annotations
 
 import math
+import re
 
 
 def check_dicom_window(spec: str) -> str:
@@ -67,3 +68,13 @@ def one_of(allowed: tuple, flag: str):
             raise ValueError(f"{flag} must be one of {shown}, not {value!r}.")
         return value
     return check
+
+
+def check_regex(pattern: str) -> str:
+    """A regular expression that compiles (--group-by)."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"--group-by {pattern!r} is not a valid regular expression ({exc}); e.g. "
+                         "'^(person\\d+)' takes person1287 from person1287_virus_2210.jpeg.") from None
+    return pattern

@@ -57,7 +57,12 @@ class RunOptions:
     data: str = option(help="data folder or CSV manifest", positional=True)
     out: str = option(help="run directory to write")
     seed: int = option(0)
-    val_fraction: float = option(0.2, "held out of train when DATA has no val/")
+    val_fraction: float = option(0.2, "held out of train when DATA has no val/ (whole groups when images have one)")
+    group_by: str | None = option(None, "regex that takes each image's group (patient) from its file name, where "
+                                        "a manifest has no group column: the first capture group or the whole "
+                                        "match (searched in the path relative to DATA when it contains '/'); "
+                                        "e.g. '^(person\\d+|(?:NORMAL2-)?IM-\\d+)'. A group never spans two splits",
+                                  check=checks.check_regex, metavar="REGEX")
     batch_size: int = option(DEFAULT_BATCH_SIZE, check=checks.at_least(1, "--batch-size"))
     precision: str = option("auto", choices=PRECISIONS)
     device: str = option("auto", "auto, cpu, cuda, cuda:N")
@@ -107,6 +112,8 @@ class FitConfig(RunOptions):
     rank_metric: str = option(DEFAULT_RANK_METRIC, "--backbone auto: the transferability score that picks the "
                                                    "source", choices=RANK_METRICS)
     class_weights: str | None = option(None, "auto: weight classes by 1/frequency", choices=("auto",))
+    strict: bool = option(False, "refuse to train when a group (patient) appears in two of the given splits "
+                                 "(default: warn, and list them in metrics.json)")
     # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
     epochs: int | None = option(None, "epochs of the main phase (strategy default)",
                                 check=checks.at_least(1, "--epochs"), group=TRAINING_GROUP)

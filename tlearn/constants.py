@@ -27,3 +27,7 @@ DEFAULT_LABEL_SMOOTHING = 0.1
 # heatmaps stop being added after this many seconds, so a report stays quick to write at the end of every fit
 REPORT_HEATMAPS = 24
 REPORT_HEATMAP_SECONDS = 60.0
+
+# bootstrap confidence intervals of the headline metrics (tlearn.evaluate.intervals)
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0  # fixed, so `tlearn evaluate` reproduces the intervals `fit` wrote

@@ -12,8 +12,10 @@ from .backbones.model import load_backbone
 from .backbones.registry import count_parameters
 from .config import FitConfig
 from .constants import AUTO_BACKBONE
-from .data.layout import load_splits
+from .data.groups import groups_record, shared_groups, shared_groups_text
+from .data.layout import SPLITS, DataSplits, load_splits
 from .data.leakage import check_leakage, log_leakage
+from .errors import DataError
 from .runs.run import Run
 from .runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
 from .strategies import FitContext, get_strategy
@@ -51,9 +53,10 @@ def fit_config(cfg: FitConfig) -> Run | None:
     torch.manual_seed(cfg.seed)
     device, precision, cache_dir = settle_runtime(cfg.device, cfg.precision, cfg.cache_dir)
 
-    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
+    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by)
     log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
              len(splits.train), len(splits.val), splits.val_source, len(splits.test))
+    groups = check_groups(splits, cfg.strict, cfg.group_by)
     leakage = check_leakage(splits, cache_dir) if is_main else None  # before training: loud, early
     if leakage is not None:
         log_leakage(leakage)
@@ -95,6 +98,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
     )
     if leakage is not None:
         metrics["leakage"] = leakage.to_dict()
+    if groups is not None:
+        metrics["groups"] = groups
     if skipped:
         log.warning("skipped %d unreadable or non-image file(s):\n%s", len(skipped),
                     "\n".join(f"  {s.path}: {s.reason}" for s in skipped))
@@ -103,3 +108,20 @@ def fit_config(cfg: FitConfig) -> Run | None:
         sections["rank"] = ranking.to_dict()
     config = run_config(sections, info, splits, precision, str(device))
     return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions)
+
+
+def check_groups(splits: DataSplits, strict: bool, group_by: str | None) -> dict | None:
+    """metrics.json's 'groups' record (None when no image has a group); a group (patient) in two splits is warned
+    about, or with strict refused before anything is trained."""
+    if not splits.has_groups:
+        return None
+    by_split = {name: splits.split(name) for name in SPLITS}
+    shared = shared_groups(by_split)
+    record = groups_record(by_split, group_by, splits.unmatched, shared)
+    log.info("groups: %s", ", ".join(f"{name} {n}" for name, n in record["counts"].items()))
+    if shared and strict:
+        raise DataError(f"--strict: {shared_groups_text(shared)}\nMove each group's images into one split (or "
+                        "drop --strict to train anyway, with a warning).")
+    if shared:
+        log.warning("%s", shared_groups_text(shared))
+    return record

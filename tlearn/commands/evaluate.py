@@ -28,9 +28,14 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
-        for key in ("accuracy", "balanced_accuracy", "macro_f1", "loss", "ece", "auroc", "n"):
+        ci = metrics.get("ci95", {})
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "loss", "ece", "auroc", "auroc_macro", "n"):
             if key in metrics:
-                print(f"{key:>18}: {metrics[key]:.4f}" if key != "n" else f"{key:>18}: {metrics[key]}")
+                interval = f"  [{ci[key][0]:.4f}, {ci[key][1]:.4f}]" if key in ci else ""
+                print(f"{key:>18}: {metrics[key]:.4f}{interval}" if key != "n" else f"{key:>18}: {metrics[key]}")
+        if ci:
+            print(f"{'':>18}  [bootstrap 95% intervals over {metrics['ci_units']} "
+                  f"{'groups' if metrics['ci_unit'] == 'group' else 'images'}]")
         for s in metrics["skipped"]:
             print(f"skipped {s['path']}: {s['reason']}")
     return 0

@@ -3,8 +3,9 @@
 DATA is one of
 - a folder with train/ and optionally val/ and test/, each a class tree <split>/<class>/<image>;
 - a folder that is itself a class tree (split stratified into train/val with a seed);
-- a CSV manifest with columns path,label and optionally split (paths relative to the CSV).
-With no val split, a stratified part of train is held out for model selection. test is only evaluated.
+- a CSV manifest with columns path,label and optionally split and group (paths relative to the CSV).
+With no val split, a stratified part of train is held out for model selection (group by group when samples carry
+a group: a patient id from the manifest or from --group-by, see data.groups). test is only evaluated.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
+from .groups import apply_group_regex, grouped_holdout
 from .images import is_image_file
 
 SPLITS = ("train", "val", "test")
@@ -28,6 +30,7 @@ log = logging.getLogger("tlearn")
 class Sample:
     path: Path
     label: int  # index into DataSplits.classes; -1 when unlabeled
+    group: str | None = None  # patient / subject id: a group never spans two splits
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,12 @@ class DataSplits:
     test: list[Sample]
     val_source: str
     skipped: list[SkippedFile] = field(default_factory=list)
+    group_by: str | None = None  # the --group-by regex, when groups came from file names
+    unmatched: int = 0  # images the --group-by regex found no group in
+
+    @property
+    def has_groups(self) -> bool:
+        return any(s.group is not None for name in SPLITS for s in self.split(name))
 
     def split(self, name: str) -> list[Sample]:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -123,14 +132,19 @@ def _warn_links(skipped: list[SkippedFile], root: Path) -> None:
                     "%s; they are listed with the skipped files", len(links), root, links[0].path, links[0].reason)
 
 
-def read_labelled_folder(folder: str | Path, classes: list[str]) -> tuple[list[Sample], list[SkippedFile]]:
-    """Read a class tree whose class names must be a subset of a trained model's classes."""
+def read_labelled_folder(folder: str | Path, classes: list[str],
+                         group_by: str | None = None) -> tuple[list[Sample], list[SkippedFile]]:
+    """Read a class tree whose class names must be a subset of a trained model's classes (with each image's
+    group from a manifest's group column or the group_by regex, when given)."""
     folder = Path(folder).expanduser().resolve()
+    groups: dict[Path, str] = {}
     if folder.suffix.lower() == ".csv":
         rows = _read_manifest(folder)
         tree: dict[str, list[Path]] = {}
-        for path, label, _ in rows:
+        for path, label, _, group in rows:
             tree.setdefault(label, []).append(path)
+            if group:
+                groups[path] = group
         skipped: list[SkippedFile] = []
     else:
         tree, skipped = read_class_tree(folder)
@@ -140,7 +154,10 @@ def read_labelled_folder(folder: str | Path, classes: list[str]) -> tuple[list[S
             f"{folder} has classes the model does not know: {unknown}; the model's classes are {classes}."
         )
     index = {name: i for i, name in enumerate(classes)}
-    samples = [Sample(p, index[name]) for name in sorted(tree) for p in tree[name]]
+    samples = [Sample(p, index[name], groups.get(p)) for name in sorted(tree) for p in tree[name]]
+    if group_by:
+        samples, _ = apply_group_regex(samples, group_by, folder.parent if folder.is_file() else folder,
+                                       required=False)
     return samples, skipped
 
 
@@ -158,9 +175,9 @@ def _check_classes(train: dict[str, list], other: dict[str, list], split: str, r
         )
 
 
-def _to_samples(tree: dict[str, list[Path]], classes: list[str]) -> list[Sample]:
+def _to_samples(tree: dict[str, list[Path]], classes: list[str], groups: dict[Path, str]) -> list[Sample]:
     index = {name: i for i, name in enumerate(classes)}
-    return [Sample(p, index[name]) for name in classes for p in tree.get(name, [])]
+    return [Sample(p, index[name], groups.get(p)) for name in classes for p in tree.get(name, [])]
 
 
 def _stratified_holdout(
@@ -176,16 +193,37 @@ def _stratified_holdout(
     n_val = max(len(classes), round(len(samples) * fraction))
     if len(samples) - n_val < len(classes):
         raise DataError(f"{root} has too few images ({len(samples)}) to hold out a validation split.")
-    train, val = train_test_split(
-        samples, test_size=n_val, stratify=[s.label for s in samples], random_state=seed
-    )
+    if any(s.group is not None for s in samples):
+        train, val = grouped_holdout(samples, len(classes), fraction, seed)
+        _check_grouped_holdout(train, val, classes, root)
+    else:
+        train, val = train_test_split(
+            samples, test_size=n_val, stratify=[s.label for s in samples], random_state=seed
+        )
     key = lambda s: (s.label, str(s.path))  # noqa: E731 - keep splits in a stable order
     return sorted(train, key=key), sorted(val, key=key)
 
 
-def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
-    """(path, label, split) rows. Absolute paths are taken as written; a relative path that resolves outside the
-    CSV's folder (through '..' or a symbolic link) is read but warned about, naming its lines."""
+def _check_grouped_holdout(train: list[Sample], val: list[Sample], classes: list[str], root: Path) -> None:
+    """Whole groups may leave a class out of train (an error: nothing to learn it from) or out of val (a
+    warning: val cannot measure it)."""
+    no_train = [classes[c] for c in range(len(classes)) if not any(s.label == c for s in train)]
+    if no_train:
+        raise DataError(f"holding out whole groups (patients) for validation in {root} leaves class(es) {no_train} "
+                        "without training images: their images belong to too few groups. Add images of other "
+                        "patients, or provide a val/ folder (or split column).")
+    if not val:
+        raise DataError(f"{root} has too few groups (patients) to hold out a validation split of whole groups; add "
+                        "images of other patients, or provide a val/ folder (or split column).")
+    no_val = [classes[c] for c in range(len(classes)) if not any(s.label == c for s in val)]
+    if no_val:
+        log.warning("the group-aware validation split of %s has no images of class(es) %s (too few groups); "
+                    "provide a val/ folder to measure them", root, no_val)
+
+
+def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | None]]:
+    """(path, label, split, group) rows. Absolute paths are taken as written; a relative path that resolves
+    outside the CSV's folder (through '..' or a symbolic link) is read but warned about, naming its lines."""
     if not csv_path.is_file():
         raise DataError(f"manifest {csv_path} does not exist.")
     root = csv_path.parent.resolve()
@@ -194,7 +232,8 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
         reader = csv.DictReader(f)
         fields = [c.strip().lower() for c in (reader.fieldnames or [])]
         if "path" not in fields or "label" not in fields:
-            raise DataError(f"manifest {csv_path} needs a header with columns path,label (and optionally split).")
+            raise DataError(f"manifest {csv_path} needs a header with columns path,label (and optionally split, "
+                            "group).")
         rows = []
         for line, raw in enumerate(reader, start=2):
             row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
@@ -208,7 +247,7 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
             split = row.get("split") or None
             if split is not None and split not in SPLITS:
                 raise DataError(f"{csv_path} line {line}: split must be one of {SPLITS}, not {split!r}.")
-            rows.append((path, row["label"], split))
+            rows.append((path, row["label"], split, row.get("group") or None))
     if outside:
         more = f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""
         log.warning("manifest %s: %d relative path(s) lead outside its folder %s: %s%s. They are read; if that is "
@@ -219,18 +258,25 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
     return rows
 
 
-def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> DataSplits:
-    """Resolve DATA into train/val/test samples with one shared, sorted class list."""
+def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0,
+                group_by: str | None = None) -> DataSplits:
+    """Resolve DATA into train/val/test samples with one shared, sorted class list.
+
+    group_by: a regex that takes each image's group (patient) from its file name where the manifest gives none.
+    """
     root = Path(data).expanduser().resolve()  # absolute: run files and reports work from any folder
     if not root.exists():
         raise DataError(f"data path {root} does not exist.")
     skipped: list[SkippedFile] = []
     trees: dict[str, dict[str, list[Path]]] = {}
+    groups: dict[Path, str] = {}
     if root.is_file():
         if root.suffix.lower() != ".csv":
             raise DataError(f"{root} is a file but not a .csv manifest; pass a folder or a CSV with path,label.")
-        for path, label, split in _read_manifest(root):
+        for path, label, split, group in _read_manifest(root):
             trees.setdefault(split or "train", {}).setdefault(label, []).append(path)
+            if group:
+                groups[path] = group
         if "train" not in trees:
             raise DataError(f"manifest {root} has no train rows.")
     elif (root / "train").is_dir():
@@ -250,15 +296,21 @@ def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> D
         if split in trees:
             _check_classes(trees["train"], trees[split], split, root)
 
-    train = _to_samples(trees["train"], classes)
-    test = _to_samples(trees.get("test", {}), classes)
+    base = root.parent if root.is_file() else root
+    listed = {split: _to_samples(trees.get(split, {}), classes, groups) for split in SPLITS}
+    every, unmatched = apply_group_regex([s for split in SPLITS for s in listed[split]], group_by, base)
+    by_split, start = {}, 0
+    for split in SPLITS:
+        by_split[split], start = every[start:start + len(listed[split])], start + len(listed[split])
+    train, test = by_split["train"], by_split["test"]
     if "val" in trees:
-        val = _to_samples(trees["val"], classes)
+        val = by_split["val"]
         val_source = "val split"
     else:
         train, val = _stratified_holdout(train, classes, val_fraction, seed, root)
-        val_source = f"{val_fraction:.0%} of train held out (stratified, seed {seed})"
-    return DataSplits(str(root), classes, train, val, test, val_source, skipped)
+        how = "whole groups, stratified" if any(s.group is not None for s in train) else "stratified"
+        val_source = f"{val_fraction:.0%} of train held out ({how}, seed {seed})"
+    return DataSplits(str(root), classes, train, val, test, val_source, skipped, group_by, unmatched)
 
 
 def list_images(path: str | Path) -> list[Path]:

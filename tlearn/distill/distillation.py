@@ -120,7 +120,7 @@ def distill_config(cfg: DistillConfig) -> Run:
     device, precision, cache_dir = settle_runtime(cfg.device, cfg.precision, cfg.cache_dir)
     torch.manual_seed(cfg.seed)
 
-    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
+    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by)
     teacher = Teacher.from_run(cfg.teacher)
     teacher.check_classes(splits.classes, cfg.data)
     _warn_if_teacher_saw_other_data(teacher, splits)

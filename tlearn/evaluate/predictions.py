@@ -19,12 +19,14 @@ class PredictionTable:
     labels: np.ndarray  # (n,) int64
     probs: np.ndarray  # (n, K) float64
     classes: list[str]
+    groups: list[str | None] | None = None  # each image's group (patient), when the file has a group column
 
     @property
     def labelled(self) -> "PredictionTable":
         keep = self.labels >= 0
+        groups = None if self.groups is None else [g for g, k in zip(self.groups, keep) if k]
         return PredictionTable(self.split, [p for p, k in zip(self.paths, keep) if k], self.labels[keep],
-                               self.probs[keep], self.classes)
+                               self.probs[keep], self.classes, groups)
 
     @property
     def predicted(self) -> np.ndarray:
@@ -57,7 +59,8 @@ def read_predictions(path: str | Path, classes: list[str] | None = None) -> Pred
         raise TlearnError(f"{path} has classes {file_classes}, but the run has {list(classes)}; "
                           "it was written by another run: delete it or re-run `tlearn evaluate --save-as`.")
     index = {name: k for k, name in enumerate(file_classes)}
-    paths, labels, probs = [], [], []
+    group_col = header.index("group") if "group" in header else None
+    paths, labels, probs, groups = [], [], [], []
     for line, row in enumerate(rows, start=2):
         if not row:
             continue
@@ -68,7 +71,10 @@ def read_predictions(path: str | Path, classes: list[str] | None = None) -> Pred
                               "re-run `tlearn evaluate --save-as`.") from None
         paths.append(row[0])
         labels.append(index.get(row[1], -1))
+        if group_col is not None:
+            groups.append(row[group_col] if group_col < len(row) and row[group_col] else None)
     return PredictionTable(
         split=path.stem, paths=paths, labels=np.array(labels, dtype=np.int64),
         probs=np.array(probs, dtype=np.float64).reshape(len(probs), len(file_classes)), classes=file_classes,
+        groups=groups if group_col is not None else None,
     )

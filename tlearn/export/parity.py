@@ -51,7 +51,7 @@ def split_samples(run: Run, data: str | Path | None = None, split: str = "val") 
     if not root or not Path(root).exists():
         raise TlearnError(f"the data of run {run.path} ({root}) is not available, and export checks parity on "
                           "its val split; pass --data DATA (the same class folders) to check on it there.")
-    splits = load_splits(root, fit.get("val_fraction", 0.2), fit.get("seed", 0))
+    splits = load_splits(root, fit.get("val_fraction", 0.2), fit.get("seed", 0), fit.get("group_by"))
     if splits.classes != run.classes:
         raise TlearnError(f"{root} has classes {splits.classes}, but run {run.path} has {run.classes}.")
     samples = splits.split(split)

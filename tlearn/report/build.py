@@ -11,6 +11,7 @@ from .._version import __version__
 from ..constants import REPORT_HEATMAPS
 from ..errors import TlearnError
 from ..evaluate.binary import DEFAULT_THRESHOLD, binary_curves, operating_point, youden_threshold
+from ..evaluate.intervals import add_intervals
 from ..evaluate.metrics import (
     classification_metrics,
     confusion_counts,
@@ -67,11 +68,24 @@ def _metric_rows(rc: RunContents) -> list[dict]:
             if not len(labelled):
                 rows.append({"split": split, "n": 0, "source": f"{len(table)} unlabelled images"})
                 continue
-            block, source = classification_metrics(labelled.labels, labelled.probs), f"predictions/{split}.csv"
+            block = add_intervals(classification_metrics(labelled.labels, labelled.probs), labelled.labels,
+                                  labelled.probs, labelled.groups)
+            source = f"predictions/{split}.csv"
         if block:
             note = "training data: optimistic" if split == "train" else ""
             rows.append({"split": split, "source": source, "note": note, **block})
     return rows
+
+
+def _ci_note(rows: list[dict]) -> str:
+    """How the intervals shown were computed ('' when no row has one)."""
+    rows = [r for r in rows if r.get("ci95")]
+    if not rows:
+        return ""
+    units = sorted({"groups (patients)" if r.get("ci_unit") == "group" else "images" for r in rows})
+    resamples = sorted({r.get("ci_resamples") for r in rows if r.get("ci_resamples")})
+    return (f"bootstrap 95% interval: percentile, {'/'.join(str(n) for n in resamples)} resamples of "
+            f"{' or '.join(units)}")
 
 
 def _headline(rows: list[dict]) -> dict | None:
@@ -225,7 +239,9 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "problems": rc.problems,
         "unlabelled": unlabelled,
         "metric_rows": metric_rows,
-        "binary_task": len(classes) == 2,
+        "auroc_key": "auroc" if len(classes) == 2 else (
+            "auroc_macro" if any("auroc_macro" in r for r in metric_rows) else None),
+        "ci_note": _ci_note(metric_rows),
         "per_class": _per_class_view(labelled, classes) if labelled else None,
         "confusion": confusion,
         "main_split": main_split,

@@ -33,6 +33,8 @@ table.data th { background: #f8fafc; font-weight: 600; color: #374151; position:
 table.data td.l, table.data th.l { text-align: left; }
 table.data tr.group th { background: #eef2f7; text-align: center; }
 table.data td.muted { color: var(--muted); }
+.ci { color: var(--muted); font-size: 11px; white-space: nowrap; }
+.card .ci { color: #94a3b8; }
 .scroll { overflow-x: auto; max-width: 100%; }
 .scroll-y { max-height: 560px; overflow-y: auto; }
 img.plot { max-width: 100%; height: auto; display: block; }
@@ -76,7 +78,8 @@ footer { color: var(--muted); font-size: 12px; padding: 0 0 24px; }
 @media print { nav { display: none; } section { break-inside: avoid; } }
 """
 
-REPORT = r"""{% macro cm_table(cm, mode) %}
+REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{% if c %}<div class="ci">{{ c[0] | fmt }}–{{ c[1] | fmt }}</div>{% endif %}{% endmacro %}
+{% macro cm_table(cm, mode) %}
 <div class="scroll">
   <div class="axis">{{ mode }}{% if mode == "row-normalised" %} (% of true class){% endif %}</div>
   <table class="cm{% if large_matrix %} large{% endif %}">
@@ -110,10 +113,10 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
   <div class="sub">data <code>{{ s.data }}</code> · run <code>{{ run_path }}</code> · created {{ s.created }}</div>
   {% if s.headline %}{% set h = s.headline %}
   <div class="cards">
-    <div class="card"><div class="k">{{ h.split }} accuracy</div><div class="v">{{ h.accuracy | fmt }}</div></div>
-    <div class="card"><div class="k">balanced accuracy</div><div class="v">{{ h.balanced_accuracy | fmt }}</div></div>
+    <div class="card"><div class="k">{{ h.split }} accuracy</div><div class="v">{{ h.accuracy | fmt }}</div>{{ ci(h, "accuracy") }}</div>
+    <div class="card"><div class="k">balanced accuracy</div><div class="v">{{ h.balanced_accuracy | fmt }}</div>{{ ci(h, "balanced_accuracy") }}</div>
     <div class="card"><div class="k">macro F1</div><div class="v">{{ h.macro_f1 | fmt }}</div></div>
-    {% if h.auroc is defined %}<div class="card"><div class="k">AUROC</div><div class="v">{{ h.auroc | fmt }}</div></div>{% endif %}
+    {% if h.auroc is defined %}<div class="card"><div class="k">AUROC</div><div class="v">{{ h.auroc | fmt }}</div>{{ ci(h, "auroc") }}</div>{% endif %}
     <div class="card"><div class="k">ECE</div><div class="v">{{ h.ece | fmt }}</div></div>
     <div class="card"><div class="k">images</div><div class="v">{{ h.n | fmt }}</div></div>
   </div>
@@ -133,15 +136,17 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
 
 <section id="metrics">
   <h2>Metrics per split</h2>
-  <p class="hint">val chooses the model; test is never used for choosing anything. Log loss and ECE: lower is better.</p>
+  <p class="hint">val chooses the model; test is never used for choosing anything. Log loss and ECE: lower is better.
+    {% if ci_note %}Below each value: its {{ ci_note }}.{% endif %}</p>
   <div class="scroll"><table class="data">
     <tr><th class="l">split</th><th>images</th><th>accuracy</th><th>balanced accuracy</th><th>macro F1</th>
-      <th>log loss</th><th>ECE</th>{% if binary_task %}<th>AUROC</th>{% endif %}<th class="l">source</th></tr>
+      <th>log loss</th><th>ECE</th>{% if auroc_key %}<th>{{ "AUROC" if auroc_key == "auroc" else "macro AUROC" }}</th>{% endif %}<th class="l">source</th></tr>
     {% for r in metric_rows %}
     <tr><td class="l"><b>{{ r.split }}</b>{% if r.get('note') %} <span class="tag">{{ r.note }}</span>{% endif %}</td>
-      <td>{{ r.n | fmt }}</td><td>{{ r.get("accuracy") | fmt }}</td><td>{{ r.get("balanced_accuracy") | fmt }}</td>
+      <td>{{ r.n | fmt }}</td><td>{{ r.get("accuracy") | fmt }}{{ ci(r, "accuracy") }}</td>
+      <td>{{ r.get("balanced_accuracy") | fmt }}{{ ci(r, "balanced_accuracy") }}</td>
       <td>{{ r.get("macro_f1") | fmt }}</td><td>{{ r.get("loss") | fmt }}</td><td>{{ r.get("ece") | fmt }}</td>
-      {% if binary_task %}<td>{{ r.get("auroc") | fmt }}</td>{% endif %}<td class="l muted">{{ r.source }}</td></tr>
+      {% if auroc_key %}<td>{{ r.get(auroc_key) | fmt }}{{ ci(r, auroc_key) }}</td>{% endif %}<td class="l muted">{{ r.source }}</td></tr>
     {% else %}<tr><td class="l" colspan="9">No metrics: the run has no metrics.json and no predictions.</td></tr>
     {% endfor %}
   </table></div>

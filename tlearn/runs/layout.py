@@ -68,13 +68,17 @@ def _fmt(v) -> str:
 
 
 def write_predictions(path: str | Path, samples: Sequence, probs, classes: list[str]) -> None:
-    """One row per image (samples: objects with .path and .label), for confusion matrices, curves, galleries."""
+    """One row per image (samples: objects with .path and .label, and .group), for confusion matrices, curves,
+    galleries; a group column when any sample has a group (the report's intervals resample them)."""
+    grouped = any(getattr(s, "group", None) is not None for s in samples)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", **ENCODING) as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "predicted", "confidence"] + [f"p:{c}" for c in classes])
+        w.writerow(["path", "label", "predicted", "confidence"] + [f"p:{c}" for c in classes]
+                   + (["group"] if grouped else []))
         for s, p in zip(samples, probs):
             label = classes[s.label] if s.label >= 0 else ""
-            w.writerow([str(s.path), label, classes[int(p.argmax())], f"{p.max():.6f}"] + [f"{x:.6f}" for x in p])
+            w.writerow([str(s.path), label, classes[int(p.argmax())], f"{p.max():.6f}"] + [f"{x:.6f}" for x in p]
+                       + ([s.group or ""] if grouped else []))
 
 
 def write_marker(folder: Path, status: str, inputs: dict | None = None, files: Sequence[str] = ()) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..backbones.model import BackboneInfo, TransferModel, load_transfer_model
 from ..data.layout import Sample, SkippedFile, list_images, read_labelled_folder
 from ..errors import TlearnError
+from ..evaluate.intervals import add_intervals
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.predict import predict_samples
 from . import layout
@@ -93,10 +94,13 @@ class Run:
 
     def evaluate(self, split: str | Path, batch_size: int = 64, precision: str | None = None,
                  progress: bool = True, save_as: str | None = None, tta: str | None = None) -> dict:
-        """Metrics on a labelled class tree (or CSV) whose classes are among the run's classes (tta as in predict)."""
-        samples, skipped = read_labelled_folder(split, self.classes)
+        """Metrics, with bootstrap intervals, on a labelled class tree (or CSV) whose classes are among the run's
+        classes (tta as in predict). Groups come from a manifest's group column or the run's --group-by."""
+        group_by = self.config.get("fit", {}).get("group_by")
+        samples, skipped = read_labelled_folder(split, self.classes, group_by)
         probs, fs = self._predict(samples, precision, batch_size, progress, tta=tta)
-        metrics = classification_metrics(fs.labels, probs) if len(fs.samples) else {"n": 0}
+        metrics = (add_intervals(classification_metrics(fs.labels, probs), fs.labels, probs,
+                                 [s.group for s in fs.samples]) if len(fs.samples) else {"n": 0})
         metrics["skipped"] = [s.to_dict() for s in skipped + fs.skipped]
         if save_as:
             name = f"{layout.PREDICTIONS}/{save_as}.csv"

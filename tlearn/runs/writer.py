@@ -26,6 +26,7 @@ from ..constants import ALONE_DIR
 from ..data.layout import DataSplits, Sample
 from ..device import pick_device, resolve_precision
 from ..errors import TlearnError
+from ..evaluate.intervals import add_intervals
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.predict import predict_samples
 from ..features.cache import default_cache_dir
@@ -107,7 +108,8 @@ def evaluate_splits(model: TransferModel, splits: DataSplits, data_config, *, pr
                                     batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
                                     progress=progress, desc=f"{split} {who or 'features'}")
         results.skipped += fs.skipped
-        m = results.metrics[split] = classification_metrics(fs.labels, probs)
+        m = results.metrics[split] = add_intervals(classification_metrics(fs.labels, probs), fs.labels, probs,
+                                                   [s.group for s in fs.samples])
         results.predictions[split] = (fs.samples, probs)
         log.info("%s%s: accuracy %.4f, balanced %.4f, macro-F1 %.4f (n=%d)", f"{who} " if who else "", split,
                  m["accuracy"], m["balanced_accuracy"], m["macro_f1"], m["n"])
@@ -120,7 +122,10 @@ def run_config(sections: dict, info: BackboneInfo, splits: DataSplits, precision
         **{k: v for k, v in sections.items() if k in ("fit", "strategy")},
         "backbone": info.to_dict(),
         "data": {"root": splits.root, "val_source": splits.val_source, "counts": splits.counts(),
-                 "classes": splits.classes},
+                 "classes": splits.classes,
+                 **({"group_by": splits.group_by} if splits.group_by else {}),
+                 **({"groups": {name: len({s.group for s in splits.split(name) if s.group is not None})
+                                for name in ("train", "val", "test")}} if splits.has_groups else {})},
         **{k: v for k, v in sections.items() if k not in ("fit", "strategy")},
         "precision": precision,
         "device": str(device),

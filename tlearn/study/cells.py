@@ -25,8 +25,8 @@ log = logging.getLogger("tlearn")
 CELL_FILE = "cell.json"
 METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "loss", "n")
 # FitConfig fields that do not change a cell's result (where it is written, how it is shown or cached).
-NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume", "overwrite")
-UNSET_NOT_IN_KEY = ("budget_minutes",)  # options added later: unset, they keep existing cells' keys
+NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume", "overwrite", "strict")
+UNSET_NOT_IN_KEY = ("budget_minutes", "group_by")  # options added later: unset, they keep existing cells' keys
 PENDING_FILE = "cell.pending.json"  # written when a cell starts: its checkpoints may be resumed under that key
 
 

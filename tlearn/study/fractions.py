@@ -3,6 +3,8 @@
 For one seed, every class's training images are shuffled once; a fraction f keeps the first
 max(min_per_class, round(f * n_class)) of each class. Because the count grows with f and the order is fixed,
 each smaller subset lies inside every larger one (nested), and class proportions are kept (stratified).
+When the images carry groups (patients), whole groups are drawn instead (data.groups.grouped_subsets): a fraction
+then counts images, rounded up to whole patients, and the manifests carry the group column.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.groups import grouped_subsets
 from ..data.layout import DataSplits, Sample
 from ..errors import TlearnError
 
@@ -34,7 +37,10 @@ def class_count(n: int, fraction: float, min_per_class: int) -> int:
 
 def nested_fractions(train: Sequence[Sample], fractions: Sequence[float], seed: int,
                      min_per_class: int = 1) -> dict[float, list[Sample]]:
-    """fraction -> training subset; nested across fractions, stratified by label, fixed by seed."""
+    """fraction -> training subset; nested across fractions, stratified by label, fixed by seed; whole groups
+    when the samples carry groups."""
+    if any(s.group is not None for s in train):
+        return grouped_subsets(train, check_fractions(fractions), seed, min_per_class, class_count)
     by_class: dict[int, list[Sample]] = defaultdict(list)
     for s in sorted(train, key=lambda s: (s.label, str(s.path))):
         by_class[s.label].append(s)
@@ -47,13 +53,16 @@ def nested_fractions(train: Sequence[Sample], fractions: Sequence[float], seed: 
 
 
 def manifest_text(subset: Sequence[Sample], splits: DataSplits) -> str:
-    """CSV (path,label,split) with the subset as train and the full val/test splits, paths absolute."""
+    """CSV (path,label,split[,group]) with the subset as train and the full val/test splits, paths absolute; the
+    group column only when the data has groups (so existing studies keep their manifests, hence their cells)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "label", "split"])
+    grouped = splits.has_groups
+    w.writerow(["path", "label", "split"] + (["group"] if grouped else []))
     for split, samples in (("train", subset), ("val", splits.val), ("test", splits.test)):
         for s in samples:
-            w.writerow([str(Path(s.path).resolve()), splits.classes[s.label], split])
+            w.writerow([str(Path(s.path).resolve()), splits.classes[s.label], split]
+                       + ([s.group or ""] if grouped else []))
     return buf.getvalue()
 
 

@@ -80,7 +80,7 @@ def run_study(cfg: StudyConfig) -> StudyResult:
     fractions = check_fractions(cfg.fractions)
     options = resolve_fit_options(cfg)
     base = FitConfig(data=cfg.data, out=str(out), **options)
-    splits = load_splits(cfg.data, base.val_fraction, cfg.first_seed)  # one val split shared by every cell
+    splits = load_splits(cfg.data, base.val_fraction, cfg.first_seed, base.group_by)  # one val split, every cell
     split = "test" if splits.test else "val"
     out.mkdir(parents=True, exist_ok=True)
 
