@@ -89,7 +89,10 @@ class FitConfig(RunOptions):
     weights: str | None = option(None, "pretrained weights: omit for the registry's, 'none' for random init, or a "
                                        "file path")
     weights_sha256: str | None = option(None, "refuse weights whose sha256 differs")
-    class_weights: str | None = option(None, "auto: weight classes by 1/frequency", choices=("auto",))
+    class_weights: str | None = option(None, "auto: weight classes by 1/frequency (multi-label: each label's "
+                                             "positives by negatives/positives)", choices=("auto",))
+    empty_label: str | None = option(None, "multi-label manifests: this label (e.g. 'No Finding') excludes all "
+                                           "others and becomes the empty set, not a class", metavar="LABEL")
     # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
     epochs: int | None = option(None, "epochs of the main phase (strategy default)",
                                 check=checks.at_least(1, "--epochs"), group=TRAINING_GROUP)

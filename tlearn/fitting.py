@@ -37,7 +37,7 @@ def fit_config(cfg: FitConfig) -> Run | None:
     torch.manual_seed(cfg.seed)
     device, precision, cache_dir = settle_runtime(cfg.device, cfg.precision, cfg.cache_dir)
 
-    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
+    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.empty_label)
     log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
              len(splits.train), len(splits.val), splits.val_source, len(splits.test))
     leakage = check_leakage(splits, cache_dir) if is_main else None  # before training: loud, early
@@ -62,7 +62,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
 
     model = result.model.eval()
     evaluated = evaluate_splits(model, splits, info.data_config, precision=precision, device=str(device),
-                                batch_size=cfg.batch_size, cache_dir=cache_dir, progress=cfg.progress)
+                                batch_size=cfg.batch_size, cache_dir=cache_dir, progress=cfg.progress,
+                                out_of_fold=result.out_of_fold)
     metrics = {"train": result.train_metrics} if result.train_metrics else {}
     metrics.update(evaluated.metrics)
     skipped = list(splits.skipped) + list(result.skipped) + evaluated.skipped
@@ -79,6 +80,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
     if skipped:
         log.warning("skipped %d unreadable or non-image file(s):\n%s", len(skipped),
                     "\n".join(f"  {s.path}: {s.reason}" for s in skipped))
-    config = run_config({"fit": cfg.to_dict(), "strategy": {"name": cfg.strategy, **result.details}}, info, splits,
-                        precision, str(device))
+    sections = {"fit": cfg.to_dict(), "strategy": {"name": cfg.strategy, **result.details}}
+    if evaluated.task is not None:  # what evaluate, predict, export and serve need to score a multi-label run
+        sections["task"] = evaluated.task
+    config = run_config(sections, info, splits, precision, str(device))
     return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions)

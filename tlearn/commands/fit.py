@@ -30,8 +30,8 @@ def run(args) -> int:
     if result is None:  # a torchrun worker other than rank 0: rank 0 writes and reports the run
         return 0
     m = result.metrics
-    summary = {split: {k: round(v, 4) for k, v in m[split].items() if k != "n"} | {"n": m[split]["n"]}
-               for split in ("val", "test") if split in m}
+    summary = {split: {k: round(v, 4) for k, v in m[split].items() if k != "n" and isinstance(v, float)}
+               | {"n": m[split]["n"]} for split in ("val", "test") if split in m}  # multi-label: per_label in the run
     summary.update(train_seconds=m["train_seconds"], skipped=len(m["skipped"]), run=str(result.path))
     print(json.dumps(summary, indent=2))
     return 0
