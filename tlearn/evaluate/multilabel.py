@@ -37,8 +37,15 @@ def choose_thresholds(y_true: np.ndarray, probs: np.ndarray) -> list[float]:
     """Per label, the threshold maximising sensitivity + specificity - 1 on these labels (0.5 where a label
     has only positives or only negatives here)."""
     y, p = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
-    return [float(min(youden_threshold(y[:, k], p[:, k]), 1.0)) if _both(y[:, k]) else DEFAULT_THRESHOLD
-            for k in range(p.shape[1])]
+    return [_youden_midpoint(y[:, k], p[:, k]) if _both(y[:, k]) else DEFAULT_THRESHOLD for k in range(p.shape[1])]
+
+
+def _youden_midpoint(y: np.ndarray, p: np.ndarray) -> float:
+    """Youden's threshold moved halfway down to the next lower score: the same calls on these images, but not
+    on a score's edge, where a rounding difference (bf16 features, an exported graph) would flip the call."""
+    t = min(youden_threshold(y, p), 1.0)
+    below = p[p < t]
+    return float((t + below.max()) / 2) if len(below) else float(t)
 
 
 def _mean(values) -> float | None:
