@@ -13,6 +13,7 @@ from .backbones.registry import count_parameters
 from .config import FitConfig
 from .data.layout import load_splits
 from .data.leakage import check_leakage, log_leakage
+from .data.multilabel import refuse_multilabel
 from .runs.run import Run
 from .runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
 from .strategies import FitContext, get_strategy
@@ -38,6 +39,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
     device, precision, cache_dir = settle_runtime(cfg.device, cfg.precision, cfg.cache_dir)
 
     splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.empty_label)
+    if cfg.strategy == "auto":  # its search compares candidates by val accuracy, a single-label score
+        refuse_multilabel(splits, "--strategy auto")
     log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
              len(splits.train), len(splits.val), splits.val_source, len(splits.test))
     leakage = check_leakage(splits, cache_dir) if is_main else None  # before training: loud, early

@@ -40,6 +40,13 @@ def task_of(samples: Sequence[Sample]) -> str:
     return TASK_MULTILABEL if is_multilabel(samples) else TASK_SINGLE
 
 
+def refuse_multilabel(splits: DataSplits, what: str) -> None:
+    """A DataError for the commands that do not handle multi-label tasks yet."""
+    if is_multilabel(splits.train):
+        raise DataError(f"{splits.root} is a multi-label manifest, and {what} handles one label per image only "
+                        "so far; use `tlearn fit` with --strategy linear-probe or finetune.")
+
+
 def label_matrix(samples: Sequence[Sample], num_classes: int) -> np.ndarray:
     """(n, num_classes) 0/1 float32 targets of multi-label samples."""
     y = np.zeros((len(samples), num_classes), dtype=np.float32)

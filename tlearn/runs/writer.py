@@ -61,7 +61,8 @@ def run_inputs(info: BackboneInfo, splits: DataSplits, strategy: str) -> dict:
         "strategy": strategy,
         "backbone": {k: backbone[k] for k in ("name", "architecture", "weights", "weights_sha256", "data_config")},
         "data": {"root": str(splits.root), "classes": list(splits.classes),
-                 **{split: stable_hash([[str(s.path), s.label] for s in splits.split(split)])
+                 **{split: stable_hash([[str(s.path), list(s.labels) if hasattr(s, "labels") else s.label]
+                                        for s in splits.split(split)])
                     for split in ("train", "val", "test")}},
     }))
 
