@@ -114,7 +114,7 @@ REPORT = r"""{% macro cm_table(cm, mode) %}
   {% endif %}
 </div></header>
 <nav><div class="wrap">
-  <a href="#metrics">Metrics</a><a href="#per-class">Per class</a><a href="#confusion">Confusion matrix</a>
+  <a href="#metrics">Metrics</a><a href="#per-class">{% if multilabel %}Per label{% else %}Per class{% endif %}</a><a href="#confusion">Confusion matrix</a>
   <a href="#calibration">Calibration</a>{% if binary %}<a href="#roc">ROC &amp; sensitivity</a>{% endif %}
   <a href="#errors">Confidently wrong</a><a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}<a href="#skipped">Skipped files</a>
   <a href="#config">Config</a>
