@@ -24,9 +24,9 @@ from ..backbones.model import BackboneInfo, TransferModel, model_file_metadata
 from ..config import library_versions
 from ..constants import ALONE_DIR
 from ..data.layout import DataSplits, Sample
+from ..data.multilabel import TASK_MULTILABEL, is_multilabel, label_matrix
 from ..device import pick_device, resolve_precision
 from ..errors import TlearnError
-from ..data.multilabel import TASK_MULTILABEL, is_multilabel, label_matrix
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.multilabel import choose_thresholds, multilabel_metrics
 from ..evaluate.predict import predict_samples
