@@ -111,7 +111,10 @@ class FitConfig(RunOptions):
                                             "weights here)", metavar="LIST")
     rank_metric: str = option(DEFAULT_RANK_METRIC, "--backbone auto: the transferability score that picks the "
                                                    "source", choices=RANK_METRICS)
-    class_weights: str | None = option(None, "auto: weight classes by 1/frequency", choices=("auto",))
+    class_weights: str | None = option(None, "auto: weight classes by 1/frequency (multi-label: each label's "
+                                             "positives by negatives/positives)", choices=("auto",))
+    empty_label: str | None = option(None, "multi-label manifests: this label (e.g. 'No Finding') excludes all "
+                                           "others and becomes the empty set, not a class", metavar="LABEL")
     strict: bool = option(False, "refuse to train when a group (patient) appears in two of the given splits "
                                  "(default: warn, and list them in metrics.json)")
     # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default

@@ -16,6 +16,7 @@ from .data.groups import groups_record, shared_groups, shared_groups_text
 from .data.layout import SPLITS, DataSplits, load_splits
 from .data.leakage import check_leakage, log_leakage
 from .errors import DataError
+from .data.multilabel import refuse_multilabel
 from .runs.run import Run
 from .runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
 from .strategies import FitContext, get_strategy
@@ -53,7 +54,9 @@ def fit_config(cfg: FitConfig) -> Run | None:
     torch.manual_seed(cfg.seed)
     device, precision, cache_dir = settle_runtime(cfg.device, cfg.precision, cfg.cache_dir)
 
-    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by)
+    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by, cfg.empty_label)
+    if cfg.strategy == "auto":  # its search compares candidates by val accuracy, a single-label score
+        refuse_multilabel(splits, "--strategy auto")
     log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
              len(splits.train), len(splits.val), splits.val_source, len(splits.test))
     groups = check_groups(splits, cfg.strict, cfg.group_by)
@@ -84,7 +87,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
 
     model = result.model.eval()
     evaluated = evaluate_splits(model, splits, info.data_config, precision=precision, device=str(device),
-                                batch_size=cfg.batch_size, cache_dir=cache_dir, progress=cfg.progress)
+                                batch_size=cfg.batch_size, cache_dir=cache_dir, progress=cfg.progress,
+                                out_of_fold=result.out_of_fold)
     metrics = {"train": result.train_metrics} if result.train_metrics else {}
     metrics.update(evaluated.metrics)
     skipped = list(splits.skipped) + list(result.skipped) + evaluated.skipped
@@ -106,6 +110,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
     sections = {"fit": cfg.to_dict(), "strategy": {"name": cfg.strategy, **result.details}}
     if ranking is not None:
         sections["rank"] = ranking.to_dict()
+    if evaluated.task is not None:  # what evaluate, predict, export and serve need to score a multi-label run
+        sections["task"] = evaluated.task
     config = run_config(sections, info, splits, precision, str(device))
     return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions)
 

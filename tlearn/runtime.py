@@ -292,13 +292,21 @@ def decode_image(data: bytes | str | Path, draft_size: int | None = None,
 
 @dataclass
 class Prediction:
+    """label, probability: the top class. A multi-label model: labels are those at or above their thresholds,
+    label is them '|'-joined ("" for none), probability the highest, probabilities every label's."""
+
     label: str
     probability: float
     top: list[tuple[str, float]]  # the k most probable classes, most probable first
+    labels: list[str] | None = None
+    probabilities: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "probability": self.probability,
-                "top": [{"label": c, "probability": p} for c, p in self.top]}
+        out = {"label": self.label, "probability": self.probability,
+               "top": [{"label": c, "probability": p} for c, p in self.top]}
+        if self.labels is not None:
+            out.update(labels=self.labels, probabilities=self.probabilities)
+        return out
 
 
 def read_metadata(props: dict[str, str]) -> dict:
@@ -330,6 +338,9 @@ class Classifier:
                                      str(dc.get("dicom_window", DEFAULT_DICOM_WINDOW)))
         self.input_name = self.session.get_inputs()[0].name
         self.max_pixels = max_pixels
+        self.multilabel = self.metadata.get("task") == "multilabel"  # sigmoid outputs, one per label
+        cuts = self.metadata.get("thresholds") or {}
+        self.thresholds = np.array([float(cuts.get(c, 0.5)) for c in self.classes]) if self.multilabel else None
 
     @property
     def input_size(self) -> int:
@@ -357,7 +368,12 @@ class Classifier:
         for row in np.atleast_2d(probs):
             order = np.argsort(-row, kind="stable")[:max(1, k)]
             top = [(self.classes[i], float(row[i])) for i in order]
-            out.append(Prediction(top[0][0], top[0][1], top))
+            if self.multilabel:
+                on = [c for c, p, t in zip(self.classes, row, self.thresholds) if p >= t]
+                out.append(Prediction("|".join(on), top[0][1], top, on,
+                                      {c: float(p) for c, p in zip(self.classes, row)}))
+            else:
+                out.append(Prediction(top[0][0], top[0][1], top))
         return out
 
     def predict(self, images: list, k: int = 5) -> list[Prediction]:
@@ -380,12 +396,14 @@ def main(argv: list[str] | None = None) -> int:
 
     clf = Classifier(argv[0])
     writer = csv.writer(sys.stdout, lineterminator="\n")  # quotes a path holding a comma, quote or newline
-    writer.writerow(["path", "label", "probability"])
+    # multi-label: label holds the labels at or above their thresholds ('|'-joined), then p:<label> columns
+    writer.writerow(["path", "label", "probability"] + ([f"p:{c}" for c in clf.classes] if clf.multilabel else []))
     status = 0
     for path in argv[1:]:
         try:
             pred = clf.predict([path], k=1)[0]
-            writer.writerow([path, pred.label, f"{pred.probability:.4f}"])
+            writer.writerow([path, pred.label, f"{pred.probability:.4f}"]
+                            + [f"{pred.probabilities[c]:.4f}" for c in clf.classes if clf.multilabel])
         except ImageError as exc:
             print(f"skipped {path}: {exc}", file=sys.stderr)
             status = 1

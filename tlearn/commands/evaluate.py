@@ -28,6 +28,17 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
+        if metrics.get("task") == "multilabel":
+            keys = ("macro_auroc", "micro_auroc", "macro_average_precision", "micro_average_precision",
+                    "subset_accuracy", "hamming_loss", "loss", "n")
+            for key in keys:
+                if metrics.get(key) is not None:
+                    print(f"{key:>23}: {metrics[key]:.4f}" if key != "n" else f"{key:>23}: {metrics[key]}")
+            for row in metrics.get("per_label", []):
+                print(f"{row['label']:>23}: AUROC {_num(row['auroc'])}, AP {_num(row['average_precision'])}, "
+                      f"sensitivity {_num(row['sensitivity'])}, specificity {_num(row['specificity'])} at "
+                      f"{row['threshold']:.3f}, {row['positives']} positive(s)")
+            return 0
         ci = metrics.get("ci95", {})
         for key in ("accuracy", "balanced_accuracy", "macro_f1", "loss", "ece", "auroc", "auroc_macro", "n"):
             if key in metrics:
@@ -39,3 +50,7 @@ def run(args) -> int:
         for s in metrics["skipped"]:
             print(f"skipped {s['path']}: {s['reason']}")
     return 0
+
+
+def _num(x) -> str:
+    return "–" if x is None else f"{x:.3f}"

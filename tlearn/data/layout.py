@@ -259,14 +259,22 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
 
 
 def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                group_by: str | None = None) -> DataSplits:
+                group_by: str | None = None, empty_label: str | None = None) -> DataSplits:
     """Resolve DATA into train/val/test samples with one shared, sorted class list.
 
     group_by: a regex that takes each image's group (patient) from its file name where the manifest gives none.
+    A multi-label manifest goes to tlearn.data.multilabel, whose empty_label becomes the empty set.
     """
     root = Path(data).expanduser().resolve()  # absolute: run files and reports work from any folder
     if not root.exists():
         raise DataError(f"data path {root} does not exist.")
+    from .multilabel import TASK_MULTILABEL, load_multilabel_splits, manifest_kind  # it builds on this module
+
+    if manifest_kind(root) == TASK_MULTILABEL:
+        return load_multilabel_splits(root, val_fraction, seed, empty_label)
+    if empty_label is not None:
+        raise DataError(f"--empty-label is for multi-label manifests (a `labels` column or 0/1 label columns); "
+                        f"{root} has one label per image.")
     skipped: list[SkippedFile] = []
     trees: dict[str, dict[str, list[Path]]] = {}
     groups: dict[Path, str] = {}

@@ -18,6 +18,7 @@ import torch
 from ..backbones.model import BackboneInfo, TransferModel, load_backbone
 from ..constants import ALONE_DIR
 from ..data.layout import DataSplits, Sample, list_images, load_splits
+from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
 from ..evaluate.metrics import classification_metrics
 from ..hashing import sha256_file
@@ -121,6 +122,7 @@ def distill_config(cfg: DistillConfig) -> Run:
     torch.manual_seed(cfg.seed)
 
     splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by)
+    refuse_multilabel(splits, "distill")
     teacher = Teacher.from_run(cfg.teacher)
     teacher.check_classes(splits.classes, cfg.data)
     _warn_if_teacher_saw_other_data(teacher, splits)

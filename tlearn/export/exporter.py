@@ -76,7 +76,7 @@ def export_run(run: str | Path | Run, fmt: str = "onnx", out: str | Path | None 
     log.info("export %s -> %s (%s%s); parity on %d val images of %s", run.path, out, fmt,
              ", int8" if quantize else "", len(samples), root)
     metadata = export_metadata(run, fmt, quantize)
-    graph = ImageClassifier(run.model.float().eval(), run.data_config).eval()
+    graph = ImageClassifier(run.model.float().eval(), run.data_config, run.multilabel).eval()
     reference = reference_for(run, samples)
 
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:

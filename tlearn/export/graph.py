@@ -1,4 +1,5 @@
-"""The graph that ships: uint8 RGB images (N, S, S, 3) in, class probabilities out."""
+"""The graph that ships: uint8 RGB images (N, S, S, 3) in, class probabilities out (multi-label: one sigmoid
+probability per label)."""
 from __future__ import annotations
 
 import torch
@@ -11,9 +12,10 @@ from ..data.transforms import DataConfig
 class ImageClassifier(nn.Module):
     """Wraps a TransferModel so callers hand over pixels as they have them; normalisation lives in the graph."""
 
-    def __init__(self, model: TransferModel, data_config: DataConfig):
+    def __init__(self, model: TransferModel, data_config: DataConfig, multilabel: bool = False):
         super().__init__()
         self.model = model
+        self.multilabel = multilabel  # a sigmoid per label instead of one softmax over the classes
         self.input_size = data_config.input_size
         std = torch.tensor(data_config.std, dtype=torch.float32).view(1, 3, 1, 1)
         mean = torch.tensor(data_config.mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -24,7 +26,8 @@ class ImageClassifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).to(torch.float32)
         x = x * self.scale - self.shift
-        return torch.softmax(self.model(x), dim=1)
+        logits = self.model(x)
+        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
 
 def example_input(size: int, batch: int = 2) -> torch.Tensor:

@@ -22,7 +22,10 @@ def export_metadata(run: Run, fmt: str, quantization: str | None) -> dict:
         "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC RGB",
                   "shape": ["N", dc.input_size, dc.input_size, 3]},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(run.classes)],
-                   "meaning": "softmax probabilities in the order of classes"},
+                   "meaning": "sigmoid probabilities, one per label, in the order of classes" if run.multilabel
+                   else "softmax probabilities in the order of classes"},
+        "task": "multilabel" if run.multilabel else "single-label",
+        **({"thresholds": dict(zip(run.classes, run.thresholds))} if run.multilabel else {}),
         "config_sha256": sha256_file(run.path / "config.yaml"),
         "model_name": f"{run.path.name} ({run.backbone_info.architecture}, "
                       f"{run.config.get('strategy', {}).get('name', '?')})",

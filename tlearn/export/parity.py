@@ -16,6 +16,7 @@ import torch
 
 from ..data.images import load_rgb
 from ..data.layout import Sample, load_splits
+from ..data.multilabel import label_matrix
 from ..data.transforms import eval_transform, resize_crop
 from ..errors import TlearnError
 from ..runs.run import Run
@@ -29,7 +30,7 @@ class ParityReport:
     split: str
     n: int
     max_abs_diff: float  # max |p_export - p_pytorch| over all images and classes
-    top1_agreement: float  # fraction of images with the same top-1 class
+    top1_agreement: float  # fraction of images with the same top-1 class (multi-label: the same label set)
     accuracy_pytorch: float
     accuracy_export: float
     preprocess_max_pixel_diff: int  # runtime's uint8 crop vs tlearn's, should be 0
@@ -51,7 +52,8 @@ def split_samples(run: Run, data: str | Path | None = None, split: str = "val") 
     if not root or not Path(root).exists():
         raise TlearnError(f"the data of run {run.path} ({root}) is not available, and export checks parity on "
                           "its val split; pass --data DATA (the same class folders) to check on it there.")
-    splits = load_splits(root, fit.get("val_fraction", 0.2), fit.get("seed", 0), fit.get("group_by"))
+    splits = load_splits(root, fit.get("val_fraction", 0.2), fit.get("seed", 0), fit.get("group_by"),
+                         fit.get("empty_label"))
     if splits.classes != run.classes:
         raise TlearnError(f"{root} has classes {splits.classes}, but run {run.path} has {run.classes}.")
     samples = splits.split(split)
@@ -86,7 +88,8 @@ def pytorch_probabilities(run: Run, samples: Sequence[Sample], batch_size: int =
                   for s in samples[start:start + batch_size]]
         crops += [np.asarray(geometry(img), dtype=np.uint8) for img in images]
         x = torch.stack([transform(img) for img in images])
-        probs.append(torch.softmax(model(x).float(), dim=1).numpy())
+        logits = model(x).float()
+        probs.append((torch.sigmoid(logits) if run.multilabel else torch.softmax(logits, dim=1)).numpy())
     return np.concatenate(probs), np.stack(crops)
 
 
@@ -103,12 +106,19 @@ def check_parity(run: Run, backend: Backend, samples: Sequence[Sample], split: s
     probs = batched(backend, inputs).astype(np.float64)
     labels = np.array([samples[i].label for i in kept])
     skipped = [{"path": str(samples[i].path), "reason": "undecodable"} for i in range(len(samples)) if i not in kept]
+    if run.multilabel:  # accuracy is the subset accuracy at the run's thresholds, agreement that of the label sets
+        truth = label_matrix([samples[i] for i in kept], len(run.classes)).astype(bool)
+        cut = np.asarray(run.thresholds)[None, :]
+        agree = lambda a, b: float(((a >= cut) == b).all(1).mean()) if len(kept) else 1.0  # noqa: E731
+        top1, acc_ref, acc_exp = agree(probs, ref_probs >= cut), agree(ref_probs, truth), agree(probs, truth)
+    else:
+        top1 = float((probs.argmax(1) == ref_probs.argmax(1)).mean()) if len(kept) else 1.0
+        acc_ref = float((ref_probs.argmax(1) == labels).mean()) if len(kept) else 0.0
+        acc_exp = float((probs.argmax(1) == labels).mean()) if len(kept) else 0.0
     return ParityReport(
         split=split, n=len(kept),
         max_abs_diff=float(np.abs(probs - ref_probs).max()) if len(kept) else 0.0,
-        top1_agreement=float((probs.argmax(1) == ref_probs.argmax(1)).mean()) if len(kept) else 1.0,
-        accuracy_pytorch=float((ref_probs.argmax(1) == labels).mean()) if len(kept) else 0.0,
-        accuracy_export=float((probs.argmax(1) == labels).mean()) if len(kept) else 0.0,
+        top1_agreement=top1, accuracy_pytorch=acc_ref, accuracy_export=acc_exp,
         preprocess_max_pixel_diff=int(np.abs(inputs.astype(np.int16) - ref_crops.astype(np.int16)).max())
         if len(kept) else 0,
         seconds=round(time.perf_counter() - start, 3), skipped=skipped,

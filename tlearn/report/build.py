@@ -27,6 +27,7 @@ from .gallery import confidently_wrong
 from .heatmaps import heatmap_gallery
 from .html import render, render_text
 from .rank import RANK_TABLE, report_rank_view
+from .multilabel import multilabel_view
 from .search import search_view
 from .templates import STYLE
 
@@ -48,14 +49,21 @@ def _fmt_bytes(n: int | None) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
-def _task_text(classes: list[str]) -> str:
+def _task_text(classes: list[str], multilabel: bool = False) -> str:
+    if multilabel:
+        return f"multi-label task, {len(classes)} labels" + (f" ({', '.join(classes)})" if len(classes) <= 5 else "")
     if len(classes) <= 5:
         return f"{len(classes)}-class task ({', '.join(classes)})"
     return f"{len(classes)}-class task"
 
 
-def _metric_rows(rc: RunContents) -> list[dict]:
-    """One row per split: metrics.json's block where it has one (the numbers fit printed), else from the CSV."""
+def _metric_rows(rc: RunContents, multilabel: dict | None = None) -> list[dict]:
+    """One row per split: metrics.json's block where it has one (the numbers fit printed), else from the CSV
+    (a multi-label run: the per-label view's blocks)."""
+    if multilabel is not None:
+        rows = [{"split": "train", "source": "metrics.json", "note": "training data: optimistic",
+                 **rc.split_metrics("train")}] if rc.split_metrics("train") else []
+        return rows + [{"split": s, **b} for s, b in multilabel["blocks"].items()]
     rows = []
     names = [s for s in ("train",) if rc.split_metrics(s)] + [s for s in rc.splits]
     names += [s for s in ("val", "test") if rc.split_metrics(s) and s not in names]
@@ -158,7 +166,7 @@ def _summary(rc: RunContents, headline: dict | None) -> dict:
     strategy = cfg.get("strategy", {})
     counts = data.get("counts", {})
     return {
-        "task": _task_text(rc.classes),
+        "task": _task_text(rc.classes, (rc.config.get("task") or {}).get("kind") == "multilabel"),
         "data": data.get("root", cfg.get("fit", {}).get("data", "–")),
         "counts": " / ".join(f"{k} {v}" for k, v in counts.items() if v) or "–",
         "backbone": backbone.get("name", "–"),
@@ -208,10 +216,13 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
     if positive_class is not None and positive_class not in classes:
         raise TlearnError(f"--positive {positive_class!r} is not one of the run's classes {classes}.")
     positive = classes.index(positive_class) if positive_class is not None else 1
+    multilabel = multilabel_view(rc)
     labelled = {s: rc.predictions[s].labelled for s in rc.splits if len(rc.predictions[s].labelled)}
     unlabelled = [s for s in rc.splits if s not in labelled]
+    if multilabel is not None:  # label sets: no confusion matrix, top-label calibration or gallery of mistakes
+        labelled, unlabelled = {}, [s for s in rc.splits if s not in multilabel["splits"]]
 
-    metric_rows = _metric_rows(rc)
+    metric_rows = _metric_rows(rc, multilabel)
     headline = _headline(metric_rows)
     confusion = [_confusion_view(s, t.labels, t.probs, classes) for s, t in labelled.items()]
     # The split a reader judges the model by first (test, else val) is shown open; others folded.
@@ -242,13 +253,17 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "auroc_key": "auroc" if len(classes) == 2 else (
             "auroc_macro" if any("auroc_macro" in r for r in metric_rows) else None),
         "ci_note": _ci_note(metric_rows),
+        "binary_task": len(classes) == 2 or multilabel is not None,  # multi-label: the AUROC column is macro
+        "multilabel": multilabel,
+        "no_predictions": ("Not drawn for a multi-label run: each label is its own yes/no decision (see Per label)."
+                           if multilabel is not None else "No labelled predictions saved."),
         "per_class": _per_class_view(labelled, classes) if labelled else None,
         "confusion": confusion,
         "main_split": main_split,
         "large_matrix": len(classes) > LARGE_MATRIX,
         "classes": classes,
         "calibration": calibration,
-        "binary": _binary_view(labelled, classes, positive) if labelled else None,
+        "binary": _binary_view(labelled, classes, positive) if labelled and multilabel is None else None,
         "curves_plot": plots.to_data_uri(curves_fig) if curves_fig is not None else None,
         "history": rc.history,
         "history_keys": history_keys,

@@ -123,7 +123,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   {% endif %}
 </div></header>
 <nav><div class="wrap">
-  <a href="#metrics">Metrics</a><a href="#per-class">Per class</a><a href="#confusion">Confusion matrix</a>
+  <a href="#metrics">Metrics</a><a href="#per-class">{% if multilabel %}Per label{% else %}Per class{% endif %}</a><a href="#confusion">Confusion matrix</a>
   <a href="#calibration">Calibration</a>{% if binary %}<a href="#roc">ROC &amp; sensitivity</a>{% endif %}
   <a href="#errors">Confidently wrong</a>{% if heatmaps %}<a href="#heatmaps">Where the model looks</a>{% endif %}<a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}{% if ranking %}<a href="#ranking">Source ranking</a>{% endif %}<a href="#skipped">Skipped files</a>
   <a href="#config">Config</a>
@@ -153,6 +153,32 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   {% if unlabelled %}<p class="hint">Saved predictions without labels (not scored): {{ unlabelled | join(", ") }}.</p>{% endif %}
 </section>
 
+{% if multilabel %}
+<section id="per-class">
+  <h2>Per label</h2>
+  <p class="hint">A multi-label run: each label is its own yes/no decision with its own sigmoid probability.
+    AUROC and AP (average precision) need no threshold; sensitivity and specificity are at each label's threshold,
+    chosen on {{ multilabel.threshold_source }} and applied unchanged to the other splits{% if multilabel.val_optimistic %}
+    (on val itself they are optimistic){% endif %}. Positives: images with the label. Accuracy above is the subset
+    accuracy (every label of an image right); Hamming loss is the fraction of image-label decisions wrong.</p>
+  <div class="scroll"><table class="data">
+    <tr><th class="l">split</th><th>macro AUROC</th><th>micro AUROC</th><th>macro AP</th><th>micro AP</th>
+      <th>subset accuracy</th><th>Hamming loss</th><th>labels per image</th></tr>
+    {% for r in multilabel.summary %}<tr><td class="l"><b>{{ r.split }}</b></td><td>{{ r.macro_auroc | fmt }}</td>
+      <td>{{ r.micro_auroc | fmt }}</td><td>{{ r.macro_average_precision | fmt }}</td><td>{{ r.micro_average_precision | fmt }}</td>
+      <td>{{ r.subset_accuracy | fmt }}</td><td>{{ r.hamming_loss | fmt }}</td><td>{{ r.labels_per_image | fmt(2) }}</td></tr>{% endfor %}
+  </table></div>
+  <div class="scroll scroll-y"><table class="data">
+    <tr class="group"><th class="l"></th><th></th>{% for sp in multilabel.splits %}<th colspan="5">{{ sp }}</th>{% endfor %}</tr>
+    <tr><th class="l">label</th><th>threshold</th>{% for sp in multilabel.splits %}<th>AUROC</th><th>AP</th><th>sensitivity</th><th>specificity</th><th>positives</th>{% endfor %}</tr>
+    {% for row in multilabel.rows %}
+    <tr><td class="l">{{ row.label }}</td><td>{{ row.threshold | fmt }}</td>
+      {% for c in row.cells %}<td style="background: {{ c.bg }}">{{ c.auroc | fmt }}</td><td>{{ c.average_precision | fmt }}</td>
+      <td>{{ c.sensitivity | fmt }}</td><td>{{ c.specificity | fmt }}</td><td>{{ c.positives }}{% if c.n %} <span class="muted">({{ c.prevalence | pct(1) }}%)</span>{% endif %}</td>{% endfor %}</tr>
+    {% endfor %}
+  </table></div>
+</section>
+{% else %}
 <section id="per-class">
   <h2>Per class</h2>
   <p class="hint">Precision: of the images predicted as the class, the fraction that are. Recall: of the images of the
@@ -167,8 +193,9 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
       <td style="background: {{ c.f1_bg }}">{{ c.f1 | fmt }}</td><td>{{ c.support | fmt }}</td>{% endfor %}</tr>
     {% endfor %}
   </table></div>
-  {% else %}<p>No labelled predictions saved.</p>{% endif %}
+  {% else %}<p>{{ no_predictions }}</p>{% endif %}
 </section>
+{% endif %}
 
 <section id="confusion">
   <h2>Confusion matrix</h2>
@@ -189,7 +216,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   </table>
   {% endif %}
   {% if cm.split != main_split %}</details>{% endif %}
-  {% else %}<p>No labelled predictions saved.</p>
+  {% else %}<p>{{ no_predictions }}</p>
   {% endfor %}
 </section>
 
@@ -198,7 +225,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   <p class="hint">Reliability diagram: when the model says 90 %, is it right 90 % of the time? Bars below the diagonal
     mean over-confidence. ECE (expected calibration error) is the bar-size-weighted mean gap; 15 equal-width bins.</p>
   {% if calibration %}<img class="plot" alt="reliability diagram" src="{{ calibration.plot }}">
-  {% else %}<p>No labelled predictions saved.</p>{% endif %}
+  {% else %}<p>{{ no_predictions }}</p>{% endif %}
 </section>
 
 {% if binary %}
@@ -239,7 +266,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
     {% endfor %}
   </div>
   {% else %}<p>No mistakes on {{ split }}.</p>{% endif %}
-  {% else %}<p>No labelled predictions saved.</p>
+  {% else %}<p>{{ no_predictions }}</p>
   {% endfor %}
 </section>
 

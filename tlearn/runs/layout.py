@@ -67,18 +67,34 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def write_predictions(path: str | Path, samples: Sequence, probs, classes: list[str]) -> None:
+def write_predictions(path: str | Path, samples: Sequence, probs, classes: list[str],
+                      thresholds: Sequence[float] | None = None) -> None:
     """One row per image (samples: objects with .path and .label, and .group), for confusion matrices, curves,
-    galleries; a group column when any sample has a group (the report's intervals resample them)."""
-    grouped = any(getattr(s, "group", None) is not None for s in samples)
+    galleries; a group column when any sample has a group (the report's intervals resample them). With
+    thresholds (a multi-label run) label and predicted are '|'-joined label sets."""
+    grouped = thresholds is None and any(getattr(s, "group", None) is not None for s in samples)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", **ENCODING) as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "predicted", "confidence"] + [f"p:{c}" for c in classes]
                    + (["group"] if grouped else []))
+        if thresholds is not None:
+            from ..evaluate.multilabel import prediction_rows  # numpy only; this module stays torch-free
+
+            w.writerows(prediction_rows(samples, probs, classes, thresholds))
+            return
         for s, p in zip(samples, probs):
             label = classes[s.label] if s.label >= 0 else ""
             w.writerow([str(s.path), label, classes[int(p.argmax())], f"{p.max():.6f}"] + [f"{x:.6f}" for x in p]
                        + ([s.group or ""] if grouped else []))
+
+
+def task_thresholds(config: dict, classes: list[str]) -> list[float] | None:
+    """A multi-label run's per-label thresholds from config.yaml's task section (None for a single-label run)."""
+    task = config.get("task") or {}
+    if task.get("kind") != "multilabel":
+        return None
+    values = task.get("thresholds") or {}
+    return [float(values.get(c, 0.5)) for c in classes]
 
 
 def write_marker(folder: Path, status: str, inputs: dict | None = None, files: Sequence[str] = ()) -> None:

@@ -11,21 +11,28 @@ from ..backbones.model import BackboneInfo, TransferModel, load_transfer_model
 from ..data.layout import Sample, SkippedFile, list_images, read_labelled_folder
 from ..errors import TlearnError
 from ..evaluate.intervals import add_intervals
+from ..data.multilabel import TASK_MULTILABEL, label_matrix, read_multilabel_folder
 from ..evaluate.metrics import classification_metrics
+from ..evaluate.multilabel import multilabel_metrics, positive_labels
 from ..evaluate.predict import predict_samples
 from . import layout
 
 
 @dataclass
 class Prediction:
+    """label/probability: the top class and its probability. A multi-label run: labels are those at or above
+    their thresholds, label is them '|'-joined ("" for none), probability the highest label probability."""
+
     path: str
     label: str
     probability: float
     probabilities: dict[str, float]
+    labels: list[str] | None = None
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "label": self.label, "probability": self.probability,
-                "probabilities": self.probabilities}
+        out = {"path": self.path, "label": self.label, "probability": self.probability,
+               "probabilities": self.probabilities}
+        return out if self.labels is None else {**out, "labels": self.labels}
 
 
 class Run:
@@ -50,6 +57,15 @@ class Run:
         return layout.read_metrics(self.path)
 
     @property
+    def multilabel(self) -> bool:
+        return (self.config.get("task") or {}).get("kind") == TASK_MULTILABEL
+
+    @property
+    def thresholds(self) -> list[float] | None:
+        """A multi-label run's per-label thresholds, in classes order (None for a single-label run)."""
+        return layout.task_thresholds(self.config, self.classes)
+
+    @property
     def data_config(self):
         return self.backbone_info.data_config
 
@@ -63,6 +79,8 @@ class Run:
     def _predict(self, samples: list[Sample], precision: str | None, batch_size: int, progress: bool,
                  use_cache: bool = True, tta: str | None = None):
         fit = self.config.get("fit", {})
+        if tta and self.multilabel:
+            raise TlearnError("--tta is not available for multi-label runs yet; predict without it.")
         if tta:
             from ..evaluate.tta import predict_samples_tta
 
@@ -73,7 +91,7 @@ class Run:
         return predict_samples(
             self.model, samples, self.data_config, precision=precision or self.config.get("precision", "auto"),
             device=fit.get("device", "auto"), batch_size=batch_size, cache_dir=fit.get("cache_dir"),
-            use_cache=use_cache, progress=progress,
+            use_cache=use_cache, progress=progress, multilabel=self.multilabel,
         )
 
     def predict(self, images, batch_size: int = 32, precision: str | None = None,
@@ -86,6 +104,11 @@ class Run:
         samples = [Sample(p, -1) for p in paths]
         probs, fs = self._predict(samples, precision, batch_size, progress, use_cache=False, tta=tta)
         out = []
+        if self.multilabel:
+            for s, p, on in zip(fs.samples, probs, positive_labels(probs, self.classes, self.thresholds)):
+                out.append(Prediction(str(s.path), "|".join(on), float(p.max()),
+                                      {c: float(x) for c, x in zip(self.classes, p)}, on))
+            return out, fs.skipped
         for s, p in zip(fs.samples, probs):
             k = int(p.argmax())
             out.append(Prediction(str(s.path), self.classes[k], float(p[k]),
@@ -95,16 +118,25 @@ class Run:
     def evaluate(self, split: str | Path, batch_size: int = 64, precision: str | None = None,
                  progress: bool = True, save_as: str | None = None, tta: str | None = None) -> dict:
         """Metrics, with bootstrap intervals, on a labelled class tree (or CSV) whose classes are among the run's
-        classes (tta as in predict). Groups come from a manifest's group column or the run's --group-by."""
-        group_by = self.config.get("fit", {}).get("group_by")
-        samples, skipped = read_labelled_folder(split, self.classes, group_by)
+        classes (tta as in predict). Groups come from a manifest's group column or the run's --group-by; a
+        multi-label run is scored at its own thresholds (chosen when it was trained)."""
+        fit = self.config.get("fit", {})
+        if self.multilabel:
+            samples = read_multilabel_folder(split, self.classes, fit.get("empty_label"))
+            skipped: list[SkippedFile] = []
+        else:
+            samples, skipped = read_labelled_folder(split, self.classes, fit.get("group_by"))
         probs, fs = self._predict(samples, precision, batch_size, progress, tta=tta)
-        metrics = (add_intervals(classification_metrics(fs.labels, probs), fs.labels, probs,
-                                 [s.group for s in fs.samples]) if len(fs.samples) else {"n": 0})
+        if self.multilabel:
+            metrics = multilabel_metrics(label_matrix(fs.samples, len(self.classes)), probs, self.classes,
+                                         self.thresholds)
+        else:
+            metrics = (add_intervals(classification_metrics(fs.labels, probs), fs.labels, probs,
+                                     [s.group for s in fs.samples]) if len(fs.samples) else {"n": 0})
         metrics["skipped"] = [s.to_dict() for s in skipped + fs.skipped]
         if save_as:
             name = f"{layout.PREDICTIONS}/{save_as}.csv"
-            layout.write_predictions(self.path / name, fs.samples, probs, self.classes)
+            layout.write_predictions(self.path / name, fs.samples, probs, self.classes, self.thresholds)
             layout.record_file(self.path, name)
         return metrics
 

@@ -24,10 +24,12 @@ from ..backbones.model import BackboneInfo, TransferModel, model_file_metadata
 from ..config import library_versions
 from ..constants import ALONE_DIR
 from ..data.layout import DataSplits, Sample
+from ..data.multilabel import TASK_MULTILABEL, is_multilabel, label_matrix
 from ..device import pick_device, resolve_precision
 from ..errors import TlearnError
 from ..evaluate.intervals import add_intervals
 from ..evaluate.metrics import classification_metrics
+from ..evaluate.multilabel import choose_thresholds, multilabel_metrics
 from ..evaluate.predict import predict_samples
 from ..features.cache import default_cache_dir
 from ..files import atomic_path
@@ -61,7 +63,8 @@ def run_inputs(info: BackboneInfo, splits: DataSplits, strategy: str) -> dict:
         "strategy": strategy,
         "backbone": {k: backbone[k] for k in ("name", "architecture", "weights", "weights_sha256", "data_config")},
         "data": {"root": str(splits.root), "classes": list(splits.classes),
-                 **{split: stable_hash([[str(s.path), s.label] for s in splits.split(split)])
+                 **{split: stable_hash([[str(s.path), list(s.labels) if hasattr(s, "labels") else s.label]
+                                        for s in splits.split(split)])
                     for split in ("train", "val", "test")}},
     }))
 
@@ -93,12 +96,18 @@ class SplitResults:
     metrics: dict = field(default_factory=dict)  # split -> classification metrics
     predictions: dict = field(default_factory=dict)  # split -> (samples, probabilities)
     skipped: list = field(default_factory=list)
+    task: dict | None = None  # multi-label: config.yaml's task section (kind, thresholds and where they come from)
 
 
 def evaluate_splits(model: TransferModel, splits: DataSplits, data_config, *, precision: str, device: str,
                     batch_size: int, cache_dir: Path | None, use_cache: bool = True, progress: bool = True,
-                    who: str = "") -> SplitResults:
-    """val/test through predict_samples, exactly as every run computes its headline metrics."""
+                    who: str = "", out_of_fold: tuple | None = None) -> SplitResults:
+    """val/test through predict_samples, exactly as every run computes its headline metrics (a multi-label
+    task: tlearn.evaluate.multilabel, thresholds chosen on val, else on out_of_fold train predictions)."""
+    if is_multilabel(splits.train):
+        return _evaluate_multilabel(model, splits, data_config, out_of_fold, precision=precision, device=device,
+                                    batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
+                                    progress=progress)
     results = SplitResults()
     for split in ("val", "test"):
         samples = splits.split(split)
@@ -114,6 +123,42 @@ def evaluate_splits(model: TransferModel, splits: DataSplits, data_config, *, pr
         log.info("%s%s: accuracy %.4f, balanced %.4f, macro-F1 %.4f (n=%d)", f"{who} " if who else "", split,
                  m["accuracy"], m["balanced_accuracy"], m["macro_f1"], m["n"])
     return results
+
+
+def _evaluate_multilabel(model: TransferModel, splits: DataSplits, data_config, out_of_fold, **predict) -> SplitResults:
+    results, classes = SplitResults(), splits.classes
+    scored = {}
+    for split in ("val", "test"):
+        if splits.split(split):
+            probs, fs = predict_samples(model, splits.split(split), data_config, desc=f"{split} features",
+                                        multilabel=True, **predict)
+            results.skipped += fs.skipped
+            scored[split] = (fs.samples, probs)
+    if scored.get("val") and len(scored["val"][0]):
+        source, (samples, probs) = "val (Youden's J per label)", scored["val"]
+    elif out_of_fold is not None:
+        source, (samples, probs) = "train out-of-fold predictions (no val split; Youden's J per label)", out_of_fold
+    else:
+        source, samples, probs = "0.5 (no val split to choose thresholds on)", [], None
+    thresholds = (choose_thresholds(label_matrix(samples, len(classes)), probs) if probs is not None
+                  else [0.5] * len(classes))
+    for split, (samples, probs) in scored.items():
+        m = results.metrics[split] = multilabel_metrics(label_matrix(samples, len(classes)), probs, classes,
+                                                        thresholds)
+        results.predictions[split] = (samples, probs)
+        if m["n"]:
+            log.info("%s: macro AUROC %s, micro AP %s, subset accuracy %.4f, Hamming loss %.4f (n=%d)", split,
+                     _fmt(m["macro_auroc"]), _fmt(m["micro_average_precision"]), m["subset_accuracy"],
+                     m["hamming_loss"], m["n"])
+    values = {c: t for c, t in zip(classes, thresholds)}
+    results.metrics["thresholds"] = {"source": source, "values": values}
+    results.task = {"kind": TASK_MULTILABEL, "thresholds": values, "threshold_source": source}
+    log.info("label thresholds chosen on %s", source)
+    return results
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4f}"
 
 
 def run_config(sections: dict, info: BackboneInfo, splits: DataSplits, precision: str, device: str) -> dict:
@@ -189,8 +234,9 @@ class RunWriter:
         layout.write_json(out / layout.CLASSES, classes)
         layout.write_yaml(out / layout.CONFIG, config)
         layout.write_history(out / layout.HISTORY, history)
+        thresholds = layout.task_thresholds(config, classes)
         for split, (samples, probs) in predictions.items():
-            layout.write_predictions(out / layout.PREDICTIONS / f"{split}.csv", samples, probs, classes)
+            layout.write_predictions(out / layout.PREDICTIONS / f"{split}.csv", samples, probs, classes, thresholds)
         layout.write_json(out / layout.METRICS, metrics)
         layout.write_marker(out, "complete", inputs, files)
         if report:

@@ -34,6 +34,7 @@ class FitResult:
     details: dict = field(default_factory=dict)  # strategy facts for config.yaml (e.g. chosen C)
     train_metrics: dict | None = None
     backbone_info: BackboneInfo | None = None  # set when the strategy chose another input size (auto)
+    out_of_fold: tuple | None = None  # multi-label probe without val: (train samples, out-of-fold probabilities)
 
 
 class Strategy(Protocol):

@@ -4,14 +4,18 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import numpy as np
 import torch
 
 from ..backbones.model import TransferModel
+from ..data.multilabel import is_multilabel, label_matrix
 from ..errors import DataError
 from ..evaluate.metrics import classification_metrics
+from ..evaluate.multilabel import multilabel_metrics
 from ..features.extract import extract_features
 from .base import FitContext, FitResult, log
 from .linear_probe import LinearProbe
+from .multilabel_probe import MultiLabelProbe
 
 
 class LinearProbeStrategy:
@@ -29,6 +33,8 @@ class LinearProbeStrategy:
             progress=cfg.progress, desc="train features",
         )
         log.info("train features: %d images (%d from cache) in %.1fs", len(fs.samples), fs.from_cache, fs.seconds)
+        if is_multilabel(ctx.splits.train):
+            return self._fit_multilabel(ctx, fs)
         classes = ctx.splits.classes
         counts = Counter(fs.labels.tolist())
         short = [classes[c] for c in range(len(classes)) if counts.get(c, 0) < 2]
@@ -58,4 +64,40 @@ class LinearProbeStrategy:
             details={"C": probe.C_, "features": probe.treatment, "cv_log_likelihood": probe.cv_scores_,
                      "cv_folds": probe.folds_used_, "class_weight": self.class_weight,
                      "train_feature_seconds": round(fs.seconds, 3), "train_features_from_cache": fs.from_cache},
+        )
+
+    def _fit_multilabel(self, ctx: FitContext, fs) -> FitResult:
+        """One-vs-rest logistic regressions: a sigmoid head over the labels (tlearn.strategies.multilabel_probe)."""
+        cfg, classes = ctx.config, ctx.splits.classes
+        Y = label_matrix(fs.samples, len(classes))
+        start = time.perf_counter()
+        probe = MultiLabelProbe(class_weight=self.class_weight, seed=cfg.seed, features=self.features).fit(
+            fs.features, Y)
+        log.info("multi-label linear probe: %s features, %d labels, C per label by up to %d-fold CV on train "
+                 "(%.1fs; mean CV log-likelihood %s)", probe.treatment, len(classes), probe.folds_used_,
+                 time.perf_counter() - start, ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
+        for j, why in probe.fallback_.items():
+            log.warning("label %r: %s", classes[j], why)
+        model = TransferModel(ctx.backbone.cpu().float(), ctx.backbone_info.feature_dim, len(classes),
+                              ctx.backbone_info.architecture, feature_norm="l2" if probe.treatment == "l2" else None)
+        weight, bias = probe.linear_weights()
+        with torch.no_grad():
+            model.head.weight.copy_(weight)
+            model.head.bias.copy_(bias)
+        train_metrics = multilabel_metrics(Y, probe.predict_proba(fs.features), classes)
+        out_of_fold = None
+        if not ctx.splits.val:  # thresholds are then chosen on these
+            out_of_fold = (fs.samples, probe.out_of_fold_proba(fs.features, Y))
+        history = [{"epoch": 1, "lr": "", "train_loss": train_metrics["loss"], "seconds": fs.seconds
+                    + time.perf_counter() - start}]
+        positive_C = [c for c in probe.C_ if c is not None]
+        return FitResult(
+            model=model, history=history, skipped=fs.skipped, train_metrics=train_metrics, out_of_fold=out_of_fold,
+            details={"C": float(np.median(positive_C)) if positive_C else None,
+                     "C_per_label": {c: v for c, v in zip(classes, probe.C_)}, "features": probe.treatment,
+                     "head": "sigmoid (one-vs-rest logistic regression per label)",
+                     "cv_log_likelihood": probe.cv_scores_, "cv_folds": probe.folds_used_,
+                     "fallback_labels": {classes[j]: why for j, why in probe.fallback_.items()},
+                     "class_weight": self.class_weight, "train_feature_seconds": round(fs.seconds, 3),
+                     "train_features_from_cache": fs.from_cache},
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import FitConfig
 from ..data.layout import load_splits
+from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
 from ..runs.layout import write_json, write_text as atomic_write_text
 from ..strategies import STRATEGIES
@@ -81,6 +82,7 @@ def run_study(cfg: StudyConfig) -> StudyResult:
     options = resolve_fit_options(cfg)
     base = FitConfig(data=cfg.data, out=str(out), **options)
     splits = load_splits(cfg.data, base.val_fraction, cfg.first_seed, base.group_by)  # one val split, every cell
+    refuse_multilabel(splits, "study")
     split = "test" if splits.test else "val"
     out.mkdir(parents=True, exist_ok=True)
 

@@ -23,6 +23,7 @@ from ..backbones.model import TransferModel
 from ..data.augment import eval_view, mix_batch, train_transform
 from ..data.decoded_cache import DecodedImages, decode_images
 from ..data.layout import Sample, SkippedFile
+from ..data.multilabel import is_multilabel, label_matrix
 from ..data.transforms import DataConfig
 from ..device import autocast, resolve_precision
 from ..errors import DataError, TlearnError
@@ -35,7 +36,7 @@ from .data import AugmentedImages, EvalImages, default_train_workers, epoch_orde
 from .distributed import DistEnv, all_sum, barrier, init_distributed, training_device, training_threads
 from .ema import WeightAverage
 from .l2sp import StartingPointPenalty
-from .losses import Batch, CrossEntropy, LossFn, inverse_frequency_weights
+from .losses import Batch, BinaryCrossEntropy, CrossEntropy, LossFn, inverse_frequency_weights, positive_weights
 from .optim import apply_lr, build_optimizer, set_trainable
 from .options import TrainOptions
 from .phases import Phase, lr_at
@@ -84,6 +85,9 @@ def evaluate_decoded(model: nn.Module, decoded: DecodedImages, data_config: Data
     model.eval()
     dataset = EvalImages(decoded, eval_view(data_config))
     mine = list(range(env.rank, len(dataset), env.world))
+    if is_multilabel(decoded.samples):
+        return _evaluate_multilabel(model, dataset, label_matrix(decoded.samples, num_classes), mine, device,
+                                    precision, batch_size, env)
     confusion = np.zeros((num_classes, num_classes))
     loss_sum = 0.0
     for start in range(0, len(mine), batch_size):
@@ -98,6 +102,25 @@ def evaluate_decoded(model: nn.Module, decoded: DecodedImages, data_config: Data
     counts = np.array(summed[1:]).reshape(num_classes, num_classes)
     return {"val_loss": summed[0] / max(counts.sum(), 1),
             **{f"val_{k}": v for k, v in confusion_metrics(counts).items()}}
+
+
+def _evaluate_multilabel(model, dataset, targets: np.ndarray, mine: list[int], device, precision, batch_size,
+                         env: DistEnv) -> dict:
+    """val_loss (mean binary cross-entropy per label), val_accuracy (subset accuracy at 0.5) and val_hamming."""
+    loss_sum = exact = wrong = 0.0
+    for start in range(0, len(mine), batch_size):
+        items = [dataset[k] for k in mine[start : start + batch_size]]
+        images = torch.stack([x for _, x, _ in items]).to(device).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(targets[[k for k, _, _ in items]]).to(device)
+        with autocast(precision, device):
+            logits = model(images).float()
+        loss_sum += float(nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
+        mismatch = (logits >= 0) != (y > 0.5)
+        exact += float((~mismatch.any(1)).sum())
+        wrong += float(mismatch.sum())
+    loss_sum, exact, wrong, n = all_sum([loss_sum, exact, wrong, float(len(mine))], env)
+    cells = max(n * targets.shape[1], 1)
+    return {"val_loss": loss_sum / cells, "val_accuracy": exact / max(n, 1), "val_hamming": wrong / cells}
 
 
 def _content_key(decoded: DecodedImages | None) -> str | None:
@@ -215,6 +238,7 @@ class _Setup:
     start: float
     decode_seconds: float
     skipped: list[SkippedFile]
+    multilabel: bool = False  # select epochs by val loss: subset accuracy is dominated by the common label sets
 
 
 @dataclass
@@ -280,7 +304,15 @@ def _setup(model, phases, train_samples, val_samples, data_config, options, loss
     log.info("decoded-image cache: train %d (%s), val %d, %d px squares, %.1fs; %s, %s, threads %s", len(decoded),
              "hit" if decoded.from_cache else "built", len(val_decoded) if val_decoded else 0,
              decoded.images.shape[1], decode_seconds, device, precision, threads)
-    if loss is None:
+    multilabel = is_multilabel(train_samples)
+    if multilabel and options.sampler == "balanced":
+        raise TlearnError("--sampler balanced draws classes equally often, which a multi-label task (several "
+                          "labels per image) does not have; use --class-weights auto to weigh rare labels.")
+    if loss is None and multilabel:
+        targets = label_matrix(train_samples, num_classes)
+        loss = BinaryCrossEntropy(targets, positive_weights(targets[decoded.rows])
+                                  if options.class_weights == "auto" else None)
+    elif loss is None:
         weights = (inverse_frequency_weights(decoded.labels.tolist(), num_classes)
                    if options.class_weights == "auto" else None)
         loss = CrossEntropy(weights, options.label_smoothing)
@@ -294,7 +326,7 @@ def _setup(model, phases, train_samples, val_samples, data_config, options, loss
         val_decoded=val_decoded,
         dataset=AugmentedImages(decoded, train_transform(train_view, options.augment), options.seed),
         workers=default_train_workers() if options.num_workers is None else options.num_workers, loss=loss,
-        groups=groups, bn_groups=bn_by_group(model, groups),
+        groups=groups, bn_groups=bn_by_group(model, groups), multilabel=multilabel,
         fingerprint=_settings_fingerprint(phases, options, train_samples, data_config, train_view, decoded,
                                           val_decoded),
         folder=Path(options.checkpoint_dir) if options.checkpoint_dir else None,
@@ -410,9 +442,13 @@ def _step(run: _Setup, state: _State, step: int, steps: int, indices, images, la
 
 
 def _select(run: _Setup, state: _State, row: dict, epoch: int, final_phase: bool) -> bool:
-    """Keep the epoch's weights when val improved (accuracy, then loss); count patience in the final phase."""
-    improved = "val_accuracy" not in row or (row["val_accuracy"], -row["val_loss"]) > (
-        state.best["val_accuracy"], -state.best["val_loss"])
+    """Keep the epoch's weights when val improved (accuracy, then loss; multi-label: loss); count patience in the
+    final phase."""
+    if run.multilabel:
+        improved = "val_loss" not in row or row["val_loss"] < state.best["val_loss"]
+    else:
+        improved = "val_accuracy" not in row or (row["val_accuracy"], -row["val_loss"]) > (
+            state.best["val_accuracy"], -state.best["val_loss"])
     if improved:
         state.best = {"epoch": epoch, "val_accuracy": row.get("val_accuracy", -1.0),
                       "val_loss": row.get("val_loss", float("inf"))}

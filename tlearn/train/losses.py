@@ -45,6 +45,36 @@ class CrossEntropy:
         return F.cross_entropy(logits, batch.targets, weight=weight, label_smoothing=self.label_smoothing)
 
 
+class BinaryCrossEntropy:
+    """Multi-label loss: binary cross-entropy of each label's logit (a sigmoid head, no softmax).
+
+    targets is the (n, labels) 0/1 matrix of the samples given to train(), looked up by batch.indices; a batch
+    that mixup/cutmix mixed gets the same mix of its images' label vectors. pos_weight (per label) weighs
+    positives, e.g. negatives/positives for --class-weights auto.
+    """
+
+    def __init__(self, targets, pos_weight: torch.Tensor | None = None):
+        self.targets = torch.as_tensor(targets, dtype=torch.float32)
+        self.pos_weight = pos_weight
+
+    def __call__(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        logits = model(batch.images).float()
+        y = self.targets[batch.indices.cpu()].to(logits.device)
+        if batch.mix is not None:
+            perm, lam = batch.mix
+            y = lam * y + (1 - lam) * y[perm.to(y.device)]
+        weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        return F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
+
+
+def positive_weights(targets) -> torch.Tensor:
+    """negatives / positives per label (1 for a label without positives), capped at 100."""
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    positives = y.sum(0)
+    ratio = (len(y) - positives) / positives.clamp(min=1)
+    return torch.where(positives > 0, ratio, torch.ones_like(ratio)).clamp(max=100.0)
+
+
 def inverse_frequency_weights(labels: list[int], num_classes: int) -> torch.Tensor:
     """Class weights n / (k * count): a balanced set gets all ones; absent classes get weight 0."""
     counts = torch.bincount(torch.tensor(labels, dtype=torch.long), minlength=num_classes).float()
