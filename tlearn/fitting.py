@@ -81,4 +81,5 @@ def fit_config(cfg: FitConfig) -> Run | None:
                     "\n".join(f"  {s.path}: {s.reason}" for s in skipped))
     config = run_config({"fit": cfg.to_dict(), "strategy": {"name": cfg.strategy, **result.details}}, info, splits,
                         precision, str(device))
-    return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions)
+    return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions,
+                         extra_files=result.files)

@@ -219,8 +219,10 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None]]:
     return rows
 
 
-def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> DataSplits:
-    """Resolve DATA into train/val/test samples with one shared, sorted class list."""
+def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0, min_classes: int = 2) -> DataSplits:
+    """Resolve DATA into train/val/test samples with one shared, sorted class list.
+
+    min_classes: 1 for data that adds to a trained model (`tlearn extend`: one new class is a task)."""
     root = Path(data).expanduser().resolve()  # absolute: run files and reports work from any folder
     if not root.exists():
         raise DataError(f"data path {root} does not exist.")
@@ -242,7 +244,9 @@ def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> D
         trees["train"], skipped = read_class_tree(root)
 
     classes = sorted(trees["train"])
-    if len(classes) < 2:
+    if not classes:
+        raise DataError(f"{root} has no class folders with images.")
+    if len(classes) < min_classes:
         raise DataError(
             f"{root} has a single class ({classes[0]!r}); a classifier needs at least two class folders."
         )

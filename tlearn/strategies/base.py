@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +35,7 @@ class FitResult:
     details: dict = field(default_factory=dict)  # strategy facts for config.yaml (e.g. chosen C)
     train_metrics: dict | None = None
     backbone_info: BackboneInfo | None = None  # set when the strategy chose another input size (auto)
+    files: dict[str, Callable[[Path], None]] = field(default_factory=dict)  # more run files: name -> write(path)
 
 
 class Strategy(Protocol):
