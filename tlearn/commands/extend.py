@@ -22,7 +22,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..incremental.extend import extend_config
+    from ..incremental.extension import extend_config
 
     result = extend_config(config_from_args(ExtendConfig, args))
     m = result.metrics

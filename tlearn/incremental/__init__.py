@@ -12,7 +12,7 @@ __all__ = ["AnalyticHead", "ExtendConfig", "extend", "solve_head"]
 
 
 def extend(run, data, out, **options):
-    """tlearn.incremental.extend.extend, imported on use (it imports torch)."""
-    from .extend import extend as _extend
+    """tlearn.incremental.extension.extend, imported on use (it imports torch)."""
+    from .extension import extend as _extend
 
     return _extend(run, data, out, **options)

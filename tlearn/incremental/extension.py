@@ -28,6 +28,7 @@ from ..data.layout import DataSplits, Sample, load_splits
 from ..errors import DataError, TlearnError
 from ..evaluate.metrics import classification_metrics
 from ..features.extract import extract_features
+from ..hashing import file_digest
 from ..features.statistics import STATS_FILE, FeatureStatistics, to_space
 from ..runs.run import Run
 from ..runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
@@ -110,11 +111,16 @@ def lineage_splits(lineage: list[dict], classes: list[str]) -> tuple[list[DataSp
 
 
 def _union(parts: list[list[Sample]]) -> list[Sample]:
+    """The samples of all parts, an image that is in several (by content: a copied test folder) once."""
     seen, out = set(), []
     for part in parts:
         for s in part:
-            if str(s.path) not in seen:
-                seen.add(str(s.path))
+            try:
+                key = file_digest(s.path)
+            except OSError:
+                key = str(s.path)  # unreadable: evaluation lists it as skipped
+            if key not in seen:
+                seen.add(key)
                 out.append(s)
     return out
 
