@@ -209,3 +209,36 @@ def test_lwf_with_replay_records_exemplars_and_refuses_a_changed_one(colours, pr
             extend(tmp_path / "ft2", colours / "more", tmp_path / "ft4", replay=2, epochs=1, progress=False)
     finally:
         changed.write_bytes(saved)
+
+
+def test_class_tasks_are_a_seeded_partition_of_near_equal_sizes():
+    from tlearn.incremental.protocol import class_tasks
+
+    signs = [f"sign{i:02d}" for i in range(43)]
+    tasks = class_tasks(signs, 4, 0)
+    assert [len(t) for t in tasks] == [11, 11, 11, 10] and sorted(sum(tasks, [])) == signs
+    assert class_tasks(signs, 4, 0) == tasks and class_tasks(signs, 4, 1) != tasks
+    assert [len(t) for t in class_tasks(["a", "b", "c", "d", "e"], 2, 0)] == [3, 2]
+    with pytest.raises(TlearnError, match="--tasks 5 .* at most 4 tasks"):
+        class_tasks(["a", "b", "c", "d", "e"], 5, 0)
+
+
+def test_incremental_protocol_writes_the_matrix_and_the_report(colours, tmp_path, capsys):
+    study = tmp_path / "study"
+    printed = _tlearn(capsys, "incremental", str(colours / "old"), "--tasks", "2", "--methods", "analytic,joint",
+                      "--out", str(study), "--backbone", "compact_cnn", "--weights", "none", "--image-size", "24",
+                      "--num-workers", "0", "--no-progress")
+    result = json.loads((study / "incremental.json").read_text())
+    assert sorted(result["class_order"]) == ["blue", "green", "red"] and [len(t) for t in result["tasks"]] == [2, 1]
+    assert result["split"] == "test" and set(result["results"]) == {"analytic", "joint"}
+    analytic = result["results"]["analytic"][0]
+    assert analytic["matrix"][0][1] is None and len(analytic["matrix"]) == 2  # nothing measured before it is learned
+    assert analytic["final_accuracy"] == analytic["seen_accuracy"][-1]
+    assert printed["summary"]["analytic"]["vs_joint"] == "joint"
+    html = (study / "incremental.html").read_text()
+    assert 'id="summary"' in html and html.count("data:image/png;base64,") == 2
+    with pytest.raises(TlearnError, match="class_order_seed.* differ"):  # the same folder with other settings is refused
+        from tlearn.incremental.protocol import IncrementalConfig, run_incremental
+
+        run_incremental(IncrementalConfig(data=str(colours / "old"), out=str(study), tasks=2, methods="analytic",
+                                          class_order_seed=5))

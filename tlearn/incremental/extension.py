@@ -283,6 +283,32 @@ def _exemplars(parent: Run, classes: list[str], added: list[str], new_train: lis
     return chosen, samples
 
 
+def _imprinted_head(old_model: TransferModel, new_train: list[Sample], n_old: int, n_classes: int, parent: Run,
+                    precision: str, device, cache_dir: Path, progress: bool) -> torch.nn.Linear:
+    """The parent's head with a row per new class imprinted from the class's mean feature (Qi et al. 2018), at
+    the old rows' mean length and bias: new classes start predictable instead of at zero."""
+    head = torch.nn.Linear(old_model.head.in_features, n_classes)
+    old_w, old_b = old_model.head.weight.detach(), old_model.head.bias.detach()
+    with torch.no_grad():
+        head.weight.zero_()
+        head.weight[:n_old] = old_w
+        head.bias.fill_(float(old_b.mean()))
+        head.bias[:n_old] = old_b
+        fresh = [s for s in new_train if s.label >= n_old]
+        if fresh:
+            fs = extract_features(old_model.backbone, fresh, parent.data_config, precision=precision, device=device,
+                                  cache_dir=cache_dir, progress=progress, desc="new class features")
+            H = torch.from_numpy(fs.features)
+            if old_model.feature_norm == "l2":
+                H = torch.nn.functional.normalize(H, dim=1) * H.shape[1] ** 0.5
+            labels = torch.from_numpy(fs.labels)
+            length = old_w.norm(dim=1).mean()
+            for k in labels.unique().tolist():
+                mean = H[labels == k].mean(0)
+                head.weight[k] = mean / mean.norm().clamp_min(1e-12) * length
+    return head
+
+
 def _finetuned(parent: Run, new_train: list[Sample], classes: list[str], added: list[str], parts: list[DataSplits],
                lineage: list[dict], cfg: ExtendConfig, method: str, seed: int, precision: str, device,
                cache_dir: Path) -> StepResult:
@@ -302,13 +328,8 @@ def _finetuned(parent: Run, new_train: list[Sample], classes: list[str], added: 
     old_model = parent.model
     model = copy.deepcopy(old_model)
     n_old, dim = len(parent.classes), parent.backbone_info.feature_dim
-    head = torch.nn.Linear(dim, len(classes))
-    with torch.no_grad():  # old rows kept; a new class starts at zero weight and the old classes' mean bias
-        head.weight.zero_()
-        head.weight[:n_old] = old_model.head.weight
-        head.bias.fill_(float(old_model.head.bias.mean()))
-        head.bias[:n_old] = old_model.head.bias
-    model.head = head
+    model.head = _imprinted_head(old_model, new_train, n_old, len(classes), parent, precision, device, cache_dir,
+                                 cfg.progress)
     exemplars, replayed = [], []
     if cfg.replay:
         exemplars, replayed = _exemplars(parent, classes, added, new_train, parts, lineage, cfg.replay, seed)
