@@ -147,6 +147,8 @@ def extend_config(cfg: ExtendConfig) -> Run:
         raise TlearnError(f"--out {cfg.out} is the run being extended; write the extension to a new folder (the "
                           "parent is never overwritten).")
     method = cfg.method or default_method(parent)
+    if method == "analytic":
+        check_analytic_parent(parent)
     fit = parent.config.get("fit", {})
     seed = fit.get("seed", 0) if cfg.seed is None else cfg.seed
     val_fraction = fit.get("val_fraction", 0.2) if cfg.val_fraction is None else cfg.val_fraction
@@ -172,7 +174,6 @@ def extend_config(cfg: ExtendConfig) -> Run:
                             _union([p.test for p in parts]), "the val/test of every data folder in the lineage",
                             list(new.skipped))
     if method == "analytic":
-        check_analytic_parent(parent)
         writer.start(run_inputs(parent.backbone_info, evaluation, "analytic"))
         result = _analytic(parent, new_train, classes, cfg, precision, device, cache_dir)
     else:
