@@ -152,6 +152,10 @@ def test_extend_with_new_classes_through_the_cli_is_exact_and_a_normal_run(colou
     predictions, _ = run.predict(colours / "new" / "test" / "plum")
     assert len(predictions) == 10 and set(predictions[0].probabilities) == set(run.classes)
     assert run.evaluate(colours / "old" / "test", progress=False)["n"] == 60
+    from tlearn.export.exporter import export_run
+
+    exported = export_run(out, "onnx", tmp_path / "extended.onnx")  # parity checked on the lineage's val images
+    assert exported.parity["n"] == run.metrics["val"]["n"] == 7 and exported.parity["top1_agreement"] == 1.0
 
 
 def test_more_images_of_known_classes_keep_or_improve_accuracy(colours, probe_run, tmp_path):

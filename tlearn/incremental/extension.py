@@ -125,6 +125,12 @@ def _union(parts: list[list[Sample]]) -> list[Sample]:
     return out
 
 
+def lineage_samples(run: Run, split: str) -> list[Sample]:
+    """The val or test images of an extended run: those of every data folder in its lineage still on disk."""
+    parts, _ = lineage_splits(run.config.get("lineage") or [], run.classes)
+    return _union([p.split(split) for p in parts])
+
+
 @dataclass
 class StepResult:
     model: TransferModel
