@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import write_class_tree
 from tlearn.errors import DataError, TlearnError
 from tlearn.features.statistics import STATS_FILE, FeatureStatistics, space_for, to_space
 from tlearn.incremental.analytic import HEADS, solve_head
@@ -241,7 +240,8 @@ def test_incremental_protocol_writes_the_matrix_and_the_report(colours, tmp_path
     assert printed["summary"]["analytic"]["vs_joint"] == "joint"
     html = (study / "incremental.html").read_text()
     assert 'id="summary"' in html and html.count("data:image/png;base64,") == 2
-    with pytest.raises(TlearnError, match="class_order_seed.* differ"):  # the same folder with other settings is refused
+    # the same folder with other settings is refused
+    with pytest.raises(TlearnError, match="class_order_seed.* differ"):
         from tlearn.incremental.protocol import IncrementalConfig, run_incremental
 
         run_incremental(IncrementalConfig(data=str(colours / "old"), out=str(study), tasks=2, methods="analytic",

@@ -49,7 +49,7 @@ def split_samples(run: Run, data: str | Path | None = None, split: str = "val") 
     root = data or run.config.get("data", {}).get("root")
     fit = run.config.get("fit", {})
     if data is None and run.config.get("lineage"):  # an extension (tlearn extend): the val of its whole lineage
-        from ..incremental.extension import lineage_samples
+        from ..incremental.lineage import lineage_samples
 
         samples = lineage_samples(run, split)
         if samples:

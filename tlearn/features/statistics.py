@@ -1,7 +1,8 @@
 """Sufficient statistics of a run's training features: per-class counts and sums and the feature Gram matrix.
 
 They are sums over images, so statistics of several batches of data add up to those of all the data at once,
-in any order; the analytic head (tlearn.incremental.analytic, `tlearn extend`) is solved from them alone, without the images.
+in any order; the analytic head (tlearn.incremental.analytic, `tlearn extend`) is solved from them alone,
+without the images.
 Kept in RUN/head_stats.safetensors (float64, the Gram matrix as its upper triangle; a few MB).
 
 space: what the sums are over. "features" (the pooled backbone features, for the raw and standardized

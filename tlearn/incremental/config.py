@@ -31,7 +31,8 @@ class ExtendConfig:
                        choices=HEADS)
     replay: int = option(0, "lwf/naive: also train on K exemplar images per old class, kept by the run as paths + "
                             "sha256", metavar="K", check=checks.at_least(0, "--replay"), group=FINETUNED)
-    epochs: int | None = option(None, "epochs (default: the fine-tune strategy's)", check=checks.at_least(1, "--epochs"),
+    epochs: int | None = option(None, "epochs (default: the fine-tune strategy's)",
+                                check=checks.at_least(1, "--epochs"),
                                 group=FINETUNED)
     lr: float | None = option(None, "peak learning rate of the head (default: the fine-tune strategy's)",
                               group=FINETUNED)

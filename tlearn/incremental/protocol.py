@@ -50,7 +50,8 @@ class IncrementalConfig:
     tasks: int = option(2, "number of tasks the classes are cut into", check=checks.at_least(2, "--tasks"))
     methods: str = option(",".join(PROTOCOL_METHODS), "comma-separated, among " + ", ".join(PROTOCOL_METHODS),
                           check=_check_methods)
-    seeds: int = option(1, "training seeds 0..N-1 (the class order stays the same)", check=checks.at_least(1, "--seeds"))
+    seeds: int = option(1, "training seeds 0..N-1 (the class order stays the same)",
+                        check=checks.at_least(1, "--seeds"))
     class_order_seed: int = option(0, "seed of the class order (the order is recorded)")
     backbone: str = option(DEFAULT_BACKBONE)
     weights: str | None = option(None, "pretrained weights: omit for the registry's, 'none' for random init")
