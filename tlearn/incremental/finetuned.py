@@ -45,8 +45,10 @@ def _exemplars(parent: Run, classes: list[str], added: list[str], new_train: lis
 
 def _imprinted_head(old_model: TransferModel, new_train: list[Sample], n_old: int, n_classes: int, parent: Run,
                     precision: str, device, cache_dir: Path, progress: bool) -> torch.nn.Linear:
-    """The parent's head with a row per new class imprinted from the class's mean feature (Qi et al. 2018), at
-    the old rows' mean length and bias: new classes start predictable instead of at zero."""
+    """The parent's head plus a row per new class, imprinted (Qi et al. 2018) from the class's mean feature
+    centred on the mean of all new images, at the old rows' mean length; its bias puts the new class level with
+    the best old class on its own images. New classes start in the race instead of at zero, without swamping
+    the old ones (pooled features are mostly positive, so an uncentred mean would score every image high)."""
     head = torch.nn.Linear(old_model.head.in_features, n_classes)
     old_w, old_b = old_model.head.weight.detach(), old_model.head.bias.detach()
     with torch.no_grad():
@@ -54,18 +56,23 @@ def _imprinted_head(old_model: TransferModel, new_train: list[Sample], n_old: in
         head.weight[:n_old] = old_w
         head.bias.fill_(float(old_b.mean()))
         head.bias[:n_old] = old_b
-        fresh = [s for s in new_train if s.label >= n_old]
-        if fresh:
-            fs = extract_features(old_model.backbone, fresh, parent.data_config, precision=precision, device=device,
-                                  cache_dir=cache_dir, progress=progress, desc="new class features")
-            H = torch.from_numpy(fs.features)
-            if old_model.feature_norm == "l2":
-                H = torch.nn.functional.normalize(H, dim=1) * H.shape[1] ** 0.5
-            labels = torch.from_numpy(fs.labels)
-            length = old_w.norm(dim=1).mean()
-            for k in labels.unique().tolist():
-                mean = H[labels == k].mean(0)
-                head.weight[k] = mean / mean.norm().clamp_min(1e-12) * length
+        if not any(s.label >= n_old for s in new_train):
+            return head
+        fs = extract_features(old_model.backbone, new_train, parent.data_config, precision=precision, device=device,
+                              cache_dir=cache_dir, progress=progress, desc="new features")
+        H = torch.from_numpy(fs.features)
+        if old_model.feature_norm == "l2":
+            H = torch.nn.functional.normalize(H, dim=1) * H.shape[1] ** 0.5
+        labels = torch.from_numpy(fs.labels)
+        best_old = (H @ old_w.T + old_b).max(1).values
+        centre, length = H.mean(0), old_w.norm(dim=1).mean()
+        for k in [k for k in labels.unique().tolist() if k >= n_old]:
+            mine = H[labels == k]
+            direction = mine.mean(0) - centre
+            if direction.norm() < 1e-6 * mine.mean(0).norm():  # one new class and nothing else: no contrast
+                direction = mine.mean(0)
+            head.weight[k] = direction / direction.norm().clamp_min(1e-12) * length
+            head.bias[k] = (best_old[labels == k] - mine @ head.weight[k]).mean()
     return head
 
 
