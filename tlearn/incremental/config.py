@@ -19,10 +19,10 @@ FINETUNED = "fine-tuned parents (lwf, naive)"
 class ExtendConfig:
     """A `tlearn extend` step: the parent run, the new data, and how the new classes or images are learned."""
 
-    run: str = option(None, "the trained run to extend", positional=True)
-    data: str = option(None, "new data: new classes and/or more images of the run's classes (any fit layout)",
+    run: str = option(help="the trained run to extend", positional=True)
+    data: str = option(help="new data: new classes and/or more images of the run's classes (any fit layout)",
                        positional=True)
-    out: str = option(None, "run directory to write (never the parent's)")
+    out: str = option(help="run directory to write (never the parent's)")
     method: str | None = option(None, "analytic (default for linear-probe runs: no old images needed), lwf (default "
                                       "for fine-tuned runs) or naive (fine-tune on the new data alone)",
                                 choices=METHODS)

@@ -45,8 +45,8 @@ def _check_methods(value: str) -> str:
 
 @dataclass
 class IncrementalConfig:
-    data: str = option(None, "data folder or CSV manifest (any fit layout)", positional=True)
-    out: str = option(None, "study folder to write")
+    data: str = option(help="data folder or CSV manifest (any fit layout)", positional=True)
+    out: str = option(help="study folder to write")
     tasks: int = option(2, "number of tasks the classes are cut into", check=checks.at_least(2, "--tasks"))
     methods: str = option(",".join(PROTOCOL_METHODS), "comma-separated, among " + ", ".join(PROTOCOL_METHODS),
                           check=_check_methods)
