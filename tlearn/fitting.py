@@ -113,7 +113,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
     if evaluated.task is not None:  # what evaluate, predict, export and serve need to score a multi-label run
         sections["task"] = evaluated.task
     config = run_config(sections, info, splits, precision, str(device))
-    return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions)
+    return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions,
+                         extra_files=result.files)
 
 
 def check_groups(splits: DataSplits, strict: bool, group_by: str | None) -> dict | None:

@@ -30,12 +30,17 @@ def run(args) -> int:
     if result is None:  # a torchrun worker other than rank 0: rank 0 writes and reports the run
         return 0
     m = result.metrics
-    summary = {split: {k: round(v, 4) for k, v in m[split].items() if isinstance(v, float)} | {"n": m[split]["n"]}
-               | ({"ci95": {k: [round(x, 4) for x in v] for k, v in m[split]["ci95"].items()},
-                   "ci_unit": m[split]["ci_unit"]} if m[split].get("ci95") else {})
-               for split in ("val", "test") if split in m}
+    summary = split_summary(m)
     if m.get("groups", {}).get("shared_count"):
         summary["groups_in_two_splits"] = m["groups"]["shared_count"]
     summary.update(train_seconds=m["train_seconds"], skipped=len(m["skipped"]), run=str(result.path))
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def split_summary(m: dict) -> dict:
+    """val/test figures of a run's metrics.json as printed at the end of fit (and extend), intervals included."""
+    return {split: {k: round(v, 4) for k, v in m[split].items() if isinstance(v, float)} | {"n": m[split]["n"]}
+            | ({"ci95": {k: [round(x, 4) for x in v] for k, v in m[split]["ci95"].items()},
+                "ci_unit": m[split]["ci_unit"]} if m[split].get("ci95") else {})
+            for split in ("val", "test") if split in m}

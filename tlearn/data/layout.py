@@ -258,12 +258,13 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
     return rows
 
 
-def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                group_by: str | None = None, empty_label: str | None = None) -> DataSplits:
+def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0, group_by: str | None = None,
+                empty_label: str | None = None, min_classes: int = 2) -> DataSplits:
     """Resolve DATA into train/val/test samples with one shared, sorted class list.
 
     group_by: a regex that takes each image's group (patient) from its file name where the manifest gives none.
     A multi-label manifest goes to tlearn.data.multilabel, whose empty_label becomes the empty set.
+    min_classes: 1 for data that adds to a trained model (`tlearn extend`: one new class is a task).
     """
     root = Path(data).expanduser().resolve()  # absolute: run files and reports work from any folder
     if not root.exists():
@@ -296,7 +297,9 @@ def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0,
         trees["train"], skipped = read_class_tree(root)
 
     classes = sorted(trees["train"])
-    if len(classes) < 2:
+    if not classes:
+        raise DataError(f"{root} has no class folders with images.")
+    if len(classes) < min_classes:
         raise DataError(
             f"{root} has a single class ({classes[0]!r}); a classifier needs at least two class folders."
         )

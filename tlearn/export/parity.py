@@ -49,6 +49,12 @@ def split_samples(run: Run, data: str | Path | None = None, split: str = "val") 
     """A split of the run's own data (config.yaml data.root, same seed and hold-out), or of `data`."""
     root = data or run.config.get("data", {}).get("root")
     fit = run.config.get("fit", {})
+    if data is None and run.config.get("lineage"):  # an extension (tlearn extend): the val of its whole lineage
+        from ..incremental.lineage import lineage_samples
+
+        samples = lineage_samples(run, split)
+        if samples:
+            return samples, f"the {split} images of the lineage of {run.path}"
     if not root or not Path(root).exists():
         raise TlearnError(f"the data of run {run.path} ({root}) is not available, and export checks parity on "
                           "its val split; pass --data DATA (the same class folders) to check on it there.")

@@ -12,6 +12,8 @@ RUN/
   metrics.json     {"val": {...}, "test": {...}, "train_seconds": s, "skipped": [...], ...}
   report.html      written after completion (a report failure never loses a run)
   checkpoints/     per-epoch checkpoints of the training loop (tlearn.train.checkpoint), for --resume
+  head_stats.safetensors  linear-probe runs and their extensions: feature statistics (tlearn.features.statistics)
+  exemplars.json   extensions with --replay: the exemplar images (paths + sha256) the run keeps
 
 Runs written before run.json existed (config.yaml + classes.json + model.safetensors, no run.json) are read
 as complete. Torch-free: backbones and reports read runs through here.

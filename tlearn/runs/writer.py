@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -223,14 +223,20 @@ class RunWriter:
                               "checkpoints; move them away (tlearn does not delete them) or use a new --out.")
 
     def finish(self, model: TransferModel, classes: list[str], config: dict, history: list[dict], metrics: dict,
-               predictions: dict[str, tuple[Sequence[Sample], np.ndarray]], report: bool = True) -> Run:
-        """Write the run in one order, the model first; run.json says complete only when all is on disk."""
+               predictions: dict[str, tuple[Sequence[Sample], np.ndarray]], report: bool = True,
+               extra_files: dict[str, Callable[[Path], None]] | None = None) -> Run:
+        """Write the run in one order, the model first; run.json says complete only when all is on disk.
+
+        extra_files: more files of the run (name -> write(path)), e.g. the linear probe's feature statistics."""
         out = self.out
+        extra_files = extra_files or {}
         inputs = (layout.read_marker(out) or {}).get("inputs")
         files = [layout.MODEL, layout.CLASSES, layout.CONFIG, layout.HISTORY, layout.METRICS, layout.REPORT,
-                 *(f"{layout.PREDICTIONS}/{split}.csv" for split in predictions)]
+                 *(f"{layout.PREDICTIONS}/{split}.csv" for split in predictions), *extra_files]
         layout.write_marker(out, "writing", inputs, files)  # listed first: a crash leaves them for the next run
         save_model(model, out / layout.MODEL)
+        for name, write in extra_files.items():
+            write(out / name)
         layout.write_json(out / layout.CLASSES, classes)
         layout.write_yaml(out / layout.CONFIG, config)
         layout.write_history(out / layout.HISTORY, history)

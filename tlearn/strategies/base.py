@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +36,7 @@ class FitResult:
     train_metrics: dict | None = None
     backbone_info: BackboneInfo | None = None  # set when the strategy chose another input size (auto)
     out_of_fold: tuple | None = None  # multi-label probe without val: (train samples, out-of-fold probabilities)
+    files: dict[str, Callable[[Path], None]] = field(default_factory=dict)  # more run files: name -> write(path)
 
 
 class Strategy(Protocol):

@@ -13,6 +13,7 @@ from ..errors import DataError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.multilabel import multilabel_metrics
 from ..features.extract import extract_features
+from ..features.statistics import STATS_FILE, FeatureStatistics, space_for
 from .base import FitContext, FitResult, log
 from .linear_probe import LinearProbe
 from .multilabel_probe import MultiLabelProbe
@@ -59,8 +60,12 @@ class LinearProbeStrategy:
         train_metrics = classification_metrics(fs.labels, probe.predict_proba(fs.features))
         history = [{"epoch": 1, "lr": "", "train_loss": train_metrics["loss"], "seconds": fs.seconds
                     + time.perf_counter() - start}]
+        # kept so that `tlearn extend` can add classes or images later without these images (tlearn.incremental)
+        stats = FeatureStatistics.from_features(fs.features, fs.labels, classes, space_for(probe.treatment),
+                                                probe.treatment)
         return FitResult(
             model=model, history=history, skipped=fs.skipped, train_metrics=train_metrics,
+            files={STATS_FILE: stats.save},
             details={"C": probe.C_, "features": probe.treatment, "cv_log_likelihood": probe.cv_scores_,
                      "cv_folds": probe.folds_used_, "class_weight": self.class_weight,
                      "train_feature_seconds": round(fs.seconds, 3), "train_features_from_cache": fs.from_cache},

@@ -1,0 +1,117 @@
+"""Sufficient statistics of a run's training features: per-class counts and sums and the feature Gram matrix.
+
+They are sums over images, so statistics of several batches of data add up to those of all the data at once,
+in any order; the analytic head (tlearn.incremental.analytic, `tlearn extend`) is solved from them alone,
+without the images.
+Kept in RUN/head_stats.safetensors (float64, the Gram matrix as its upper triangle; a few MB).
+
+space: what the sums are over. "features" (the pooled backbone features, for the raw and standardized
+treatments, whose affine parameters are derived from these very sums) or "l2" (the features at unit length
+times sqrt(d), a per-image treatment fixed when the first run chose it).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TlearnError
+from ..files import atomic_path
+
+STATS_FILE = "head_stats.safetensors"
+STATS_FORMAT = 1
+SPACES = ("features", "l2")
+
+
+def space_for(treatment: str) -> str:
+    """The space the statistics of a probe with this feature treatment are kept in."""
+    return "l2" if treatment == "l2" else "features"
+
+
+def to_space(X: np.ndarray, space: str) -> np.ndarray:
+    from ..strategies.linear_probe import l2_normalize
+
+    X = np.asarray(X, dtype=np.float64)
+    return l2_normalize(X) if space == "l2" else X
+
+
+@dataclass
+class FeatureStatistics:
+    """counts (K,), sums (K, d) and gram (d, d) = sum of x x^T over every image, all float64."""
+
+    classes: list[str]
+    counts: np.ndarray
+    sums: np.ndarray
+    gram: np.ndarray
+    space: str = "features"
+    treatment: str = "standardized"
+
+    @classmethod
+    def from_features(cls, X: np.ndarray, y: np.ndarray, classes: list[str], space: str,
+                      treatment: str) -> "FeatureStatistics":
+        """X: pooled backbone features (n, d); y: indices into classes."""
+        Z = to_space(X, space)
+        y = np.asarray(y, dtype=np.int64)
+        K = len(classes)
+        sums = np.zeros((K, Z.shape[1]))
+        np.add.at(sums, y, Z)
+        return cls(list(classes), np.bincount(y, minlength=K).astype(np.float64), sums, Z.T @ Z, space, treatment)
+
+    @property
+    def dim(self) -> int:
+        return self.gram.shape[0]
+
+    @property
+    def total(self) -> float:
+        return float(self.counts.sum())
+
+    def with_classes(self, classes: list[str]) -> "FeatureStatistics":
+        """The same statistics over a longer class list (this one's classes first, in any positions)."""
+        missing = [c for c in self.classes if c not in classes]
+        if missing:
+            raise ValueError(f"classes {missing} are not in the new class list")
+        index = [classes.index(c) for c in self.classes]
+        counts, sums = np.zeros(len(classes)), np.zeros((len(classes), self.dim))
+        counts[index], sums[index] = self.counts, self.sums
+        return FeatureStatistics(list(classes), counts, sums, self.gram.copy(), self.space, self.treatment)
+
+    def __add__(self, other: "FeatureStatistics") -> "FeatureStatistics":
+        if (self.space, self.treatment, self.dim) != (other.space, other.treatment, other.dim):
+            raise ValueError(f"statistics of different kinds: {self.space}/{self.treatment}/{self.dim} vs "
+                             f"{other.space}/{other.treatment}/{other.dim}")
+        classes = self.classes + [c for c in other.classes if c not in self.classes]
+        a, b = self.with_classes(classes), other.with_classes(classes)
+        return FeatureStatistics(classes, a.counts + b.counts, a.sums + b.sums, a.gram + b.gram, self.space,
+                                 self.treatment)
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        upper = self.gram[np.triu_indices(self.dim)]
+        meta = {"format": str(STATS_FORMAT), "space": self.space, "treatment": self.treatment,
+                "classes": json.dumps(self.classes), "dim": str(self.dim)}
+        with atomic_path(path) as tmp:
+            save_file({"counts": self.counts, "sums": self.sums, "gram_upper": upper}, str(tmp), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureStatistics":
+        from safetensors import safe_open
+
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+                counts, sums, upper = (f.get_tensor(k) for k in ("counts", "sums", "gram_upper"))
+            d = int(meta["dim"])
+            gram = np.zeros((d, d))
+            gram[np.triu_indices(d)] = upper
+            gram = gram + np.triu(gram, 1).T
+            stats = cls(json.loads(meta["classes"]), counts, sums, gram, meta["space"], meta["treatment"])
+        except Exception as exc:  # any damage: a clear message beats a traceback from the format library
+            raise TlearnError(f"{path} is damaged or not tlearn head statistics ({exc!r}); refit the run.") from None
+        if stats.space not in SPACES or sums.shape != (len(stats.classes), d) or counts.shape != (len(stats.classes),):
+            raise TlearnError(f"{path} is inconsistent (space {stats.space!r}, shapes {sums.shape}, {counts.shape});"
+                              " refit the run.")
+        return stats

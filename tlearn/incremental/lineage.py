@@ -1,0 +1,104 @@
+"""The lineage of an extended run: the steps that made it, its classes, and the images it is evaluated on.
+
+config.yaml's `lineage` holds one entry per step (the first fit, then each `tlearn extend`): method, data folder,
+its val fraction and seed (so its splits can be made again exactly), classes added, images added per class.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import unicodedata
+from pathlib import Path
+
+from ..data.layout import DataSplits, Sample, load_splits
+from ..errors import DataError, TlearnError
+from ..hashing import file_digest
+from ..runs.run import Run
+
+log = logging.getLogger("tlearn")
+
+
+def parent_strategy(parent: Run) -> str:
+    return str(parent.config.get("strategy", {}).get("name") or parent.config.get("fit", {}).get("strategy", "?"))
+
+
+def _normal(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
+def added_classes(old: list[str], new: list[str], data: str) -> list[str]:
+    """NEWDATA's classes that are not the run's. A folder named like a known class but for case, spacing or
+    Unicode form is refused: it is almost surely the same class, and a second output for it would split it."""
+    known = {_normal(c): c for c in old}
+    seen: dict[str, str] = {}
+    for c in new:
+        if c in old:
+            continue
+        if _normal(c) in known:
+            raise DataError(f"class folder {c!r} in {data} differs from the run's class {known[_normal(c)]!r} only in "
+                            f"case, spacing or Unicode form; rename it to {known[_normal(c)]!r} to add images to that "
+                            "class, or give it a clearly different name for a new class.")
+        if _normal(c) in seen:
+            raise DataError(f"class folders {seen[_normal(c)]!r} and {c!r} in {data} differ only in case, spacing or "
+                            "Unicode form; merge them or rename one.")
+        seen[_normal(c)] = c
+    return [c for c in new if c not in old]
+
+
+def remap(samples: list[Sample], source: list[str], target: list[str]) -> list[Sample]:
+    index = {c: i for i, c in enumerate(target)}
+    return [Sample(s.path, index[source[s.label]]) for s in samples]
+
+
+def parent_lineage(parent: Run) -> list[dict]:
+    """The steps that made the parent: its own lineage, or for a fitted run one step, the fit."""
+    if isinstance(parent.config.get("lineage"), list):
+        return copy.deepcopy(parent.config["lineage"])
+    fit, data = parent.config.get("fit", {}), parent.config.get("data", {})
+    return [{"step": 0, "run": str(parent.path), "method": parent_strategy(parent), "data": data.get("root"),
+             "val_fraction": fit.get("val_fraction", 0.2), "seed": fit.get("seed", 0),
+             "classes_added": list(parent.classes), "train_images": (data.get("counts") or {}).get("train")}]
+
+
+def lineage_splits(lineage: list[dict], classes: list[str]) -> tuple[list[DataSplits], list[str]]:
+    """Each lineage step's data re-split as it was (root, val_fraction, seed), labels by RUN2's classes; and the
+    folders that are gone (their val/test are left out of RUN2's metrics)."""
+    found, gone = [], []
+    for step in lineage:
+        root = step.get("data")
+        if not root or not Path(root).exists():
+            gone.append(str(root))
+            continue
+        try:
+            s = load_splits(root, step.get("val_fraction", 0.2), step.get("seed", 0), min_classes=1)
+        except TlearnError as exc:
+            log.warning("lineage data %s cannot be read any more (%s); its val/test are left out", root, exc)
+            gone.append(str(root))
+            continue
+        if any(c not in classes for c in s.classes):
+            gone.append(str(root))
+            continue
+        found.append(DataSplits(s.root, classes, *(remap(s.split(n), s.classes, classes)
+                                                   for n in ("train", "val", "test")), s.val_source, s.skipped))
+    return found, gone
+
+
+def union(parts: list[list[Sample]]) -> list[Sample]:
+    """The samples of all parts, an image that is in several (by content: a copied test folder) once."""
+    seen, out = set(), []
+    for part in parts:
+        for s in part:
+            try:
+                key = file_digest(s.path)
+            except OSError:
+                key = str(s.path)  # unreadable: evaluation lists it as skipped
+            if key not in seen:
+                seen.add(key)
+                out.append(s)
+    return out
+
+
+def lineage_samples(run: Run, split: str) -> list[Sample]:
+    """The val or test images of an extended run: those of every data folder in its lineage still on disk."""
+    parts, _ = lineage_splits(run.config.get("lineage") or [], run.classes)
+    return union([p.split(split) for p in parts])
