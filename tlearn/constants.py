@@ -19,3 +19,4 @@ DEFAULT_TRAIN_BATCH_SIZE = 32
 DEFAULT_BATCH_SIZE = 64  # images per forward pass for extraction / evaluation
 DEFAULT_GRAD_CLIP = 1.0
 DEFAULT_LABEL_SMOOTHING = 0.1
+LABEL_RANKINGS = ("self_confidence", "normalized_margin")  # how tlearn doctor ranks label issues
