@@ -16,30 +16,35 @@ from ..constants import LABEL_RANKINGS as RANKINGS
 from ..strategies.linear_probe import LinearProbe, l2_normalize
 
 FOLDS = 5
-PROBE_FEATURES = "l2"  # one treatment: choosing among three by CV would triple the doctor's probe time
 OUTLIER_NEIGHBOURS = 10
 OUTLIER_Z = 3.5  # robust z-score (1.4826 MAD) of the neighbour distance above which an image is an outlier
 
 
 def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0,
                                 folds: int = FOLDS) -> tuple[np.ndarray, dict]:
-    """(n, num_classes) probabilities, each row from a probe trained on the other folds; the probe's C is chosen
-    once by the linear probe's own cross-validation. Classes with fewer than 2 images get no row (NaN)."""
+    """(n, num_classes) probabilities, each row from a probe trained on the other folds (the linear probe's
+    l2-normalised features and grid of C; the C whose out-of-fold log loss is lowest). Classes with fewer than 2
+    images get no row (NaN)."""
     counts = np.bincount(labels, minlength=num_classes)
     usable = counts[labels] >= 2
     probs = np.full((len(labels), num_classes), np.nan)
     folds = int(min(folds, counts[counts >= 2].min())) if usable.any() else 0
     if folds < 2 or len(np.unique(labels[usable])) < 2:
         return probs, {"folds": 0, "C": None}
-    X, y = features[usable], labels[usable]
-    probe = LinearProbe(features=PROBE_FEATURES, seed=seed, folds=folds).fit(X, y, num_classes)
-    Xt = l2_normalize(X.astype(np.float64))
-    out = np.zeros((len(y), num_classes))
-    for train, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(Xt, y):
-        model = LogisticRegression(C=probe.C_, max_iter=probe.max_iter, tol=probe.tol).fit(Xt[train], y[train])
-        out[np.ix_(held, model.classes_)] = model.predict_proba(Xt[held])
-    probs[usable] = out
-    return probs, {"folds": folds, "C": probe.C_}
+    X, y = l2_normalize(features[usable].astype(np.float64)), labels[usable]
+    defaults = LinearProbe()
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
+    best = None
+    for C in defaults.Cs:
+        out = np.zeros((len(y), num_classes))
+        for train, held in splits:
+            model = LogisticRegression(C=C, max_iter=defaults.max_iter, tol=defaults.tol).fit(X[train], y[train])
+            out[np.ix_(held, model.classes_)] = model.predict_proba(X[held])
+        loss = -float(np.mean(np.log(np.clip(out[np.arange(len(y)), y], 1e-12, None))))
+        if best is None or loss < best[0]:
+            best = (loss, float(C), out)
+    probs[usable] = best[2]
+    return probs, {"folds": folds, "C": best[1], "log_loss": round(best[0], 4)}
 
 
 def label_quality(probs: np.ndarray, labels: np.ndarray, ranking: str = "self_confidence") -> np.ndarray:

@@ -9,12 +9,14 @@ from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
 from .._version import __version__
 from ..data.images import UnreadableImage
+from ..data.leakage import NEAR_BITS, LeakageReport
 from ..errors import TlearnError
 from ..files import atomic_write_text
 from ..report.gallery import thumbnail_uri
 from ..report.html import fmt, pct
 from ..report.templates import STYLE
 from .diagnose import DoctorReport
+from .duplicates import FEATURE_COSINE
 
 SHOWN = 48  # entries of each gallery on the page (doctor.json lists more)
 THUMB_PX = 112
@@ -165,14 +167,13 @@ def _thumb(item: dict, path: str | None = None) -> dict:
 
 
 def render_page(report: DoctorReport) -> str:
-    from ..data.leakage import LeakageReport
 
     s = report.summary()
     dups = [{**g, "thumbs": [_thumb({"split": sp, "label": lab}, p)
                              for p, sp, lab in list(zip(g["paths"], g["splits"], g["labels"]))[:8]]}
             for g in report.duplicates[:SHOWN]]
     settings = [("data", report.data), ("backbone", f"{report.backbone['name']} ({report.backbone['weights']})"),
-                ("label model", f"linear probe on l2-normalised features, C={report.label_model.get('C')}, "
+                ("label model", f"linear probe on l2-normalised features, C={fmt(report.label_model.get('C'), 4)}, "
                                 f"{report.label_model.get('folds')} folds"),
                 ("features", f"{report.label_model.get('from_cache', 0)} from cache, "
                              f"{report.label_model.get('extracted', 0)} extracted"),
@@ -180,8 +181,8 @@ def render_page(report: DoctorReport) -> str:
                 ("seconds", ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()))]
     view = {"title": f"tlearn doctor: {Path(report.data).name}", "style": STYLE + EXTRA_STYLE, "r": report, "s": s,
             "counts": " / ".join(f"{k} {v}" for k, v in report.counts.items() if v), "dups": dups,
-            "near_method": LeakageReport().method() + " or backbone features of cosine similarity >= the doctor's "
-                                                      "threshold with close hashes",
+            "near_method": f"{LeakageReport().method()}, or backbone features (centred) of cosine similarity >= "
+                           f"{FEATURE_COSINE} with hashes within {NEAR_BITS} bits",
             "issues": [_thumb(t) for t in report.label_issues[:SHOWN]],
             "far": [_thumb(t) for t in report.outliers[:SHOWN]],
             "odd": [_thumb(t) for t in report.files["outliers"][:SHOWN]], "settings": settings,
