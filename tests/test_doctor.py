@@ -65,10 +65,16 @@ def test_planted_copies_found_across_and_within_splits_and_nothing_else(report):
 
 
 def test_planted_wrong_label_ranks_first_with_its_true_class(report):
-    top = report.label_issues[0]
+    class_issues = [t for t in report.label_issues if t["kind"] == "class"]
+    top = class_issues[0]
     assert Path(top["path"]).name == "really_blue.png"
     assert (top["given"], top["suggested"], top["split"]) == ("red", "blue", "train")
-    assert top["score"] == min(t["score"] for t in report.label_issues) < 0.5
+    assert top["score"] == min(t["score"] for t in class_issues) < 0.1
+    # only images that fit no class may rank above it: the flat strip first of all
+    ahead = report.label_issues[:report.label_issues.index(top)]
+    assert all(t["kind"] == "outlier" and t["suggested"] is None for t in ahead) and len(ahead) <= 2
+    assert Path(report.label_issues[0]["path"]).name == "strip.png"
+    assert Path(report.outliers[0]["path"]).name == "strip.png"
 
 
 def test_unreadable_file_and_odd_shape_listed(report):

@@ -118,20 +118,20 @@ def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str
     t = time.perf_counter()
     y = labels[feature_rows]
     probs, model = out_of_sample_probabilities(fs.features, y, len(splits.classes), seed)
+    z = outlier_scores(fs.features, y)
     issues = []
-    for row, suggested, quality in find_label_issues(probs, y, ranking):
+    for row, suggested, score, kind in find_label_issues(probs, y, ranking, z):
         i = feature_rows[row]
         issues.append({"path": str(paths[i]), "split": names[i], "given": label_names[i],
-                       "suggested": splits.classes[suggested], "score": round(quality, 4),
-                       "p_given": round(float(probs[row, y[row]]), 4),
-                       "p_suggested": round(float(probs[row, suggested]), 4)})
-    scores = outlier_scores(fs.features)
+                       "suggested": splits.classes[suggested] if suggested is not None else None,
+                       "score": round(score, 4), "kind": kind,
+                       "p_given": round(float(probs[row, y[row]]), 4), "outlier_z": round(float(z[row]), 2)})
     far = []
-    for row in outliers(scores):
+    for row in outliers(z):
         i = feature_rows[row]
         best = int(np.nanargmax(probs[row])) if not np.isnan(probs[row]).all() else int(y[row])
         far.append({"path": str(paths[i]), "split": names[i], "given": label_names[i],
-                    "nearest_class": splits.classes[best], "score": round(float(scores[row]), 4)})
+                    "nearest_class": splits.classes[best], "score": round(float(z[row]), 2)})
     seconds["labels"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - start
     model.update(ranking=ranking, features=fs.features.shape[1], from_cache=fs.from_cache,

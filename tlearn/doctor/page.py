@@ -17,6 +17,7 @@ from ..report.html import fmt, pct
 from ..report.templates import STYLE
 from .diagnose import DoctorReport
 from .duplicates import FEATURE_COSINE
+from .labels import OUTLIER_Z
 
 SHOWN = 48  # entries of each gallery on the page (doctor.json lists more)
 THUMB_PX = 112
@@ -85,9 +86,10 @@ PAGE = r"""{% macro thumb(t, caption) %}
   <p class="hint">Images whose label a cross-validated linear probe on the backbone's features doubts: each image scored by a
     probe that never saw it ({{ r.label_model.folds }} folds). Most suspect first, by {{ r.settings.ranking | replace("_", " ") }}
     (score: {% if r.settings.ranking == "self_confidence" %}the probability of the given label{% else %}the given label's probability minus the best other class's{% endif %};
-    low = suspect). Check each: relabel, move or remove it, or keep it if the label is right.</p>
+    low = suspect). "No class fits": an image far from every class (see outliers), its score shrunk by how far out it is.
+    Check each: relabel, move or remove it, or keep it if the label is right.</p>
   {% if issues %}<div class="gallery">{% for t in issues %}
-  {% set cap %}given <span class="true">{{ t.given }}</span> → <span class="pred">{{ t.suggested }}</span> · {{ t.score | fmt(3) }} · {{ t.split }}{% endset %}
+  {% set cap %}given <span class="true">{{ t.given }}</span> → {% if t.suggested is not none %}<span class="pred">{{ t.suggested }}</span>{% else %}<span class="pred">no class fits</span>{% endif %} · {{ t.score | fmt(3) }} · {{ t.split }}{% endset %}
   {{ thumb(t, cap) }}{% endfor %}</div>
   {% else %}<p>{% if r.label_model.folds %}None found.{% else %}Not computed: every class needs at least 2 readable images.{% endif %}</p>{% endif %}
   {% if r.label_issues | length > issues | length %}<p class="hint">{{ r.label_issues | length - issues | length }} more in doctor.json.</p>{% endif %}
@@ -95,10 +97,11 @@ PAGE = r"""{% macro thumb(t, caption) %}
 
 <section id="outliers">
   <h2>Outliers</h2>
-  <p class="hint">Images far from every other image in the backbone's feature space (mean cosine distance to their nearest
-    neighbours well above the rest): not what the folder is about, blank, or a rare view worth more examples.</p>
+  <p class="hint">Images far from every class in the backbone's feature space: their neighbourhood is much sparser than their
+    neighbours' own (local outlier factor, robust z-score above {{ outlier_z }}; the score shown). Not what the folder is
+    about, blank, or a rare view worth more examples.</p>
   {% if far %}<div class="gallery">{% for t in far %}
-  {% set cap %}{{ t.split }} / {{ t.given }} · {{ t.score | fmt(3) }}{% endset %}{{ thumb(t, cap) }}{% endfor %}</div>
+  {% set cap %}{{ t.split }} / {{ t.given }} · z {{ t.score | fmt(1) }}{% endset %}{{ thumb(t, cap) }}{% endfor %}</div>
   {% else %}<p>None found.</p>{% endif %}
 </section>
 
@@ -186,7 +189,7 @@ def render_page(report: DoctorReport) -> str:
             "issues": [_thumb(t) for t in report.label_issues[:SHOWN]],
             "far": [_thumb(t) for t in report.outliers[:SHOWN]],
             "odd": [_thumb(t) for t in report.files["outliers"][:SHOWN]], "settings": settings,
-            "marker": MARKER, "version": __version__,
+            "outlier_z": OUTLIER_Z, "marker": MARKER, "version": __version__,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return _env().get_template("doctor.html.j2").render(**view)
 
@@ -229,9 +232,9 @@ def summary_text(report: DoctorReport, limit: int = 10) -> str:
             f"{sp}/{lab}: {p}" for p, sp, lab in zip(g["paths"], g["splits"], g["labels"])))
     for t in report.label_issues[:limit]:
         lines.append(f"  label issue {t['score']:.3f}: {t['path']} ({t['split']}) given {t['given']}, "
-                     f"suggested {t['suggested']}")
+                     f"suggested {t['suggested'] or 'none (no class fits)'}")
     for t in report.outliers[:limit]:
-        lines.append(f"  outlier {t['score']:.3f}: {t['path']} ({t['split']}/{t['given']})")
+        lines.append(f"  outlier z {t['score']:.1f}: {t['path']} ({t['split']}/{t['given']})")
     for sk in report.skipped[:limit]:
         lines.append(f"  unreadable: {sk['path']}: {sk['reason']}")
     return "\n".join(lines)
