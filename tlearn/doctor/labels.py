@@ -101,9 +101,11 @@ def outlier_scores(features: np.ndarray, labels: np.ndarray, k: int = OUTLIER_NE
     neighbourhood is than its neighbours' own, against the rest of the set; high = far from every class."""
     from sklearn.neighbors import LocalOutlierFactor
 
+    if len(features) < 5:
+        return np.zeros(len(features))
     counts = np.bincount(labels)
     k = min(k, int(counts[counts > 0].min()) // 2)  # neighbourhoods within one class, or a small class is "far"
-    if len(features) < 5 or k < 2:
+    if k < 2:
         return np.zeros(len(features))
     x = features.astype(np.float32)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
