@@ -146,3 +146,16 @@ def test_doctor_then_fit_extracts_nothing_twice(tmp_path):
     assert len(list((cache / "features").glob("*.sqlite"))) == 1  # the same cache key as fit's
     again = diagnose(data, cache_dir=str(cache), **FAST)
     assert again.label_model["extracted"] == 0 and again.label_model["from_cache"] == 48
+
+
+def test_manifest_listing_one_file_in_two_splits_is_a_cross_split_group(tmp_path):
+    tree = write_class_tree(tmp_path / "imgs", CLASSES, size=40, seed=7)
+    rows = ["path,label,split"]
+    for name in CLASSES:
+        files = sorted((tree / name).glob("*.png"))
+        rows += [f"imgs/{name}/{f.name},{name},{'val' if i < 3 else 'train'}" for i, f in enumerate(files)]
+    rows.append("imgs/red/red_5.png,red,val")  # a train file listed again in val
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    report = diagnose(tmp_path / "data.csv", cache_dir=str(tmp_path / "cache"), **FAST)
+    (group,) = report.cross_split_duplicates
+    assert group["kind"] == "exact" and len(set(group["paths"])) == 1 and sorted(group["splits"]) == ["train", "val"]
