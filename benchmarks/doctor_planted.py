@@ -86,6 +86,8 @@ def main() -> None:
     ranked = [t["path"] for t in report.label_issues]
     hits = sum(p in flipped for p in ranked[:k])
     hits_all = sum(p in flipped for p in ranked)
+    ranked_class = [t["path"] for t in report.label_issues if t["kind"] == "class"]  # without "no class fits"
+    hits_class = sum(p in flipped for p in ranked_class[:k])
 
     def original(path: str) -> str:  # the path in the untouched set
         rel = Path(path).relative_to(data)
@@ -108,7 +110,8 @@ def main() -> None:
     result = {
         "data": str(src), "images": sum(report.counts.values()), "flipped": k, "copies": len(planted),
         "label_issues": len(ranked), f"precision_at_{k}": round(hits / k, 3), f"recall_at_{k}": round(hits / k, 3),
-        "recall_all_issues": round(hits_all / k, 3), "copies_found": round(copies_found / len(planted), 3),
+        "recall_all_issues": round(hits_all / k, 3), f"precision_at_{k}_class_issues_only": round(hits_class / k, 3),
+        "outlier_issues_in_top_k": sum(t["kind"] == "outlier" for t in report.label_issues[:k]), "copies_found": round(copies_found / len(planted), 3),
         "false_pairs_new": len(other), "copy_pairs_with_other_images": len(near_to_planted_wrong),
         "preexisting_groups": len(baseline.duplicates), "exact_groups": len(exact_files),
         "doctor_seconds": round(seconds, 1),
