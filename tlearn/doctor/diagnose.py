@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..constants import DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE
+from ..constants import DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE, LABEL_RANKINGS
 from ..data.layout import SPLITS, load_splits
 from ..data.leakage import digest_or_none
+from ..errors import TlearnError
 from ..features.extract import extract_features
 from ..runs.writer import settle_runtime
 from .classes import class_counts
@@ -84,6 +85,8 @@ def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str
     """Examine DATA (any layout `fit` accepts, split the way `fit` would with the same seed and val_fraction)."""
     from ..backbones.model import load_backbone
 
+    if ranking not in LABEL_RANKINGS:
+        raise TlearnError(f"ranking {ranking!r}: choose one of {', '.join(LABEL_RANKINGS)}.")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     splits = load_splits(data, val_fraction, seed)
