@@ -31,3 +31,5 @@ REPORT_HEATMAP_SECONDS = 60.0
 # bootstrap confidence intervals of the headline metrics (tlearn.evaluate.intervals)
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0  # fixed, so `tlearn evaluate` reproduces the intervals `fit` wrote
+
+LABEL_RANKINGS = ("self_confidence", "normalized_margin")  # how tlearn doctor ranks label issues

@@ -162,7 +162,7 @@ class _ThumbCache:
             self._db.close()
 
 
-def _digest(path: Path) -> str | None:
+def digest_or_none(path: Path) -> str | None:
     try:
         return file_digest(path)
     except OSError:
@@ -186,15 +186,31 @@ def thumbnails(paths: Sequence[Path], digests: Sequence[str | None], cache_dir: 
     return [known.get(d) if d else None for d in digests]
 
 
+def signatures(paths: Sequence[Path], digests: Sequence[str | None], cache_dir: str | Path | None
+               ) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(indices of the readable files, each file's pHash, each file's standardized thumbnail); 0 / zeros for the
+    unreadable ones."""
+    thumbs = thumbnails(paths, digests, cache_dir)
+    ok = [i for i, t in enumerate(thumbs) if t is not None]
+    hashes = np.zeros(len(paths), dtype=np.uint64)
+    vectors = np.zeros((len(paths), THUMB * THUMB), dtype=np.float32)
+    if ok:
+        stack = np.stack([thumbs[i] for i in ok])
+        hashes[ok], vectors[ok] = phash(stack), standardized(stack)
+    return ok, hashes, vectors
+
+
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Bit distances between every hash in a (n,) and every hash in b (m,), uint64 -> (n, m)."""
     return np.bitwise_count(a[:, None] ^ b[None, :])
 
 
 def closest_copies(q_hash: np.ndarray, q_vec: np.ndarray, p_hash: np.ndarray, p_vec: np.ndarray, bits: int,
-                   chunk: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   chunk: int = 256, exclude: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each query: the pool item correlating best among those within `bits` of its hash (-1 when none), that
-    correlation, the hash distance, and by how much it beats the query's second-best correlation in the pool."""
+    correlation, the hash distance, and by how much it beats the query's second-best correlation in the pool.
+    exclude: per query, a pool index never matched (the query itself when the pool is the queries)."""
     index = np.full(len(q_hash), -1, dtype=np.int64)
     corr = np.full(len(q_hash), -1.0, dtype=np.float32)
     gap = np.zeros(len(q_hash), dtype=np.float32)
@@ -203,13 +219,15 @@ def closest_copies(q_hash: np.ndarray, q_vec: np.ndarray, p_hash: np.ndarray, p_
         sl = slice(start, start + chunk)
         d = hamming(q_hash[sl], p_hash)
         c_all = q_vec[sl] @ p_vec.T
+        rows = np.arange(c_all.shape[0])
+        if exclude is not None:
+            c_all[rows, exclude[sl]] = -1.0
         c = np.where(d <= bits, c_all, -1.0)
         best = c.argmax(1)
-        rows = np.arange(len(best))
         index[sl] = np.where(c[rows, best] > -1.0, best, -1)
         corr[sl], dist[sl] = c[rows, best], d[rows, best]
         c_all[rows, best] = -1.0
-        gap[sl] = corr[sl] - c_all.max(1) if p_vec.shape[0] > 1 else 1.0
+        gap[sl] = corr[sl] - c_all.max(1) if p_vec.shape[0] > 1 + (exclude is not None) else 1.0
     return index, corr, dist, gap
 
 
@@ -231,7 +249,7 @@ def check_leakage(splits: DataSplits, cache_dir: str | Path | None = None, *, ne
     names = [split for split, _ in entries]
     paths = [s.path for _, s in entries]
     labels = [splits.classes[s.label] if 0 <= s.label < len(splits.classes) else None for _, s in entries]
-    digests = [_digest(p) for p in paths]
+    digests = [digest_or_none(p) for p in paths]
 
     groups: dict[str, list[int]] = defaultdict(list)
     for i, d in enumerate(digests):
@@ -249,14 +267,8 @@ def check_leakage(splits: DataSplits, cache_dir: str | Path | None = None, *, ne
             exact_pairs.update((i, j) for i in members for j in members if i != j)
 
     if near:
-        thumbs = thumbnails(paths, digests, cache_dir)
-        report.unhashed = sum(t is None for t in thumbs)
-        ok = [i for i, t in enumerate(thumbs) if t is not None]
-        hashes = np.zeros(len(paths), dtype=np.uint64)
-        vectors = np.zeros((len(paths), THUMB * THUMB), dtype=np.float32)
-        if ok:
-            stack = np.stack([thumbs[i] for i in ok])
-            hashes[ok], vectors[ok] = phash(stack), standardized(stack)
+        ok, hashes, vectors = signatures(paths, digests, cache_dir)
+        report.unhashed = len(paths) - len(ok)
         found = []
         for later_k, later in enumerate(SPLITS[1:], start=1):
             earlier = set(SPLITS[:later_k])
