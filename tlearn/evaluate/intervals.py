@@ -131,3 +131,45 @@ def add_intervals(metrics: dict, y_true: np.ndarray, probs: np.ndarray,
         metrics["auroc_macro"] = float(np.mean([weighted_auroc(y == c, probs[:, c]) for c in range(k)]))
     metrics.update(bootstrap_intervals(y, probs, groups))
     return metrics
+
+
+def add_multilabel_intervals(metrics: dict, y_true: np.ndarray, probs: np.ndarray,
+                             groups: Sequence[str | None] | None = None, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                             seed: int = BOOTSTRAP_SEED) -> dict:
+    """multilabel_metrics of the same arrays with bootstrap intervals of each label's AUROC ('auroc_ci95' in its
+    per_label row) and of the macro AUROC (ci95), resampling images or, with groups, whole groups."""
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    if not len(p):
+        return metrics
+    grouped = groups is not None and any(g is not None for g in groups)
+    units = unit_ids(groups) if grouped else np.arange(len(y))
+    n_units = int(units.max()) + 1
+    defined = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    aurocs = {j: _WeightedAuroc(y[:, j] == 1, p[:, j]) for j in defined}
+    rng = np.random.default_rng(seed)
+    values = {j: [] for j in defined}
+    for start in range(0, resamples, BLOCK):
+        w = _resample_weights(rng, units, n_units, min(BLOCK, resamples - start))
+        for j, auroc in aurocs.items():
+            values[j].append(auroc(w))
+    tail = 100 * (1 - LEVEL) / 2
+
+    def interval(v: np.ndarray) -> list[float] | None:
+        finite = v[np.isfinite(v)]
+        if len(finite) < 0.9 * len(v):  # too many resamples without a positive: no honest interval
+            return None
+        lo, hi = np.percentile(finite, [tail, 100 - tail])
+        return [round(float(lo), 6), round(float(hi), 6)]
+
+    per_label = {j: np.concatenate(v) for j, v in values.items()}
+    for j, row in enumerate(metrics.get("per_label", [])):
+        row["auroc_ci95"] = interval(per_label[j]) if j in per_label else None
+    ci = {}
+    if per_label:
+        macro = interval(np.nanmean(np.stack(list(per_label.values())), axis=0))
+        if macro is not None:
+            ci["macro_auroc"] = ci["auroc"] = macro
+    metrics.update({"ci95": ci, "ci_unit": "group" if grouped else "image", "ci_resamples": resamples,
+                    "ci_units": n_units if grouped else len(y)})
+    return metrics

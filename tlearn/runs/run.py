@@ -10,7 +10,7 @@ from pathlib import Path
 from ..backbones.model import BackboneInfo, TransferModel, load_transfer_model
 from ..data.layout import Sample, SkippedFile, list_images, read_labelled_folder
 from ..errors import TlearnError
-from ..evaluate.intervals import add_intervals
+from ..evaluate.intervals import add_intervals, add_multilabel_intervals
 from ..data.multilabel import TASK_MULTILABEL, label_matrix, read_multilabel_folder
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.multilabel import multilabel_metrics, positive_labels
@@ -128,8 +128,9 @@ class Run:
             samples, skipped = read_labelled_folder(split, self.classes, fit.get("group_by"))
         probs, fs = self._predict(samples, precision, batch_size, progress, tta=tta)
         if self.multilabel:
-            metrics = multilabel_metrics(label_matrix(fs.samples, len(self.classes)), probs, self.classes,
-                                         self.thresholds)
+            y = label_matrix(fs.samples, len(self.classes))
+            metrics = add_multilabel_intervals(multilabel_metrics(y, probs, self.classes, self.thresholds), y, probs,
+                                               [s.group for s in fs.samples])
         else:
             metrics = (add_intervals(classification_metrics(fs.labels, probs), fs.labels, probs,
                                      [s.group for s in fs.samples]) if len(fs.samples) else {"n": 0})

@@ -27,7 +27,7 @@ from ..data.layout import DataSplits, Sample
 from ..data.multilabel import TASK_MULTILABEL, is_multilabel, label_matrix
 from ..device import pick_device, resolve_precision
 from ..errors import TlearnError
-from ..evaluate.intervals import add_intervals
+from ..evaluate.intervals import add_intervals, add_multilabel_intervals
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.multilabel import choose_thresholds, multilabel_metrics
 from ..evaluate.predict import predict_samples
@@ -143,8 +143,9 @@ def _evaluate_multilabel(model: TransferModel, splits: DataSplits, data_config, 
     thresholds = (choose_thresholds(label_matrix(samples, len(classes)), probs) if probs is not None
                   else [0.5] * len(classes))
     for split, (samples, probs) in scored.items():
-        m = results.metrics[split] = multilabel_metrics(label_matrix(samples, len(classes)), probs, classes,
-                                                        thresholds)
+        y = label_matrix(samples, len(classes))
+        m = results.metrics[split] = add_multilabel_intervals(multilabel_metrics(y, probs, classes, thresholds), y,
+                                                              probs, [s.group for s in samples])
         results.predictions[split] = (samples, probs)
         if m["n"]:
             log.info("%s: macro AUROC %s, micro AP %s, subset accuracy %.4f, Hamming loss %.4f (n=%d)", split,
