@@ -157,14 +157,15 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
 <section id="per-class">
   <h2>Per label</h2>
   <p class="hint">A multi-label run: each label is its own yes/no decision with its own sigmoid probability.
-    AUROC and AP (average precision) need no threshold; sensitivity and specificity are at each label's threshold,
+    AUROC and AP (average precision) need no threshold; AUROC's bootstrap 95% interval (over patients when the
+    data has groups) is under it, where metrics.json has one; sensitivity and specificity are at each label's threshold,
     chosen on {{ multilabel.threshold_source }} and applied unchanged to the other splits{% if multilabel.val_optimistic %}
     (on val itself they are optimistic){% endif %}. Positives: images with the label. Accuracy above is the subset
     accuracy (every label of an image right); Hamming loss is the fraction of image-label decisions wrong.</p>
   <div class="scroll"><table class="data">
     <tr><th class="l">split</th><th>macro AUROC</th><th>micro AUROC</th><th>macro AP</th><th>micro AP</th>
       <th>subset accuracy</th><th>Hamming loss</th><th>labels per image</th></tr>
-    {% for r in multilabel.summary %}<tr><td class="l"><b>{{ r.split }}</b></td><td>{{ r.macro_auroc | fmt }}</td>
+    {% for r in multilabel.summary %}<tr><td class="l"><b>{{ r.split }}</b></td><td>{{ r.macro_auroc | fmt }}{% if r.ci95 is defined and r.ci95.macro_auroc is defined %}<br><span class="muted">[{{ r.ci95.macro_auroc[0] | fmt }}, {{ r.ci95.macro_auroc[1] | fmt }}]</span>{% endif %}</td>
       <td>{{ r.micro_auroc | fmt }}</td><td>{{ r.macro_average_precision | fmt }}</td><td>{{ r.micro_average_precision | fmt }}</td>
       <td>{{ r.subset_accuracy | fmt }}</td><td>{{ r.hamming_loss | fmt }}</td><td>{{ r.labels_per_image | fmt(2) }}</td></tr>{% endfor %}
   </table></div>
@@ -173,7 +174,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
     <tr><th class="l">label</th><th>threshold</th>{% for sp in multilabel.splits %}<th>AUROC</th><th>AP</th><th>sensitivity</th><th>specificity</th><th>positives</th>{% endfor %}</tr>
     {% for row in multilabel.rows %}
     <tr><td class="l">{{ row.label }}</td><td>{{ row.threshold | fmt }}</td>
-      {% for c in row.cells %}<td style="background: {{ c.bg }}">{{ c.auroc | fmt }}</td><td>{{ c.average_precision | fmt }}</td>
+      {% for c in row.cells %}<td style="background: {{ c.bg }}">{{ c.auroc | fmt }}{% if c.auroc_ci95 is defined and c.auroc_ci95 %}<br><span class="muted">[{{ c.auroc_ci95[0] | fmt }}, {{ c.auroc_ci95[1] | fmt }}]</span>{% endif %}</td><td>{{ c.average_precision | fmt }}</td>
       <td>{{ c.sensitivity | fmt }}</td><td>{{ c.specificity | fmt }}</td><td>{{ c.positives }}{% if c.n %} <span class="muted">({{ c.prevalence | pct(1) }}%)</span>{% endif %}</td>{% endfor %}</tr>
     {% endfor %}
   </table></div>
