@@ -137,6 +137,10 @@ def test_study_writes_records_summary_report_and_skips_finished_cells(tiny_tree,
     assert key == cell_key(cell_fit_config(cell, replace(base, progress=True), out / "m.csv", out, False), "sha", 1.0)
     assert key != cell_key(cell_fit_config(cell, replace(base, batch_size=16), out / "m.csv", out, True), "sha", 1.0)
     assert key != cell_key(cell_fit_config(cell, base, out / "m.csv", out, True), "other subset", 1.0)
+    # options added after studies were published keep their cells' keys at their defaults, and change them when set
+    default = cell_key(FitConfig(data="d", out="o", strategy="finetune"), "abc", 1.0)
+    assert default == "9ddacacf0a59711a"  # the key of this cell before group_by, dicom_window, rank_* and empty_label
+    assert default != cell_key(FitConfig(data="d", out="o", strategy="finetune", dicom_window="none"), "abc", 1.0)
 
 
 def test_interrupted_study_resumes_with_finished_cells_kept(tiny_tree, tmp_path, fake_scratch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +150,7 @@ def _holdout(rows: list[_Row], fraction: float, seed: int) -> tuple[list[_Row], 
         groups = sorted({r.group for r in rows})
         rng.shuffle(groups)
         target, chosen, taken = fraction * len(rows), set(), 0
-        sizes = {g: sum(1 for r in rows if r.group == g) for g in groups}
+        sizes = Counter(r.group for r in rows)
         for g in groups:
             if taken >= target:
                 break
@@ -163,7 +164,8 @@ def _holdout(rows: list[_Row], fraction: float, seed: int) -> tuple[list[_Row], 
         keep = set(order[:max(1, round(fraction * len(rows)))])
         val = [r for i, r in enumerate(rows) if i in keep]
         how = f"{fraction:.0%} of train held out (random, seed {seed})"
-    train = [r for r in rows if not any(r is v for v in val)]
+    val_ids = {id(r) for r in val}
+    train = [r for r in rows if id(r) not in val_ids]
     if not train:
         raise DataError("too few training images to hold out a validation split; lower --val-fraction.")
     return train, val, how

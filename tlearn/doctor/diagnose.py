@@ -15,6 +15,7 @@ from .._version import __version__
 from ..constants import DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE, LABEL_RANKINGS
 from ..data.layout import SPLITS, load_splits
 from ..data.leakage import digest_or_none
+from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
 from ..features.extract import extract_features
 from ..runs.writer import settle_runtime
@@ -90,6 +91,7 @@ def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     splits = load_splits(data, val_fraction, seed)
+    refuse_multilabel(splits, "tlearn doctor")
     entries = [(split, s) for split in SPLITS for s in splits.split(split)]
     paths = [s.path for _, s in entries]
     names = [split for split, _ in entries]

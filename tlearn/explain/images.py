@@ -40,11 +40,12 @@ class EvalPreprocess:
 
     def from_path(self, path: str | Path) -> PreparedImage:
         """Decoded as feature extraction decodes (same draft size); UnreadableImage with a reason otherwise."""
-        return self.from_image(load_rgb(path, draft_size=self.cfg.resize_size))
+        return self.from_image(load_rgb(path, draft_size=self.cfg.resize_size, dicom_window=self.cfg.dicom_window))
 
     def from_bytes(self, data: bytes, max_pixels: int) -> PreparedImage:
         """An uploaded image; ImageError (kind, reason) when it is not one."""
         try:
-            return self.from_image(decode_image(data, draft_size=self.cfg.resize_size, max_pixels=max_pixels))
+            return self.from_image(decode_image(data, draft_size=self.cfg.resize_size, max_pixels=max_pixels,
+                                                 dicom_window=self.cfg.dicom_window))
         except UnreadableImage as exc:
             raise ImageError(str(exc), "too_large") from None

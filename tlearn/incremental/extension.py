@@ -22,6 +22,7 @@ import torch
 from ..backbones.model import TransferModel
 from ..backbones.registry import count_parameters
 from ..data.layout import DataSplits, Sample, load_splits
+from ..data.multilabel import refuse_multilabel
 from ..errors import DataError, TlearnError
 from ..evaluate.metrics import classification_metrics
 from ..features.extract import extract_features
@@ -63,7 +64,10 @@ def extend_config(cfg: ExtendConfig) -> Run:
                                                   parent.config.get("precision", "auto"),
                                                   cfg.cache_dir or fit.get("cache_dir"))
     torch.manual_seed(seed)
+    if parent.multilabel:
+        raise TlearnError(f"{parent.path} is a multi-label run; tlearn extend handles single-label runs only.")
     new = load_splits(cfg.data, val_fraction, seed, min_classes=1)
+    refuse_multilabel(new, "tlearn extend")
     added = added_classes(parent.classes, new.classes, cfg.data)
     classes = list(parent.classes) + added
     new_train = remap(new.train, new.classes, classes)

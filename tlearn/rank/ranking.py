@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.layout import DataSplits, load_splits
+from ..data.multilabel import refuse_multilabel
 from ..errors import DataError, TlearnError
 from ..features.extract import extract_features
 from ..runs.writer import settle_runtime
@@ -106,6 +107,7 @@ def rank_sources(data: str | Path | DataSplits, sources: list[str], metrics: lis
         raise TlearnError(f"--verify {verify!r}: choose {', '.join(VERIFY)}.")
     start = time.perf_counter()
     splits = data if isinstance(data, DataSplits) else load_splits(data, val_fraction, seed)
+    refuse_multilabel(splits, "tlearn rank")
     torch_device, precision, cache = settle_runtime(device, precision, str(cache_dir) if cache_dir else None)
     options = dict(precision=precision, device=torch_device, batch_size=batch_size, cache_dir=cache,
                    num_workers=num_workers, progress=progress)

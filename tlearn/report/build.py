@@ -250,7 +250,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "problems": rc.problems,
         "unlabelled": unlabelled,
         "metric_rows": metric_rows,
-        "auroc_key": "auroc" if len(classes) == 2 else (
+        "auroc_key": "auroc" if len(classes) == 2 or multilabel is not None else (
             "auroc_macro" if any("auroc_macro" in r for r in metric_rows) else None),
         "ci_note": _ci_note(metric_rows),
         "binary_task": len(classes) == 2 or multilabel is not None,  # multi-label: the AUROC column is macro
@@ -269,7 +269,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "history_keys": history_keys,
         "gallery": gallery,
         "errors": errors,
-        "heatmaps": heatmap_gallery(rc, heatmaps),
+        "heatmaps": heatmap_gallery(rc, heatmaps) if multilabel is None else None,  # its picks assume one label
         "skipped": rc.metrics.get("skipped", []),
         "search": search_view(rc.config),
         "ranking": _ranking_view(rc.config),

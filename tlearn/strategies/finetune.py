@@ -100,7 +100,7 @@ def probe_initialised(ctx: FitContext, cfg) -> tuple[TransferModel, dict, list]:
     # fine-tuning's defaults were chosen with (docs/results.md)
     probe = LinearProbeStrategy(class_weight="balanced" if getattr(cfg, "class_weights", None) == "auto" else None,
                                 features="standardized").fit(ctx)
-    log.info("head initialised from the linear probe (C=%.3g, train accuracy %.4f)",
+    log.info("head initialised from the linear probe (C=%s, train accuracy %.4f)",
              probe.details["C"], probe.train_metrics["accuracy"])
     details = {"head_init": "linear probe", "probe": {"C": probe.details["C"],
                                                      "train_accuracy": probe.train_metrics["accuracy"]}}

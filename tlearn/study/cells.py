@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import FitConfig
+from ..constants import DEFAULT_RANK_METRIC
 from ..errors import TlearnError
 from ..runs.layout import CHECKPOINTS, write_json
+from ..runtime import DEFAULT_DICOM_WINDOW
 from .curves import read_curve
 from .fractions import fraction_label
 
@@ -26,7 +28,9 @@ CELL_FILE = "cell.json"
 METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "loss", "n")
 # FitConfig fields that do not change a cell's result (where it is written, how it is shown or cached).
 NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume", "overwrite", "strict")
-UNSET_NOT_IN_KEY = ("budget_minutes", "group_by")  # options added later: unset, they keep existing cells' keys
+# options added later: unset (or at their default), they keep existing cells' keys
+UNSET_NOT_IN_KEY = ("budget_minutes", "group_by", "rank_sources", "empty_label")
+DEFAULT_NOT_IN_KEY = {"dicom_window": DEFAULT_DICOM_WINDOW, "rank_metric": DEFAULT_RANK_METRIC}
 PENDING_FILE = "cell.pending.json"  # written when a cell starts: its checkpoints may be resumed under that key
 
 
@@ -54,7 +58,8 @@ def cell_fit_config(cell: Cell, base: FitConfig, manifest: Path, study_dir: Path
 def cell_key(cfg: FitConfig, manifest_sha256: str, fraction: float) -> str:
     """Hash of what decides a cell's result: its resolved fit options and the content of its subset."""
     options = {k: v for k, v in sorted(cfg.to_dict().items())
-               if k not in NOT_IN_KEY and not (k in UNSET_NOT_IN_KEY and v is None)}
+               if k not in NOT_IN_KEY and not (k in UNSET_NOT_IN_KEY and v is None)
+               and not (k in DEFAULT_NOT_IN_KEY and v == DEFAULT_NOT_IN_KEY[k])}
     blob = json.dumps({"fit": options, "manifest": manifest_sha256, "fraction": fraction}, sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
