@@ -66,7 +66,7 @@ def extend_config(cfg: ExtendConfig) -> Run:
     torch.manual_seed(seed)
     if parent.multilabel:
         raise TlearnError(f"{parent.path} is a multi-label run; tlearn extend handles single-label runs only.")
-    new = load_splits(cfg.data, val_fraction, seed, min_classes=1)
+    new = load_splits(cfg.data, val_fraction, seed, fit.get("group_by"), min_classes=1)  # the parent's patients rule
     refuse_multilabel(new, "tlearn extend")
     added = added_classes(parent.classes, new.classes, cfg.data)
     classes = list(parent.classes) + added
@@ -74,7 +74,8 @@ def extend_config(cfg: ExtendConfig) -> Run:
     log.info("extend %s (%s) with %s by %s: %d new class(es) %s, %d train images", parent.path,
              parent_strategy(parent), new.root, method, len(added), added, len(new_train))
     step = {"step": None, "run": str(Path(cfg.out).resolve()), "parent": str(parent.path), "method": method,
-            "data": new.root, "val_fraction": val_fraction, "seed": seed, "classes_added": added,
+            "data": new.root, "val_fraction": val_fraction, "seed": seed, "group_by": fit.get("group_by"),
+            "classes_added": added,
             "images_added": {c: sum(1 for s in new_train if classes[s.label] == c) for c in new.classes}}
     lineage = parent_lineage(parent)
     step["step"] = len(lineage)

@@ -6,6 +6,7 @@ its val fraction and seed (so its splits can be made again exactly), classes add
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import unicodedata
 from pathlib import Path
@@ -47,7 +48,7 @@ def added_classes(old: list[str], new: list[str], data: str) -> list[str]:
 
 def remap(samples: list[Sample], source: list[str], target: list[str]) -> list[Sample]:
     index = {c: i for i, c in enumerate(target)}
-    return [Sample(s.path, index[source[s.label]]) for s in samples]
+    return [dataclasses.replace(s, label=index[source[s.label]]) for s in samples]  # keeps each image's group
 
 
 def parent_lineage(parent: Run) -> list[dict]:
@@ -56,7 +57,7 @@ def parent_lineage(parent: Run) -> list[dict]:
         return copy.deepcopy(parent.config["lineage"])
     fit, data = parent.config.get("fit", {}), parent.config.get("data", {})
     return [{"step": 0, "run": str(parent.path), "method": parent_strategy(parent), "data": data.get("root"),
-             "val_fraction": fit.get("val_fraction", 0.2), "seed": fit.get("seed", 0),
+             "val_fraction": fit.get("val_fraction", 0.2), "seed": fit.get("seed", 0), "group_by": fit.get("group_by"),
              "classes_added": list(parent.classes), "train_images": (data.get("counts") or {}).get("train")}]
 
 
@@ -70,7 +71,8 @@ def lineage_splits(lineage: list[dict], classes: list[str]) -> tuple[list[DataSp
             gone.append(str(root))
             continue
         try:
-            s = load_splits(root, step.get("val_fraction", 0.2), step.get("seed", 0), min_classes=1)
+            s = load_splits(root, step.get("val_fraction", 0.2), step.get("seed", 0), step.get("group_by"),
+                            min_classes=1)
         except TlearnError as exc:
             log.warning("lineage data %s cannot be read any more (%s); its val/test are left out", root, exc)
             gone.append(str(root))
