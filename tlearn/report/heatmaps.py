@@ -6,6 +6,7 @@ read gets a note instead, never a failed report. Torch and grad-cam load only wh
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from dataclasses import dataclass, field
@@ -94,6 +95,10 @@ def heatmap_gallery(rc: RunContents, limit: int, method: str = DEFAULT_METHOD) -
     wrong, correct = pick_images(rc.predictions, limit, len(rc.classes))
     if not wrong and not correct:
         gallery.notes.append("No labelled val or test predictions saved: nothing to draw.")
+        return gallery
+    if importlib.util.find_spec("pytorch_grad_cam") is None:  # an optional extra: the report says how to get it, the log stays quiet
+        gallery.notes.append("Heatmaps need the grad-cam package: pip install 'tlearn[explain]', then "
+                             "`tlearn report RUN`.")
         return gallery
     start = time.perf_counter()
     try:
