@@ -211,6 +211,20 @@ def test_report_gallery_shows_where_the_model_looks(marked, tmp_path):
     assert "Heatmaps are not available" in build_report(fake)
 
 
+def test_report_without_grad_cam_says_how_to_get_heatmaps(marked, monkeypatch, caplog):
+    import importlib.util
+
+    from tlearn.report import build_report
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pytorch_grad_cam" else real(name, *a))
+    run, _ = marked
+    html = build_report(run)
+    assert "pip install &#39;tlearn[explain]&#39;" in html or "pip install 'tlearn[explain]'" in html
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_report_gallery_in_chromium(marked, tmp_path):
     """The gallery renders (every image loads, no console error); screenshots in artifacts/."""
     pytest.importorskip("selenium")

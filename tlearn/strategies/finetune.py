@@ -100,8 +100,9 @@ def probe_initialised(ctx: FitContext, cfg) -> tuple[TransferModel, dict, list]:
     # fine-tuning's defaults were chosen with (docs/results.md)
     probe = LinearProbeStrategy(class_weight="balanced" if getattr(cfg, "class_weights", None) == "auto" else None,
                                 features="standardized").fit(ctx)
+    c = probe.details["C"]  # None for a multi-label probe whose labels chose their own C
     log.info("head initialised from the linear probe (C=%s, train accuracy %.4f)",
-             probe.details["C"], probe.train_metrics["accuracy"])
+             "per label" if c is None else f"{c:.3g}", probe.train_metrics["accuracy"])
     details = {"head_init": "linear probe", "probe": {"C": probe.details["C"],
                                                      "train_accuracy": probe.train_metrics["accuracy"]}}
     return probe.model, details, list(probe.skipped)
