@@ -98,6 +98,17 @@ def bootstrap_statistics(y_true: np.ndarray, probs: np.ndarray, groups: Sequence
     return {name: np.concatenate(values) for name, values in out.items()}
 
 
+def percentile_interval(values: np.ndarray) -> list[float] | None:
+    """The LEVEL percentile interval of bootstrap values; None when over a tenth of the resamples left the
+    statistic undefined (e.g. AUROC without a positive): no honest interval then."""
+    finite = values[np.isfinite(values)]
+    if len(finite) < 0.9 * len(values):
+        return None
+    tail = 100 * (1 - LEVEL) / 2
+    lo, hi = np.percentile(finite, [tail, 100 - tail])
+    return [round(float(lo), 6), round(float(hi), 6)]
+
+
 def bootstrap_intervals(y_true: np.ndarray, probs: np.ndarray, groups: Sequence[str | None] | None = None, *,
                         resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
     """{"ci95": {metric: [lo, hi]}, "ci_unit": "image"|"group", "ci_resamples": B, "ci_units": n}: percentile
@@ -107,13 +118,8 @@ def bootstrap_intervals(y_true: np.ndarray, probs: np.ndarray, groups: Sequence[
         return {}
     grouped = groups is not None and any(g is not None for g in groups)
     stats = bootstrap_statistics(y, probs, groups if grouped else None, resamples=resamples, seed=seed)
-    tail = 100 * (1 - LEVEL) / 2
-    ci = {}
-    for name, values in stats.items():
-        finite = values[np.isfinite(values)]
-        if len(finite) >= 0.9 * len(values):  # too many undefined resamples: no honest interval
-            lo, hi = np.percentile(finite, [tail, 100 - tail])
-            ci[name] = [round(float(lo), 6), round(float(hi), 6)]
+    ci = {name: interval for name, values in stats.items()
+          if (interval := percentile_interval(values)) is not None}
     n_units = len(set(unit_ids(groups).tolist())) if grouped else len(y)
     return {"ci95": ci, "ci_unit": "group" if grouped else "image", "ci_resamples": resamples, "ci_units": n_units}
 
@@ -153,21 +159,12 @@ def add_multilabel_intervals(metrics: dict, y_true: np.ndarray, probs: np.ndarra
         w = _resample_weights(rng, units, n_units, min(BLOCK, resamples - start))
         for j, auroc in aurocs.items():
             values[j].append(auroc(w))
-    tail = 100 * (1 - LEVEL) / 2
-
-    def interval(v: np.ndarray) -> list[float] | None:
-        finite = v[np.isfinite(v)]
-        if len(finite) < 0.9 * len(v):  # too many resamples without a positive: no honest interval
-            return None
-        lo, hi = np.percentile(finite, [tail, 100 - tail])
-        return [round(float(lo), 6), round(float(hi), 6)]
-
     per_label = {j: np.concatenate(v) for j, v in values.items()}
     for j, row in enumerate(metrics.get("per_label", [])):
-        row["auroc_ci95"] = interval(per_label[j]) if j in per_label else None
+        row["auroc_ci95"] = percentile_interval(per_label[j]) if j in per_label else None
     ci = {}
     if per_label:
-        macro = interval(np.nanmean(np.stack(list(per_label.values())), axis=0))
+        macro = percentile_interval(np.nanmean(np.stack(list(per_label.values())), axis=0))
         if macro is not None:
             ci["macro_auroc"] = ci["auroc"] = macro
     metrics.update({"ci95": ci, "ci_unit": "group" if grouped else "image", "ci_resamples": resamples,
