@@ -18,7 +18,9 @@ from tlearn.auto import halving, runner
 from tlearn.auto.facts import DataFacts, measure_facts
 from tlearn.auto.portfolio import default_portfolio
 from tlearn.auto.rules import apply_rules, small_image_size
+from tlearn.auto.search import choose_winner
 from tlearn.errors import TlearnError
+from tlearn.train.selection import kept_row
 
 FAST = dict(image_size=32, train_batch_size=8, num_workers=0, progress=False, seed=1)
 STATUSES = {"finished", "stopped", "not run"}
@@ -202,7 +204,8 @@ def test_auto_search_writes_a_complete_run_chosen_on_val_within_its_budget(data,
     assert {r["status"] for r in table} <= STATUSES and all(r["why"] for r in table)
     assert any(r["epochs_done"] > 1 for r in table)  # fine-tuning trained (how many depends on the machine)
     scored = [r for r in table if r["val_accuracy"] is not None]
-    assert auto["winner"] == max(scored, key=lambda r: (r["val_accuracy"], -r["val_loss"]))["name"]
+    assert auto["winner"] == choose_winner(scored, metrics_val_n := 12)[0]["name"]
+    assert auto["selection"].startswith(auto["winner"])
     assert {r["rule"] for r in auto["rules"]} >= {"small images", "grey images", "far from ImageNet"}
     assert auto["winner_fit"]["strategy"] in ("linear-probe", "finetune")
     assert auto["budget"]["search_seconds"] <= 60 * budget
@@ -216,7 +219,7 @@ def test_auto_search_writes_a_complete_run_chosen_on_val_within_its_budget(data,
     trained = [r["name"] for r in table if r["epochs_done"] and r["name"] != "probe"]
     assert all((out / "search" / n / "checkpoints" / "best.safetensors").is_file() for n in trained)
     metrics = run.metrics
-    assert metrics["test"]["n"] == 12 and metrics["val"]["n"] == 12
+    assert metrics["test"]["n"] == 12 and metrics["val"]["n"] == metrics_val_n
     assert "Search" in (out / "report.html").read_text()
 
     loaded = tlearn.load_run(out)
@@ -260,3 +263,18 @@ def test_an_interrupted_search_continues_without_retraining_what_it_finished(dat
     frozen = by_name["ft-frozen-bn"]["history"]
     assert frozen[: done["ft-frozen-bn"]["epochs_done"]] == done["ft-frozen-bn"]["history"]
     assert run.config["strategy"]["budget"]["sessions"] == 2 and "test" in run.metrics
+
+
+def test_one_se_keeps_the_latest_epoch_within_the_noise_and_the_first_candidate_within_it():
+    history = [{"epoch": 1, "val_accuracy": 0.913, "val_loss": 0.3}, {"epoch": 2, "val_accuracy": 0.867},
+               {"epoch": 3, "val_accuracy": 0.893}, {"epoch": 4, "val_accuracy": 0.880}]
+    # SE of 0.913 on 150 images is 0.023: epoch 3 (0.893) is within it, epoch 4 (0.880) is not
+    assert kept_row(history, "one-se", 150)["epoch"] == 3
+    assert kept_row(history, "best", 150)["epoch"] == 1
+    assert kept_row(history, "one-se", 100_000)["epoch"] == 1  # a huge val set: no noise, the best
+    probe = {"name": "probe", "val_accuracy": 0.90, "val_loss": 0.3}
+    tuned = {"name": "ft", "val_accuracy": 0.913, "val_loss": 0.2}
+    assert choose_winner([probe, tuned], 150)[0] is probe
+    assert choose_winner([probe, tuned], 10_000)[0] is tuned
+    assert choose_winner([{**probe, "val_accuracy": 0.70}, tuned], 150)[0] is tuned
+

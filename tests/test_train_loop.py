@@ -12,6 +12,7 @@ from tlearn.backbones.model import TransferModel, load_backbone
 from tlearn.data.layout import load_splits
 from tlearn.errors import TlearnError
 from tlearn.train import CrossEntropy, Phase, TrainOptions, discriminative_lrs, train
+from tlearn.train.selection import kept_row
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,13 @@ def test_loss_hook_sees_sample_indices_and_budgets_stop_training(pretrained, tin
     assert result.stopped == "epoch cap" and len(result.history) == 1
     timed = run(pretrained, tiny_splits, options(tmp_path, checkpoint_dir=None, max_seconds=1e-3))
     assert timed.stopped == "time budget" and len(timed.history) == 1
+
+
+def test_one_se_keeps_the_epoch_the_offline_rule_names(pretrained, tiny_splits, tmp_path):
+    result = run(pretrained, tiny_splits, options(tmp_path, checkpoint_dir=None, keep_epoch="one-se"))
+    assert result.best_epoch == kept_row(result.history, "one-se", len(tiny_splits.val))["epoch"]
+    with pytest.raises(ValueError):
+        TrainOptions(keep_epoch="last")
 
 
 def test_strong_augmentation_mixes_targets_and_still_learns(pretrained, tiny_splits, tmp_path):

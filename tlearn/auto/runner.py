@@ -4,6 +4,7 @@ from its checkpoints (tlearn.train's resume); a probe runs whole."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,15 +21,19 @@ from ..strategies import FitContext, FitResult, get_strategy
 from ..strategies.finetune import train_options
 from ..runs.writer import save_model
 from ..train import train
+from ..train.selection import kept_row
 
 PROBE_WEIGHTS = "model.safetensors"
 BEST_WEIGHTS = Path("checkpoints") / "best.safetensors"
 
 
-def best_row(history: list[dict]) -> dict | None:
-    """The epoch the training loop keeps: best val accuracy, then lowest val loss, earliest first."""
-    rows = [r for r in history if isinstance(r.get("val_accuracy"), (int, float))]
-    return max(rows, key=lambda r: (r["val_accuracy"], -r.get("val_loss", 0.0))) if rows else None
+# many candidates x epochs on a few hundred val images: the maximum is mostly noise (tlearn.train.selection)
+KEEP_EPOCH = "one-se"
+
+
+def kept_epoch_row(history: list[dict], n_val: int) -> dict | None:
+    """The epoch the training loop keeps for a candidate (a probe's single row)."""
+    return kept_row(history, KEEP_EPOCH, n_val)
 
 
 def write_candidate_files(folder: Path, cfg_dict: dict, description: str) -> None:
@@ -100,7 +105,8 @@ def train_finetune(ctx: FitContext, control: EpochControl, head_from: Path | Non
     else:
         model, details, skipped = strategy.initial_model(ctx)
     phases = strategy.phases([name for name, _ in model.layer_groups()])
-    options = train_options(ctx.config, ctx, strategy, resume=resuming, tensorboard=False)
+    options = dataclasses.replace(train_options(ctx.config, ctx, strategy, resume=resuming, tensorboard=False),
+                                  keep_epoch=KEEP_EPOCH)
     result = train(model, phases, ctx.splits.train, ctx.splits.val, ctx.backbone_info.data_config, options,
                    num_classes=num_classes, on_epoch=control)
     details = {**details, **{k: v for k, v in result.details.items() if k not in ("stopped",)},
@@ -112,7 +118,7 @@ def train_finetune(ctx: FitContext, control: EpochControl, head_from: Path | Non
 
 
 def load_candidate_model(folder: Path, record: dict, info, num_classes: int) -> TransferModel:
-    """The kept weights of a finished or stopped candidate: the probe's, or the best epoch's on val."""
+    """The kept weights of a finished or stopped candidate: the probe's, or the kept epoch's."""
     path = folder / (PROBE_WEIGHTS if record["strategy"] == "linear-probe" else BEST_WEIGHTS)
     return load_transfer_model(path, info, num_classes).eval()
 

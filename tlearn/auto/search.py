@@ -1,7 +1,8 @@
 """--strategy auto: facts -> rules -> portfolio -> the probe -> successive halving of fine-tunes -> the winner.
 
 Everything is judged on val; the search's copy of the data has no test split, so nothing here can look at
-test. The winner (best val accuracy, then val loss) comes back as an ordinary FitResult, and tlearn.fit
+test. Each fine-tune keeps its latest epoch within one standard error of its best, and the winner is the first
+candidate in portfolio order within one standard error of the best (tlearn.train.selection); it comes back as an ordinary FitResult, and tlearn.fit
 evaluates it on val and test and writes the run directory as for any strategy.
 """
 from __future__ import annotations
@@ -19,12 +20,13 @@ from ..errors import TlearnError
 from ..files import atomic_write_text
 from ..strategies import FitContext, FitResult
 from ..train.distributed import dist_env
+from ..train.selection import standard_error, within_one_se
 from . import halving
 from .budget import MEASURED_MARGIN, SAFETY, Clock, CostModel, check_budget
 from .facts import DataFacts, measure_facts
 from .portfolio import Candidate, default_portfolio
 from .rules import apply_rules
-from .runner import (EpochControl, best_row, fresh_context, load_candidate_model, run_probe, train_finetune,
+from .runner import (EpochControl, fresh_context, kept_epoch_row, load_candidate_model, run_probe, train_finetune,
                      write_candidate_files)
 from .state import SearchState, search_fingerprint
 
@@ -74,6 +76,19 @@ def _record(c: Candidate) -> dict:
 
 def _rank_key(rec: dict) -> tuple:
     return (rec["val_accuracy"], -(rec["val_loss"] if rec["val_loss"] is not None else float("inf")))
+
+
+def choose_winner(scored: list[dict], n_val: int) -> tuple[dict, str]:
+    """The one-standard-error rule over candidates: the first in portfolio order (the probe, then the recipes the
+    rules favour) whose val accuracy is within one standard error of the best; and the sentence that says so."""
+    best = max(scored, key=_rank_key)
+    se = standard_error(best["val_accuracy"], n_val)
+    winner = next(r for r in scored if within_one_se(r["val_accuracy"], best["val_accuracy"], n_val))
+    if winner is best:
+        return winner, f"{best['name']} has the best val accuracy ({best['val_accuracy']:.4f} on {n_val} images)"
+    return winner, (f"{winner['name']} ({winner['val_accuracy']:.4f}) is the first candidate in portfolio order within "
+                    f"one standard error ({se:.4f}, {n_val} val images) of the best, {best['name']} "
+                    f"({best['val_accuracy']:.4f})")
 
 
 class Search:
@@ -129,7 +144,7 @@ class Search:
         self.state.save()
 
     def _set_val(self, rec: dict) -> None:
-        best = best_row(rec["history"])
+        best = kept_epoch_row(rec["history"], len(self.ctx.splits.val))
         if best is not None:
             rec.update(val_accuracy=best["val_accuracy"], val_loss=best.get("val_loss"), best_epoch=best["epoch"],
                        val_balanced_accuracy=best.get("val_balanced_accuracy"))
@@ -400,8 +415,8 @@ class Search:
         if not scored:
             raise TlearnError("--strategy auto: no candidate finished, not even the linear probe; raise "
                               "--budget-minutes.")
-        order = {r["name"]: i for i, r in enumerate(self.records)}
-        winner = max(scored, key=lambda r: (*_rank_key(r), -order[r["name"]]))
+        winner, selection = choose_winner(scored, len(self.ctx.splits.val))
+        log.info("auto: %s", selection)
         for r in self.records:  # paused: kept at its rung when the halving ended without it (budget)
             if r["status"] in ("paused", "running", "pending"):
                 r.update(status="stopped", why=r["why"] or "the search ended")
@@ -426,6 +441,7 @@ class Search:
                        "reserve_seconds": round(self.clock.reserve, 1), "sessions": self.state.data["sessions"]},
             "facts": self.state.data["facts"], "rules": self.state.data["rules"],
             "plan": {k: v for k, v in self.state.data["plan"].items() if k != "targets"},
+            "selection": selection,
             "search": self.search_table(),
         }
         if winner["best_epoch"] is not None and winner["strategy"] != "linear-probe":

@@ -40,6 +40,7 @@ from .losses import Batch, BinaryCrossEntropy, CrossEntropy, LossFn, inverse_fre
 from .optim import apply_lr, build_optimizer, set_trainable
 from .options import TrainOptions
 from .phases import Phase, lr_at
+from .selection import within_one_se
 
 log = logging.getLogger("tlearn")
 
@@ -442,10 +443,13 @@ def _step(run: _Setup, state: _State, step: int, steps: int, indices, images, la
 
 
 def _select(run: _Setup, state: _State, row: dict, epoch: int, final_phase: bool) -> bool:
-    """Keep the epoch's weights when val improved (accuracy, then loss; multi-label: loss); count patience in the
-    final phase."""
+    """Keep the epoch's weights when val improved (accuracy, then loss; multi-label: loss; with keep_epoch
+    "one-se": when within one standard error of the best so far); count patience in the final phase."""
     if run.multilabel:
         improved = "val_loss" not in row or row["val_loss"] < state.best["val_loss"]
+    elif run.options.keep_epoch == "one-se" and "val_accuracy" in row:
+        top = max(r["val_accuracy"] for r in state.history if "val_accuracy" in r)  # row is in history
+        improved = within_one_se(row["val_accuracy"], top, len(run.val_decoded))
     else:
         improved = "val_accuracy" not in row or (row["val_accuracy"], -row["val_loss"]) > (
             state.best["val_accuracy"], -state.best["val_loss"])

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from ..checks import at_least, check_decay, check_l2_sp, one_of
 from ..constants import (AUGMENT_PRESETS, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_LABEL_SMOOTHING,
                          DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_WEIGHT_DECAY, OPTIMIZERS)
+from .selection import KEEP_RULES
 
 
 @dataclass
@@ -24,6 +25,7 @@ class TrainOptions:
     freeze_bn: bool = False  # BatchNorm statistics fixed everywhere (small batches)
     l2_sp: float | None = None  # alpha of L2-SP: decay of the backbone towards its pretrained weights; None: off
     ema: float | None = None  # decay of a moving average of the weights, evaluated and kept instead; None: off
+    keep_epoch: str = "best"  # best | one-se: which epoch's weights are kept (tlearn.train.selection)
     patience: int | None = None  # stop after this many epochs without a better val score (final phase)
     max_seconds: float | None = None  # wall-clock budget; no epoch starts that would overrun it
     max_epochs: int | None = None  # cap on total epochs over all phases
@@ -45,6 +47,7 @@ class TrainOptions:
         one_of(AUGMENT_PRESETS, "augment")(self.augment)
         one_of((None, "auto"), "class_weights")(self.class_weights)
         one_of((None, "balanced"), "sampler")(self.sampler)
+        one_of(KEEP_RULES, "keep_epoch")(self.keep_epoch)
         if self.ema is not None:
             check_decay(self.ema)
         if self.l2_sp is not None:
