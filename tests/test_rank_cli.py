@@ -92,3 +92,9 @@ def test_fit_backbone_auto_records_the_table_and_fits_from_the_top_source(colour
     assert config["fit"]["backbone"] == "auto"
     html = (out / "report.html").read_text()
     assert 'id="ranking"' in html and "Source ranking" in html
+
+
+def test_rank_options_without_backbone_auto_are_refused(colours, tmp_path, capsys):
+    assert main(["fit", str(colours), "--out", str(tmp_path / "r"), "--rank-metric", "leep", *FAST]) == 2
+    assert "add --backbone auto" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -162,6 +162,10 @@ class FitConfig(RunOptions):
         super().__post_init__()
         if self.backbone == AUTO_BACKBONE and self.weights is not None:
             raise TlearnError("--weights cannot be combined with --backbone auto (each candidate uses its own).")
+        if self.backbone != AUTO_BACKBONE and (self.rank_sources is not None
+                                               or self.rank_metric != DEFAULT_RANK_METRIC):
+            raise TlearnError("--rank-sources and --rank-metric choose among sources for --backbone auto; add "
+                              "--backbone auto, or drop them.")
         if self.budget_minutes is not None and self.strategy != "auto":
             raise TlearnError("--budget-minutes is for --strategy auto; other strategies take --max-seconds.")
 
