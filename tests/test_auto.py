@@ -220,7 +220,7 @@ def test_auto_search_writes_a_complete_run_chosen_on_val_within_its_budget(data,
     assert all((out / "search" / n / "checkpoints" / "best.safetensors").is_file() for n in trained)
     metrics = run.metrics
     assert metrics["test"]["n"] == 12 and metrics["val"]["n"] == metrics_val_n
-    assert "Search" in (out / "report.html").read_text()
+    assert "Search" in (html := (out / "report.html").read_text()) and "one-standard-error rule" in html
 
     loaded = tlearn.load_run(out)
     predictions, skipped = loaded.predict(data / "test" / "red")

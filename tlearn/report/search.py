@@ -13,6 +13,7 @@ def search_view(config: dict) -> dict | None:
              "status": r.get("status", ""), "why": r.get("why", ""), "reasons": "; ".join(r.get("reasons") or []),
              "winner": r.get("name") == strategy.get("winner")} for r in table]
     budget = strategy.get("budget", {})
-    return {"rows": rows, "winner": strategy.get("winner"), "rules": strategy.get("rules", []),
+    return {"rows": rows, "winner": strategy.get("winner"), "selection": strategy.get("selection"),
+            "rules": strategy.get("rules", []),
             "budget_minutes": budget.get("minutes"), "search_seconds": budget.get("search_seconds"),
             "sessions": budget.get("sessions")}

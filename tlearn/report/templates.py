@@ -319,7 +319,8 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   <h2>Search</h2>
   <p class="hint">--strategy auto tried these candidates, judged on val only (test was not computed for any of
     them); the winner, <b>{{ search.winner }}</b>, is this run. Budget {{ search.budget_minutes | fmt(1) }} min,
-    search {{ search.search_seconds | fmt(0) }} s{% if search.sessions and search.sessions > 1 %} over {{ search.sessions }} sessions{% endif %}.</p>
+    search {{ search.search_seconds | fmt(0) }} s{% if search.sessions and search.sessions > 1 %} over {{ search.sessions }} sessions{% endif %}.
+    {% if search.selection %}Chosen by the one-standard-error rule: {{ search.selection }}.{% endif %}</p>
   <div class="scroll"><table class="data">
     <tr><th class="l">candidate</th><th class="l">settings</th><th>val accuracy</th><th>seconds</th><th>epochs</th>
       <th class="l">status</th><th class="l">why it stopped</th><th class="l">rules</th></tr>
