@@ -1,6 +1,6 @@
 """Time for --strategy auto: the clock against the budget, and what a candidate is expected to cost.
 
-Estimates start from a micro-benchmark (one forward+backward step at each input size) and are replaced by
+Estimates start from a micro-benchmark (the median of a few forward+backward steps at each input size) and are replaced by
 each candidate's measured epoch seconds as soon as it has trained one; no work starts that is not expected
 to finish before the budget minus the reserve kept for the final evaluation and report.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -51,24 +52,35 @@ def check_budget(minutes: float | None) -> float:
     return 60.0 * m
 
 
+BENCH_REPEATS = 3  # timed steps after a warm-up; their median (one step alone was 2.3x slow now and then)
+
+
+def _median_seconds(step, repeats: int = BENCH_REPEATS) -> float:
+    step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 @torch.no_grad()
 def _eval_seconds_per_image(model: nn.Module, size: int, batch: int) -> float:
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     model.eval()
-    model(x)
-    t0 = time.perf_counter()
-    model(x)
-    return (time.perf_counter() - t0) / batch
+    return _median_seconds(lambda: model(x)) / batch
 
 
 def _train_seconds_per_image(model: nn.Module, size: int, batch: int) -> float:
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
     model.train()
-    model(x).sum().backward()
-    t0 = time.perf_counter()
-    model(x).sum().backward()
-    model.zero_grad(set_to_none=True)
-    return (time.perf_counter() - t0) / batch
+
+    def step():
+        model(x).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    return _median_seconds(step) / batch
 
 
 @dataclass
