@@ -179,6 +179,8 @@ def test_a_pretrained_small_student_at_its_own_size_reports_alone_figures_and_co
     assert seconds["distill_train"] > 0 and seconds["alone_train"] > 0 and seconds["total"] >= seconds["distill_train"]
     assert run.config["strategy"]["teacher_outputs"] == "live, on each mixed view"
     assert run.config["strategy"]["crop_px"] == 32  # the larger of the two training views: the student's here
+    report = (run.path / "report.html").read_text()
+    assert 'id="distillation"' in report and "student alone" in report and "Recipe consistent" in report
 
 
 def test_unlabeled_must_be_a_folder(colours, teacher, tmp_path):
