@@ -57,7 +57,8 @@ def split_figures(block: dict) -> dict[str, dict]:
 def gains(run: Path) -> dict:
     block = json.loads((run / "metrics.json").read_text())["distillation"]
     if block.get("student_alone_accuracy") is None:
-        raise SystemExit(f"{run}: no student-alone run to compare with; distil again with --student-alone (the default; drop --no-student-alone).")
+        raise SystemExit(f"{run}: no student-alone run to compare with; distil again with --student-alone (the "
+                         "default; drop --no-student-alone).")
     distilled, alone = last_epoch_accuracy(run), last_epoch_accuracy(run / ALONE_DIR)
     return {"run": str(run), "best": (block["student_accuracy"], block["student_alone_accuracy"]),
             "last": (distilled, alone), "speedup": block["speedup_batch1"], "splits": split_figures(block),

@@ -12,6 +12,7 @@ from tlearn.backbones import load_backbone
 from tlearn.backbones.model import TransferModel
 from tlearn.cli import main
 from tlearn.data import decoded_cache
+from tlearn.data.layout import Sample
 from tlearn.data.transforms import DataConfig
 from tlearn.distill import distill
 from tlearn.distill.config import RECIPES, DistillConfig
@@ -165,6 +166,26 @@ def test_the_unlabeled_pool_is_decoded_once_for_all_epochs_and_runs(colours, tea
     decoded.clear()
     distill(colours, teacher.path, tmp_path / "s1", **{**options, "seed": 1})
     assert not [p for p in decoded if p in pool_files]  # a second seed reads both caches back
+
+
+def test_a_joined_decode_equals_the_whole_list_and_reuses_each_part(tmp_path, monkeypatch):
+    a = write_class_tree(tmp_path / "a", {"x": 3}, size=20)
+    b = write_class_tree(tmp_path / "b", {"y": 4}, size=20, seed=3)
+    (b / "y" / "broken.png").write_bytes(b"not an image")
+    part_a = [Sample(p, 0) for p in sorted(a.rglob("*.png"))]
+    part_b = [Sample(p, -1) for p in sorted(b.rglob("*.png"))]
+    cfg = DataConfig(input_size=16, crop_pct=1.0)
+    whole = decoded_cache.decode_images(part_a + part_b, cfg, tmp_path / "whole")
+    decoded = _count_decodes(monkeypatch)
+    joined = decoded_cache.decode_joined([part_a, part_b], cfg, tmp_path / "parts")
+    assert joined.rows == whole.rows and len(joined.rows) == 7 and not joined.from_cache
+    assert [s.path for s in joined.skipped] == [s.path for s in whole.skipped] == [str(b / "y" / "broken.png")]
+    assert (joined.images[:] == whole.images[:]).all()
+    # the whole list is now cached under decode_images' own key, and another list reuses the shared part
+    assert decoded_cache.decode_images(part_a + part_b, cfg, tmp_path / "parts").from_cache
+    decoded.clear()
+    decoded_cache.decode_joined([part_a[:2], part_b], cfg, tmp_path / "parts")
+    assert sorted(decoded) == sorted(str(s.path) for s in part_a[:2])
 
 
 def test_a_pretrained_small_student_at_its_own_size_reports_alone_figures_and_costs(colours, teacher, tmp_path):

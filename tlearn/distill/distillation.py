@@ -20,6 +20,7 @@ import torch
 
 from ..backbones.model import BackboneInfo, TransferModel, load_backbone
 from ..constants import ALONE_DIR
+from ..data.decoded_cache import decode_joined
 from ..data.layout import DataSplits, Sample, list_images, load_splits
 from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
@@ -29,6 +30,7 @@ from ..runs import layout
 from ..runs.run import Run
 from ..runs.writer import RunWriter, SplitResults, evaluate_splits, run_config, run_inputs, settle_runtime
 from ..train import Phase, TrainOptions, TrainResult, train
+from ..train.data import default_train_workers
 from .config import MIXUP_ALPHA, DistillConfig
 from .hint import HintedStudent
 from .loss import DistillationLoss, LabelsOnlyLoss
@@ -221,6 +223,10 @@ def _train_with_teacher(student: TransferModel, teacher: Teacher, splits: DataSp
                         cfg: DistillConfig, options: TrainOptions, scfg, view, cache_dir: Path, device,
                         precision: str) -> _Taught:
     train_samples = list(splits.train) + unlabeled
+    if unlabeled:  # the pool gets its own cache entry: decoded once, whatever the split and the seed
+        workers = default_train_workers() if options.num_workers is None else options.num_workers
+        decode_joined([splits.train, unlabeled], view, cache_dir, num_workers=workers, progress=cfg.progress,
+                      desc="decode train + unlabeled")
     # teacher outputs cached unless batches are augmented, mixed or hinted; mirrors reuse them
     # (docs/results.md#distillation)
     live = cfg.augment not in CACHED_PRESETS or cfg.feature_weight > 0 or cfg.consistent
