@@ -29,7 +29,7 @@ from statistics import mean, stdev
 
 from tlearn.constants import ALONE_DIR  # torch-free
 
-SECONDS = ("teacher_outputs", "distill_train", "alone_train", "evaluate_and_latency", "total")
+SECONDS = ("decode_unlabeled", "teacher_outputs", "distill_train", "alone_train", "evaluate_and_latency", "total")
 
 
 def last_epoch_accuracy(run: Path) -> float:

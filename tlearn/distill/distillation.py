@@ -166,7 +166,8 @@ def distill_config(cfg: DistillConfig) -> Run:
                                 alone_evaluated.metrics if alone_evaluated else {}, len(unlabeled), cache_dir,
                                 device, precision)
     # what each part cost, so a user can weigh the gain against it (the latency figures are in the block too)
-    block["seconds"] = {"teacher_outputs": round(taught.teacher_seconds, 3),
+    block["seconds"] = {"decode_unlabeled": round(taught.decode_seconds, 3),
+                        "teacher_outputs": round(taught.teacher_seconds, 3),
                         "distill_train": round(taught.result.seconds, 3),
                         "alone_train": round(alone.seconds, 3) if alone else None,
                         "evaluate_and_latency": round(time.perf_counter() - t0, 3),
@@ -217,16 +218,19 @@ class _Taught:
     phases: list[Phase]
     teacher_outputs: str  # how the teacher's outputs were obtained, for config.yaml
     teacher_seconds: float = 0.0  # computing (or reading) the cached teacher outputs; live ones count in training
+    decode_seconds: float = 0.0  # decoding (or reading) training + unlabeled images, before training
 
 
 def _train_with_teacher(student: TransferModel, teacher: Teacher, splits: DataSplits, unlabeled: list[Sample],
                         cfg: DistillConfig, options: TrainOptions, scfg, view, cache_dir: Path, device,
                         precision: str) -> _Taught:
     train_samples = list(splits.train) + unlabeled
+    t0 = time.perf_counter()
     if unlabeled:  # the pool gets its own cache entry: decoded once, whatever the split and the seed
         workers = default_train_workers() if options.num_workers is None else options.num_workers
         decode_joined([splits.train, unlabeled], view, cache_dir, num_workers=workers, progress=cfg.progress,
                       desc="decode train + unlabeled")
+    decode_seconds = time.perf_counter() - t0
     # teacher outputs cached unless batches are augmented, mixed or hinted; mirrors reuse them
     # (docs/results.md#distillation)
     live = cfg.augment not in CACHED_PRESETS or cfg.feature_weight > 0 or cfg.consistent
@@ -248,7 +252,7 @@ def _train_with_teacher(student: TransferModel, teacher: Teacher, splits: DataSp
                    num_classes=len(splits.classes), train_view=view)
     model = result.model.plain() if cfg.feature_weight else result.model
     return _Taught(model=model, result=result, phases=phases, teacher_outputs=teacher_outputs,
-                   teacher_seconds=teacher_seconds)
+                   teacher_seconds=teacher_seconds, decode_seconds=decode_seconds)
 
 
 def _distillation_block(cfg: DistillConfig, teacher: Teacher, student: TransferModel, scfg, splits: DataSplits,
