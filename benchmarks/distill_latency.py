@@ -1,7 +1,8 @@
 """CPU latency of a distillation teacher against compact students, measured in the same run.
 
 Default teacher: EfficientNet-Lite0 (5-class head) at 224 px; students: compact_cnn at 32, 48 and 64 px and
-mobilenet_v3_small at 224 px (random weights: latency does not depend on the values). Each figure is fp32,
+mobilenet_v3_small at 224 px and EfficientNet-Lite0 at 128 and 160 px, the pretrained small student (random
+weights: latency does not depend on the values). Each figure is fp32,
 eval mode, ms per image, the median of repeated timed runs after warm-up, models timed in interleaved
 rounds so load on a shared machine hits them alike. Prints one row per model and its speed-up over the
 teacher (the issue's target: >= 3x at batch 1).
@@ -40,6 +41,8 @@ def main() -> None:
     compact = model("compact_cnn", "none")
     models.update({f"compact_cnn@{s}": (compact, s) for s in (32, 48, 64)})
     models["mobilenet_v3_small@224"] = (model("mobilenet_v3_small", "none"), 224)
+    lite0 = model("efficientnet_lite0", "none")  # the pretrained small student (issue 22), at two sizes
+    models.update({f"efficientnet_lite0@{s}": (lite0, s) for s in (128, 160)})
     torch.manual_seed(0)
     costs = compare_costs(models, repeats=args.repeats, batch32_repeats=max(3, args.repeats // 6),
                           threads=args.threads)

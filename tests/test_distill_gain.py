@@ -43,3 +43,31 @@ def test_a_run_without_val_figures_is_refused_naming_the_file(tmp_path):
     (run / "history.csv").write_text("epoch,train_loss\n1,0.5\n")
     result = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True)
     assert result.returncode != 0 and "history.csv" in result.stderr and "val" in result.stderr
+
+
+def _with_test_split(run: Path, test: tuple[float, float], seconds: dict) -> Path:
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["distillation"].update(split="val", teacher_accuracy=0.9, teacher_ms_batch1=20.0, student_ms_batch1=5.0,
+                                   seconds=seconds,
+                                   test={"teacher_accuracy": 0.88, "student_accuracy": test[0],
+                                         "student_alone_accuracy": test[1]})
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_seeds_give_mean_and_spread_on_val_and_test_with_seconds_and_latency(tmp_path):
+    # finished runs named like --out PREFIX --seeds 0 1 makes them: reused, not run again (no tlearn call here)
+    _with_test_split(_fake_run(tmp_path / "S-seed0", (0.80, 0.75), (0.76, 0.75)), (0.70, 0.60),
+                     {"distill_train": 100.0, "alone_train": 40.0, "total": 150.0})
+    _with_test_split(_fake_run(tmp_path / "S-seed1", (0.78, 0.77), (0.70, 0.73)), (0.74, 0.72),
+                     {"distill_train": 120.0, "alone_train": 50.0, "total": 180.0})
+    result = subprocess.run([sys.executable, str(SCRIPT), "--data", "unused", "--teacher", "unused", "--out",
+                             str(tmp_path / "S"), "--seeds", "0", "1"], check=True, capture_output=True, text=True)
+    out = result.stdout
+    assert result.stderr.count("reused") == 2
+    val = next(line for line in out.splitlines() if line.strip().startswith("val "))
+    test = next(line for line in out.splitlines() if line.strip().startswith("test "))
+    assert "0.790 ± 0.014" in val and "0.760 ± 0.014" in val and "3.0 ± 2.8" in val  # distilled, alone, gain
+    assert "0.720 ± 0.028" in test and "0.660 ± 0.085" in test and "6.0 ± 5.7" in test
+    assert "distill_train 110 ± 14" in out and "alone_train 45 ± 7" in out
+    assert "teacher 20.00" in out and "student 5.00" in out and "speed-up 4.0" in out

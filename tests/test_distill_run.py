@@ -103,6 +103,7 @@ def test_flip_reuses_the_cached_teacher_outputs_and_crops_run_the_teacher_live(c
     records = {}
     for augment in ("flip", "crop"):
         run = distill(colours, teacher.path, tmp_path / augment, student_size=16, epochs=1, augment=augment,
+                      student_alone=False,
                       latency_repeats=1, num_workers=0, progress=False)
         records[augment] = run.config["strategy"]["teacher_outputs"]
     assert records == {"flip": "cached, un-augmented (reused for mirrors)", "crop": "live, on each batch"}

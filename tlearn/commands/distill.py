@@ -11,11 +11,17 @@ from .options import add_config_arguments, config_from_args
 def register(sub) -> None:
     p = sub.add_parser(
         "distill", help="teach a small, fast student from a trained teacher run (knowledge distillation)",
-        description="Hinton distillation: the student learns the teacher's temperature-softened outputs mixed "
-                    "with the labels of DATA. The student run is a normal run directory; its metrics.json adds a "
-                    "'distillation' block (teacher vs student accuracy, size and CPU latency).",
+        description="Knowledge distillation. --recipe hinton (default): the student learns the teacher's "
+                    "temperature-softened outputs mixed with the labels of DATA. --recipe consistent (Beyer et al. "
+                    "2022): teacher and student see the identical augmented, mixed-up view, and the student learns "
+                    "the teacher's outputs alone, over a long schedule. The student run is a normal run directory; "
+                    "its metrics.json adds a 'distillation' block (teacher, distilled student and the same student "
+                    "trained alone: accuracy, size, CPU latency, seconds of each part).",
         **examples("tlearn distill flowers --teacher runs/flowers --out runs/flowers-student",
-                   "tlearn distill flowers --teacher runs/flowers --out runs/student-t8 --temperature 8 --epochs 60"))
+                   "tlearn distill flowers --teacher runs/flowers --out runs/student-t8 --temperature 8 --epochs 60",
+                   "tlearn distill flowers --teacher runs/flowers --out runs/lite0-128 --recipe consistent "
+                   "--student efficientnet_lite0 --student-weights pretrained --student-size 128 "
+                   "--unlabeled flowers-unlabeled"))
     add_config_arguments(p, DistillConfig)
     p.set_defaults(func=run)
 

@@ -73,10 +73,8 @@ class _SquareFiles(Dataset):
             return i, None, str(exc)
 
 
-def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir: str | Path, *,
-                  num_workers: int = 0, progress: bool = False, desc: str = "decode") -> DecodedImages:
-    """The samples decoded to uint8 squares of square_size(data_config), from the cache or decoded now."""
-    samples = list(samples)
+def _entry(samples: Sequence[Sample], data_config: DataConfig) -> tuple[str, int, dict[int, SkippedFile]]:
+    """(cache key of the sample list, square size, files that cannot be read by index)."""
     size = square_size(data_config)
     skipped: dict[int, SkippedFile] = {}
     digests: list[str] = []
@@ -90,16 +88,43 @@ def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir:
              "interpolation": data_config.interpolation, "format": DECODED_FORMAT_VERSION}
     if data_config.dicom_window != DEFAULT_DICOM_WINDOW:  # the default stays out: existing caches stay valid
         parts["dicom_window"] = data_config.dicom_window
-    key = stable_hash(parts, length=24)
-    folder = Path(cache_dir) / "decoded"
+    return stable_hash(parts, length=24), size, skipped
+
+
+def _cached(samples: list[Sample], folder: Path, key: str) -> DecodedImages | None:
     array_path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
-    if meta_path.is_file() and array_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        images = np.load(array_path, mmap_mode="r")
-        rows = meta["rows"]
-        return DecodedImages(images, [samples[r] for r in rows], rows,
-                             [SkippedFile(str(samples[r].path), why) for r, why in meta["skipped"]],
-                             array_path, from_cache=True)
+    if not (meta_path.is_file() and array_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    rows = meta["rows"]
+    return DecodedImages(np.load(array_path, mmap_mode="r"), [samples[r] for r in rows], rows,
+                         [SkippedFile(str(samples[r].path), why) for r, why in meta["skipped"]], array_path,
+                         from_cache=True)
+
+
+def _publish(samples: list[Sample], folder: Path, key: str, tmp_array: str, rows: list[int],
+             skipped: dict[int, SkippedFile], size: int) -> DecodedImages:
+    """Move a complete array into place and write its metadata last (its presence marks a complete entry)."""
+    array_path = folder / f"{key}.npy"
+    os.replace(tmp_array, array_path)
+    meta = {"rows": rows, "skipped": [[i, s.reason] for i, s in sorted(skipped.items())], "size": size}
+    fd, tmp_meta = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(meta, f)
+    os.replace(tmp_meta, folder / f"{key}.json")
+    return DecodedImages(np.load(array_path, mmap_mode="r"), [samples[r] for r in rows], rows,
+                         [skipped[i] for i in sorted(skipped)], array_path, from_cache=False)
+
+
+def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir: str | Path, *,
+                  num_workers: int = 0, progress: bool = False, desc: str = "decode") -> DecodedImages:
+    """The samples decoded to uint8 squares of square_size(data_config), from the cache or decoded now."""
+    samples = list(samples)
+    key, size, skipped = _entry(samples, data_config)
+    folder = Path(cache_dir) / "decoded"
+    hit = _cached(samples, folder, key)
+    if hit is not None:
+        return hit
 
     folder.mkdir(parents=True, exist_ok=True)
     todo = [i for i in range(len(samples)) if i not in skipped]
@@ -132,19 +157,48 @@ def decode_images(samples: Sequence[Sample], data_config: DataConfig, cache_dir:
         else:
             out.flush()
             del out
-        os.replace(tmp_array, array_path)
+        return _publish(samples, folder, key, tmp_array, [todo[j] for j in kept], skipped, size)
     finally:
         for leftover in (tmp_array, tmp_array + ".c.npy"):
             if os.path.exists(leftover):
                 os.unlink(leftover)
-    rows = [todo[j] for j in kept]
-    meta = {"rows": rows, "skipped": [[i, s.reason] for i, s in sorted(skipped.items())], "size": size}
-    fd, tmp_meta = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(meta, f)
-    os.replace(tmp_meta, meta_path)  # written last: its presence marks a complete array
-    return DecodedImages(np.load(array_path, mmap_mode="r"), [samples[r] for r in rows], rows,
-                         [skipped[i] for i in sorted(skipped)], array_path, from_cache=False)
+
+
+def decode_joined(parts: Sequence[Sequence[Sample]], data_config: DataConfig, cache_dir: str | Path, *,
+                  num_workers: int = 0, progress: bool = False, desc: str = "decode") -> DecodedImages:
+    """What decode_images(all parts in order) returns, and caches under the same key, but assembled from each
+    part's own cache entry: a part that several lists share (an unlabeled pool beside training images that change
+    with the split) is decoded once, and later lists only copy its pixels."""
+    parts = [list(part) for part in parts]
+    samples = [s for part in parts for s in part]
+    key, size, skipped = _entry(samples, data_config)
+    folder = Path(cache_dir) / "decoded"
+    hit = _cached(samples, folder, key)
+    if hit is not None:
+        return hit
+    decoded = [decode_images(part, data_config, cache_dir, num_workers=num_workers, progress=progress, desc=desc)
+               for part in parts]
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_array = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".npy")
+    os.close(fd)
+    try:
+        out = np.lib.format.open_memmap(tmp_array, mode="w+", dtype=np.uint8,
+                                        shape=(sum(len(d) for d in decoded), size, size, 3))
+        rows, at, offset = [], 0, 0
+        for part, d in zip(parts, decoded):
+            for start in range(0, len(d), 256):  # in slices: the pool need not fit in memory
+                out[at + start : at + min(start + 256, len(d))] = d.images[start : start + 256]
+            rows += [offset + r for r in d.rows]
+            reasons, kept = {s.path: s for s in d.skipped}, set(d.rows)
+            skipped.update({offset + i: reasons.get(str(sample.path), SkippedFile(str(sample.path), "not decoded"))
+                            for i, sample in enumerate(part) if i not in kept})
+            at, offset = at + len(d), offset + len(part)
+        out.flush()
+        del out
+        return _publish(samples, folder, key, tmp_array, rows, skipped, size)
+    finally:
+        if os.path.exists(tmp_array):
+            os.unlink(tmp_array)
 
 
 def as_chw_tensor(square: np.ndarray) -> torch.Tensor:

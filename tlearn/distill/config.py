@@ -1,7 +1,8 @@
 """DistillConfig: everything that decides a distillation run; saved resolved in RUN/config.yaml (torch-free).
 
 It builds on RunOptions (data, out, seed, batch sizes, device, ...); the fields redefined here keep their place
-but take distillation's own defaults and help.
+but take distillation's own defaults and help. A recipe (RECIPES) gives the defaults of the settings left None;
+an option given explicitly wins over its recipe.
 """
 from __future__ import annotations
 
@@ -10,8 +11,20 @@ from dataclasses import dataclass
 from .. import checks
 from ..config import RunOptions, option
 from ..constants import AUGMENT_PRESETS, DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_STUDENT, DEFAULT_TEMPERATURE
+from ..errors import TlearnError
 
 CROPS = ("student", "teacher")
+# hinton: today's recipe (Hinton et al. 2015): soft targets mixed with the labels, teacher outputs cached under
+#   none/flip. consistent: Beyer et al. 2022 ("patient and consistent"): teacher and student judge the identical
+#   live view, mixed up on every batch, soft targets only (T=1), a long schedule.
+RECIPES: dict[str, dict] = {
+    "hinton": {"temperature": DEFAULT_TEMPERATURE, "alpha": DEFAULT_ALPHA, "epochs": 30, "augment": "crop",
+               "crops": "student"},
+    "consistent": {"temperature": 1.0, "alpha": 1.0, "epochs": 150, "augment": "light", "crops": "teacher"},
+}
+DEFAULT_RECIPE = "hinton"
+MIXUP_ALPHA = 1.0  # consistent recipe: mixing ratio ~ Beta(1, 1), i.e. uniform, as in Beyer et al.'s configs
+STUDENT_LR = {"none": 3e-3, "pretrained": 1e-3}  # a pretrained student's features survive a smaller step
 
 
 @dataclass
@@ -29,39 +42,69 @@ class DistillConfig(RunOptions):
                                                   "weights file")
     student_size: int | None = option(None, "student input size in px (default: the student's own, 32 for "
                                             "compact_cnn)", check=checks.at_least(8, "--student-size", " px"))
-    temperature: float = option(DEFAULT_TEMPERATURE, "softening temperature T", check=checks.check_temperature)
-    alpha: float = option(DEFAULT_ALPHA, "weight of the teacher's soft targets (1 - alpha on the labels)",
-                          check=checks.check_alpha)
+    recipe: str = option(DEFAULT_RECIPE, "hinton (default): soft targets mixed with the labels (T=4, alpha 0.9, "
+                                         "crop, 30 epochs; teacher outputs cached under --augment none/flip); "
+                                         "consistent: teacher and student see the identical augmented view, live, "
+                                         "mixed up on every batch, loss = soft targets only (T=1, light, crops at "
+                                         "the teacher's size, 150 epochs). Options given explicitly win",
+                         choices=tuple(RECIPES))
+    temperature: float | None = option(None, "softening temperature T (recipe default: 4 hinton, 1 consistent)",
+                                       check=checks.check_temperature)
+    alpha: float | None = option(None, "weight of the teacher's soft targets, 1 - alpha on the labels (recipe "
+                                       "default: 0.9 hinton; consistent is soft targets only, alpha 1)",
+                                 check=checks.check_alpha)
     # weight of the feature hint (hint.py): the student also reproduces the teacher's pooled features; 0: off
     feature_weight: float = option(0.0, "also teach the teacher's pooled features (a FitNets hint through a "
                                         "training-only projection, weight BETA, e.g. 1); 0: off",
                                    check=checks.check_feature_weight, metavar="BETA")
-    epochs: int = option(30, check=checks.at_least(1, "--epochs"))
-    lr: float = option(3e-3, "AdamW peak learning rate (warm-up, cosine decay)")
+    epochs: int | None = option(None, "recipe default: 30 hinton, 150 consistent (an epoch covers the unlabeled "
+                                      "images too)", check=checks.at_least(1, "--epochs"))
+    lr: float | None = option(None, "AdamW peak learning rate (warm-up, cosine decay); default 3e-3 from random "
+                                    "init, 1e-3 for pretrained or file weights")
     weight_decay: float = option(0.05)
     train_batch_size: int = option(64, check=checks.at_least(1, "--train-batch-size"))
-    # none/flip use cached teacher outputs, others a live teacher (docs/results.md#distillation)
-    augment: str = option("crop", "student augmentation preset, as for fit (default crop: random crops, no flip). "
-                                  "With augmentation the teacher judges each augmented batch; with none or flip its "
-                                  "outputs are cached. flip/light/medium/strong mirror images: not for data where "
-                                  "left/right matters (traffic signs)", choices=AUGMENT_PRESETS)
+    # none/flip use cached teacher outputs under hinton, others a live teacher (docs/results.md#distillation)
+    augment: str | None = option(None, "student augmentation preset, as for fit (recipe default: crop for hinton "
+                                       "(random crops, no flip), light for consistent). Under hinton the teacher "
+                                       "judges each augmented batch, but with none or flip its outputs are cached. "
+                                       "flip/light/medium/strong mirror images: not for data where left/right "
+                                       "matters (traffic signs: use crop)", choices=AUGMENT_PRESETS)
     # crops cut at the "student"'s size (teacher sees them resized) or the "teacher"'s: docs/results.md#distillation
-    crops: str = option("student", "resolution augmented crops are cut at: the student's (the teacher sees them "
-                                   "resized to its size; default) or the teacher's (the student gets them "
-                                   "downsampled, the teacher at full detail)", choices=CROPS)
+    crops: str | None = option(None, "resolution augmented crops are cut at: the student's (the teacher sees them "
+                                     "resized to its size; hinton's default) or the teacher's (the student gets "
+                                     "them downsampled, the teacher at full detail; consistent's default)",
+                               choices=CROPS)
     ema: float | None = option(None, "keep a moving average of the student's weights (e.g. 0.98), for both "
                                      "students", check=checks.check_decay, metavar="DECAY")
-    unlabeled: str | None = option(None, "images without labels (recursive), used through the teacher's soft "
-                                         "targets", metavar="DIR")
-    student_alone: bool = option(False, "also train the same student without the teacher (RUN/student-alone) to "
-                                        "measure the gain")
+    unlabeled: str | None = option(None, "images without labels (searched recursively; thousands are fine: decoded "
+                                         "once into the decoded-image cache), taught through the teacher's soft "
+                                         "targets; images that are also val/test images are refused",
+                                   metavar="DIR")
+    # on by default: a distillation's gain is only known against the same student trained without the teacher
+    student_alone: bool | None = option(None, "also train the same student without the teacher (RUN/student-alone) "
+                                              "on the same labelled data, to measure the gain (default on; "
+                                              "--no-student-alone halves the training time)")
     latency_repeats: int = option(20, "timed runs per latency figure")
     latency_threads: int = option(1, "CPU threads for the latency measurement")
 
     def __post_init__(self) -> None:
+        if self.recipe in RECIPES:  # an unknown recipe is refused by validate, naming the choices
+            for name, value in RECIPES[self.recipe].items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
+        if self.student_alone is None:
+            self.student_alone = True
+        if self.lr is None:
+            self.lr = STUDENT_LR["none" if self.student_weights in (None, "none") else "pretrained"]
         super().__post_init__()
-        if self.augment == "strong" and self.unlabeled:
-            from ..errors import TlearnError
+        if self.augment == "strong" and (self.unlabeled or self.recipe == "consistent"):
+            raise TlearnError("--augment strong mixes labels (mixup/cutmix) in the training loop and cannot be used "
+                              "with --unlabeled or --recipe consistent (which mixes images itself); use light or "
+                              "medium.")
+        if self.recipe == "consistent" and self.alpha != 1.0:
+            raise TlearnError(f"--recipe consistent learns from the teacher's soft targets only (alpha 1), not "
+                              f"--alpha {self.alpha:g}; drop --alpha, or use --recipe hinton to mix in the labels.")
 
-            raise TlearnError("--augment strong mixes labels (mixup/cutmix) and cannot be used with --unlabeled; "
-                              "use light or medium.")
+    @property
+    def consistent(self) -> bool:
+        return self.recipe == "consistent"

@@ -1,8 +1,11 @@
 """tlearn.distill: a trained teacher run teaches a small, fast student; the student is a normal run directory.
 
-data -> teacher outputs (cached) -> student (and, with student_alone, the same student without teacher)
--> headline metrics through the same prediction path as fit -> distillation block (accuracy, size,
-CPU latency) -> RUN/.
+data (+ unlabeled images) -> teacher outputs (cached, or live on each batch) -> student, and the same student
+without the teacher (student_alone, on by default) -> headline metrics through the same prediction path as fit
+-> distillation block (accuracy of teacher, distilled and alone, size, CPU latency, seconds of each part) -> RUN/.
+
+Training images, unlabeled ones included, are decoded once into the decoded-image cache (a memory-mapped array
+keyed by the files' contents), so epochs and later runs pay no decoding and memory does not grow with the pool.
 """
 from __future__ import annotations
 
@@ -17,21 +20,23 @@ import torch
 
 from ..backbones.model import BackboneInfo, TransferModel, load_backbone
 from ..constants import ALONE_DIR
+from ..data.decoded_cache import decode_joined
 from ..data.layout import DataSplits, Sample, list_images, load_splits
 from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
 from ..evaluate.metrics import classification_metrics
-from ..hashing import sha256_file
+from ..hashing import file_digest, sha256_file
 from ..runs import layout
 from ..runs.run import Run
 from ..runs.writer import RunWriter, SplitResults, evaluate_splits, run_config, run_inputs, settle_runtime
 from ..train import Phase, TrainOptions, TrainResult, train
-from .config import DistillConfig
+from ..train.data import default_train_workers
+from .config import MIXUP_ALPHA, DistillConfig
 from .hint import HintedStudent
 from .loss import DistillationLoss, LabelsOnlyLoss
 from .measure import compare_costs
 from .teacher import Teacher, probabilities
-from .views import paired_view
+from .views import ViewMixer, paired_view
 
 log = logging.getLogger("tlearn")
 
@@ -61,10 +66,13 @@ def _warn_if_teacher_saw_other_data(teacher: Teacher, splits: DataSplits) -> Non
 
 
 def unlabeled_samples(folder: str | Path, splits: DataSplits) -> list[Sample]:
-    """Images of FOLDER (recursive) as label -1; refuses images that are also val/test images (leakage)."""
+    """Images of FOLDER (recursive) as label -1; refuses images that are also val/test images (leakage).
+    Contents are compared (sha256, remembered per process: the decoded cache hashes the same files again)."""
+    if not Path(folder).is_dir():
+        raise TlearnError(f"--unlabeled {folder}: not a folder; give a folder of images (searched recursively).")
     paths = list_images(folder)
-    held_out = {sha256_file(s.path) for s in splits.val + splits.test}
-    leaked = [p for p in paths if sha256_file(p) in held_out]
+    held_out = {file_digest(s.path) for s in splits.val + splits.test}
+    leaked = [p for p in paths if file_digest(p) in held_out]
     if leaked:
         raise TlearnError(
             f"--unlabeled {folder}: {len(leaked)} image(s) are also val/test images of {splits.root} "
@@ -75,9 +83,9 @@ def unlabeled_samples(folder: str | Path, splits: DataSplits) -> list[Sample]:
 
 
 def _teacher_rows(teacher: Teacher, samples: list[Sample], cfg: DistillConfig, cache_dir: Path, device,
-                  precision: str) -> torch.Tensor:
-    """Teacher logits, one row per training sample in order (zeros for files the teacher cannot read:
-    the student's decoder skips those too); cached on disk."""
+                  precision: str) -> tuple[torch.Tensor, float]:
+    """(teacher logits, one row per training sample in order, seconds): zeros for files the teacher cannot read
+    (the student's decoder skips those too); cached on disk."""
     fs = teacher.logits(samples, precision=precision, device=str(device), batch_size=cfg.batch_size,
                         cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress)
     log.info("teacher outputs: %d images (%d from cache) in %.1fs", len(fs.samples), fs.from_cache, fs.seconds)
@@ -85,7 +93,7 @@ def _teacher_rows(teacher: Teacher, samples: list[Sample], cfg: DistillConfig, c
     position = {str(s.path): i for i, s in enumerate(samples)}
     for s, logits in zip(fs.samples, fs.features):
         rows[position[str(s.path)]] = torch.from_numpy(logits)
-    return rows
+    return rows, fs.seconds
 
 
 def train_options(cfg: DistillConfig, cache_dir: Path) -> TrainOptions:
@@ -135,24 +143,35 @@ def distill_config(cfg: DistillConfig) -> Run:
     scfg = info.data_config
     log.info("data %s: %d classes; train %d (+%d unlabeled), val %d, test %d", splits.root, len(splits.classes),
              len(splits.train), len(unlabeled), len(splits.val), len(splits.test))
-    log.info("teacher %s (%s, %d px) -> student %s (%s weights, %d px); T=%g, alpha=%g, %d epochs, augment %s",
-             teacher.source, teacher.model.architecture, teacher.data_config.input_size, cfg.student, info.weights,
-             scfg.input_size, cfg.temperature, cfg.alpha, cfg.epochs, cfg.augment)
+    log.info("recipe %s: teacher %s (%s, %d px) -> student %s (%s weights, %d px); T=%g, alpha=%g, %d epochs, "
+             "augment %s%s", cfg.recipe, teacher.source, teacher.model.architecture, teacher.data_config.input_size,
+             cfg.student, info.weights, scfg.input_size, cfg.temperature, cfg.alpha, cfg.epochs, cfg.augment,
+             ", mixup on the shared view" if cfg.consistent else "")
     writer.start(run_inputs(info, splits, "distill"))
 
     options = train_options(cfg, cache_dir)
     # --crops teacher: augmented crops are cut at the larger resolution, and each model gets them at its own size
-    view = paired_view(scfg, teacher.data_config) if cfg.augment != "none" and cfg.crops == "teacher" else scfg
+    # (consistent: mixup makes every view new, so crops are paired even without other augmentation)
+    paired = cfg.crops == "teacher" and (cfg.augment != "none" or cfg.consistent)
+    view = paired_view(scfg, teacher.data_config) if paired else scfg
     alone = _train_alone(student, splits, cfg, options, scfg, view) if cfg.student_alone else None
     taught = _train_with_teacher(student, teacher, splits, unlabeled, cfg, options, scfg, view, cache_dir, device,
                                  precision)
     student = taught.model
 
+    t0 = time.perf_counter()
     evaluated = _headline_metrics(student, info, splits, cfg, device, "student")
     alone_evaluated = _headline_metrics(alone.model, info, splits, cfg, device, "student alone") if alone else None
     block = _distillation_block(cfg, teacher, student, scfg, splits, evaluated.metrics,
                                 alone_evaluated.metrics if alone_evaluated else {}, len(unlabeled), cache_dir,
                                 device, precision)
+    # what each part cost, so a user can weigh the gain against it (the latency figures are in the block too)
+    block["seconds"] = {"decode_unlabeled": round(taught.decode_seconds, 3),
+                        "teacher_outputs": round(taught.teacher_seconds, 3),
+                        "distill_train": round(taught.result.seconds, 3),
+                        "alone_train": round(alone.seconds, 3) if alone else None,
+                        "evaluate_and_latency": round(time.perf_counter() - t0, 3),
+                        "total": round(time.perf_counter() - start, 3)}
     metrics = evaluated.metrics
     skipped = list(splits.skipped) + list(taught.result.skipped) + evaluated.skipped
     metrics.update(train_seconds=round(taught.result.seconds, 3),
@@ -165,7 +184,8 @@ def distill_config(cfg: DistillConfig) -> Run:
              block["split"], block["teacher_accuracy"], block["student_accuracy"],
              "" if alone is None else f", student alone {block['student_alone_accuracy']:.4f}",
              block["speedup_batch1"], block["student_ms_batch1"], block["teacher_ms_batch1"])
-    strategy = {"name": "distill", "teacher": teacher.source, "temperature": cfg.temperature, "alpha": cfg.alpha,
+    strategy = {"name": "distill", "recipe": cfg.recipe, "teacher": teacher.source, "temperature": cfg.temperature,
+                "alpha": cfg.alpha, "mixup": MIXUP_ALPHA if cfg.consistent else None,
                 "feature_weight": cfg.feature_weight, "augment": cfg.augment,
                 "teacher_outputs": taught.teacher_outputs, "crops": cfg.crops, "crop_px": view.input_size,
                 "unlabeled_images": len(unlabeled), "phases": _phase_record(taught.phases),
@@ -185,8 +205,10 @@ def _train_alone(student: TransferModel, splits: DataSplits, cfg: DistillConfig,
     the teacher."""
     log.info("training the student alone (no teacher) for comparison")
     alone_model = copy.deepcopy(student)
+    mixer = ViewMixer(MIXUP_ALPHA, cfg.seed) if cfg.consistent else None
+    loss = LabelsOnlyLoss(scfg, view, mixer=mixer, num_classes=len(splits.classes))
     return train(alone_model, student_phases(alone_model, cfg), splits.train, splits.val, scfg, options,
-                 num_classes=len(splits.classes), loss=LabelsOnlyLoss(scfg, view), train_view=view)
+                 num_classes=len(splits.classes), loss=loss, train_view=view)
 
 
 @dataclass
@@ -195,20 +217,31 @@ class _Taught:
     result: TrainResult
     phases: list[Phase]
     teacher_outputs: str  # how the teacher's outputs were obtained, for config.yaml
+    teacher_seconds: float = 0.0  # computing (or reading) the cached teacher outputs; live ones count in training
+    decode_seconds: float = 0.0  # decoding (or reading) training + unlabeled images, before training
 
 
 def _train_with_teacher(student: TransferModel, teacher: Teacher, splits: DataSplits, unlabeled: list[Sample],
                         cfg: DistillConfig, options: TrainOptions, scfg, view, cache_dir: Path, device,
                         precision: str) -> _Taught:
     train_samples = list(splits.train) + unlabeled
-    # teacher outputs cached unless batches are augmented or hinted; mirrors reuse them (docs/results.md#distillation)
-    live = cfg.augment not in CACHED_PRESETS or cfg.feature_weight > 0
-    teacher_logits = None if live else _teacher_rows(teacher, train_samples, cfg, cache_dir, device, precision)
+    t0 = time.perf_counter()
+    if unlabeled:  # the pool gets its own cache entry: decoded once, whatever the split and the seed
+        workers = default_train_workers() if options.num_workers is None else options.num_workers
+        decode_joined([splits.train, unlabeled], view, cache_dir, num_workers=workers, progress=cfg.progress,
+                      desc="decode train + unlabeled")
+    decode_seconds = time.perf_counter() - t0
+    # teacher outputs cached unless batches are augmented, mixed or hinted; mirrors reuse them
+    # (docs/results.md#distillation)
+    live = cfg.augment not in CACHED_PRESETS or cfg.feature_weight > 0 or cfg.consistent
+    teacher_logits, teacher_seconds = (None, 0.0) if live else _teacher_rows(teacher, train_samples, cfg, cache_dir,
+                                                                             device, precision)
+    mixer = ViewMixer(MIXUP_ALPHA, cfg.seed) if cfg.consistent else None
     kd = DistillationLoss(teacher.model, scfg, teacher.data_config, cfg.temperature, cfg.alpha,
                           cached=teacher_logits, live=live, teacher_precision=precision, view=view,
-                          feature_weight=cfg.feature_weight)
-    teacher_outputs = "live, on each batch" if kd.live else "cached, un-augmented" + (
-        " (reused for mirrors)" if cfg.augment == "flip" else "")
+                          feature_weight=cfg.feature_weight, mixer=mixer)
+    teacher_outputs = ("live, on each mixed view" if mixer is not None else "live, on each batch" if kd.live
+                       else "cached, un-augmented" + (" (reused for mirrors)" if cfg.augment == "flip" else ""))
     log.info("training the student with the teacher (teacher outputs %s; crops cut at %d px%s)",
              teacher_outputs, view.input_size,
              f"; feature hint weight {cfg.feature_weight:g}" if cfg.feature_weight else "")
@@ -218,7 +251,8 @@ def _train_with_teacher(student: TransferModel, teacher: Teacher, splits: DataSp
     result = train(trained, phases, train_samples, splits.val, scfg, options, loss=kd,
                    num_classes=len(splits.classes), train_view=view)
     model = result.model.plain() if cfg.feature_weight else result.model
-    return _Taught(model=model, result=result, phases=phases, teacher_outputs=teacher_outputs)
+    return _Taught(model=model, result=result, phases=phases, teacher_outputs=teacher_outputs,
+                   teacher_seconds=teacher_seconds, decode_seconds=decode_seconds)
 
 
 def _distillation_block(cfg: DistillConfig, teacher: Teacher, student: TransferModel, scfg, splits: DataSplits,
@@ -251,13 +285,17 @@ def _distillation_block(cfg: DistillConfig, teacher: Teacher, student: TransferM
     block["speedup_batch32"] = round(block["teacher_ms_batch32"] / block["student_ms_batch32"], 2)
     block.update(latency_threads=cfg.latency_threads, latency_repeats=cfg.latency_repeats,
                  teacher_input_size=teacher.data_config.input_size, student_input_size=scfg.input_size,
-                 unlabeled_images=n_unlabeled, temperature=cfg.temperature, alpha=cfg.alpha,
-                 feature_weight=cfg.feature_weight, epochs=cfg.epochs, augment=cfg.augment)
+                 unlabeled_images=n_unlabeled, recipe=cfg.recipe, student=cfg.student,
+                 student_weights=cfg.student_weights, temperature=cfg.temperature, alpha=cfg.alpha,
+                 feature_weight=cfg.feature_weight, epochs=cfg.epochs, augment=cfg.augment, crops=cfg.crops)
     for split in ("val", "test"):
         if split != block_split and split in metrics:
+            alone_accuracy = alone_metrics.get(split, {}).get("accuracy")
             block[split] = {"teacher_accuracy": teacher_metrics[split]["accuracy"],
                             "student_accuracy": metrics[split]["accuracy"],
-                            "student_alone_accuracy": alone_metrics.get(split, {}).get("accuracy")}
+                            "student_alone_accuracy": alone_accuracy}
+            if alone_accuracy is not None:
+                block[split]["gain_points"] = round(100 * (metrics[split]["accuracy"] - alone_accuracy), 2)
     return block
 
 

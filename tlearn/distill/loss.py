@@ -15,7 +15,7 @@ from torch import nn
 from ..checks import check_alpha, check_feature_weight, check_temperature
 from ..constants import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 from .hint import hint_loss
-from .views import convert_view
+from .views import ViewMixer, convert_view
 
 
 def soft_targets(teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -63,50 +63,75 @@ class DistillationLoss:
 
     feature_weight > 0 adds hint.hint_loss: the student (a hint.HintedStudent) also learns to reproduce the
     teacher's pooled features of the batch (the teacher then always runs live).
+
+    mixer (a views.ViewMixer; consistent teaching, Beyer et al. 2022) mixes each batch's view before either model
+    sees it: the teacher runs live on the identical mixed pixels and the loss is the soft term alone (alpha must
+    be 1), so labels are never read.
     """
 
     def __init__(self, teacher_model: nn.Module, student_cfg, teacher_cfg, temperature: float = DEFAULT_TEMPERATURE,
                  alpha: float = DEFAULT_ALPHA, cached: torch.Tensor | None = None, live: bool = False,
-                 teacher_precision: str = "fp32", view=None, feature_weight: float = 0.0):
-        if not live and cached is None and not feature_weight:
+                 teacher_precision: str = "fp32", view=None, feature_weight: float = 0.0,
+                 mixer: ViewMixer | None = None):
+        if not live and cached is None and not feature_weight and mixer is None:
             raise ValueError("DistillationLoss needs cached teacher outputs or live=True")
         self.teacher = teacher_model.eval()
         self.student_cfg, self.teacher_cfg, self.view = student_cfg, teacher_cfg, view or student_cfg
         self.temperature, self.alpha = check_temperature(temperature), check_alpha(alpha)
+        if mixer is not None and self.alpha != 1.0:
+            raise ValueError("a mixed view has no single label: mixing needs alpha 1 (soft targets only)")
         self.feature_weight = check_feature_weight(feature_weight)
-        self.cached, self.live, self.teacher_precision = cached, live or self.feature_weight > 0, teacher_precision
+        self.mixer = mixer
+        self.cached, self.teacher_precision = cached, teacher_precision
+        self.live = live or self.feature_weight > 0 or mixer is not None
 
-    def teacher_outputs(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(logits, pooled features or None when they come from the cache)."""
-        device = batch.images.device
+    def teacher_outputs(self, batch, images: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits, pooled features or None when they come from the cache) for `images` (default batch.images)."""
+        images = batch.images if images is None else images
+        device = images.device
         if not self.live:
             return self.cached[batch.indices.cpu()].to(device), None
         from ..device import autocast
 
         self.teacher.to(device)
         with torch.inference_mode(), autocast(self.teacher_precision, device):
-            features = self.teacher.backbone(convert_view(batch.images, self.view, self.teacher_cfg))
+            features = self.teacher.backbone(convert_view(images, self.view, self.teacher_cfg))
             logits = self.teacher.classify(features)
         return logits.float().clone(), features.float().clone()  # normal tensors again, usable in autograd
 
     def __call__(self, model: nn.Module, batch) -> torch.Tensor:
-        x = convert_view(batch.images, self.view, self.student_cfg)
-        teacher_logits, teacher_features = self.teacher_outputs(batch)
-        labels = batch.targets if batch.mix is not None else batch.labels
+        images = batch.images if self.mixer is None else self.mixer(batch.images)[0]
+        x = convert_view(images, self.view, self.student_cfg)
+        teacher_logits, teacher_features = self.teacher_outputs(batch, images)
+        if self.mixer is not None:
+            def loss(student_logits):  # soft targets only: no label term exists to weigh
+                return soft_loss(student_logits.float(), teacher_logits, self.temperature)
+        else:
+            labels = batch.targets if batch.mix is not None else batch.labels
+
+            def loss(student_logits):
+                return distillation_loss(student_logits.float(), teacher_logits, labels, self.temperature, self.alpha)
         if not self.feature_weight:
-            return distillation_loss(model(x).float(), teacher_logits, labels, self.temperature, self.alpha)
+            return loss(model(x))
         logits, projected = model(x, with_hint=True)
-        return (distillation_loss(logits.float(), teacher_logits, labels, self.temperature, self.alpha)
-                + self.feature_weight * hint_loss(projected, teacher_features))
+        return loss(logits) + self.feature_weight * hint_loss(projected, teacher_features)
 
 
 class LabelsOnlyLoss:
     """Cross-entropy on the labels for a student fed batches prepared for `view`: the student-alone
-    baseline trains on exactly the crops the distilled student sees, only without the teacher."""
+    baseline trains on exactly the crops the distilled student sees, only without the teacher. With a mixer
+    (consistent teaching) it mixes the view the same way and the labels with it (mixup)."""
 
-    def __init__(self, student_cfg, view=None):
-        self.student_cfg, self.view = student_cfg, view or student_cfg
+    def __init__(self, student_cfg, view=None, mixer: ViewMixer | None = None, num_classes: int | None = None):
+        if mixer is not None and not num_classes:
+            raise ValueError("mixing the labels needs num_classes")
+        self.student_cfg, self.view, self.mixer, self.num_classes = student_cfg, view or student_cfg, mixer, num_classes
 
     def __call__(self, model: nn.Module, batch) -> torch.Tensor:
-        logits = model(convert_view(batch.images, self.view, self.student_cfg)).float()
-        return F.cross_entropy(logits, batch.targets)
+        images, targets = batch.images, batch.targets
+        if self.mixer is not None:
+            images, perm, lam = self.mixer(images)
+            onehot = F.one_hot(batch.labels, self.num_classes).float()
+            targets = lam * onehot + (1.0 - lam) * onehot[perm.to(onehot.device)]
+        logits = model(convert_view(images, self.view, self.student_cfg)).float()
+        return F.cross_entropy(logits, targets)

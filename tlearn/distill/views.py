@@ -53,3 +53,25 @@ def teacher_view(images: torch.Tensor, student_cfg: DataConfig, teacher_cfg: Dat
     """A student batch at the teacher's input size and normalisation (benchmarks/teacher_view_accuracy.py
     measures what the teacher loses when it judges the student's pixels instead of its own)."""
     return convert_view(images, student_cfg, replace(teacher_cfg, train_size=None))
+
+
+class ViewMixer:
+    """Mixup on the shared view (consistent teaching): image i becomes lam * image i + (1 - lam) * image perm[i],
+    one lam ~ Beta(alpha, alpha) per batch. Mixed before either model sees it, so teacher and student judge the
+    identical mixed pixels; no labels are needed. Seeded, so a run repeats."""
+
+    def __init__(self, alpha: float, seed: int = 0):
+        if alpha <= 0:
+            raise ValueError(f"mixup alpha must be positive, not {alpha!r}")
+        self.beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(mixed images, perm, lam)."""
+        perm = torch.randperm(len(images), generator=self.generator)
+        # torch's Beta sampler takes no generator: draw it under a seed taken from ours
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(2**31 - 1, (), generator=self.generator)))
+            lam = float(self.beta.sample())
+        mixed = lam * images + (1.0 - lam) * images[perm.to(images.device)]
+        return mixed, perm, lam

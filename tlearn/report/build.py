@@ -203,6 +203,23 @@ def _config_items(rc: RunContents) -> list[tuple[str, str]]:
     return items
 
 
+def _distillation_view(metrics: dict) -> dict | None:
+    """metrics.json's distillation block (tlearn distill): teacher / distilled / alone per split, costs; or None."""
+    block = metrics.get("distillation")
+    if not isinstance(block, dict):
+        return None
+    rows = []
+    for split, fig in [(block.get("split", "val"), block)] + [(s, block[s]) for s in ("val", "test")
+                                                             if isinstance(block.get(s), dict)]:
+        alone = fig.get("student_alone_accuracy")
+        rows.append({"split": split, "teacher": fig.get("teacher_accuracy"), "distilled": fig.get("student_accuracy"),
+                     "alone": alone, "gain": None if alone is None else 100 * (fig["student_accuracy"] - alone)})
+    seconds = {k.replace("_", " "): _fmt_seconds(v) for k, v in (block.get("seconds") or {}).items() if v}
+    return {"rows": rows, "recipe": block.get("recipe", "hinton"), "seconds": seconds,
+            **{k: block.get(k) for k in ("teacher_ms_batch1", "student_ms_batch1", "speedup_batch1",
+                                         "teacher_input_size", "student_input_size", "unlabeled_images")}}
+
+
 def _ranking_view(config: dict) -> dict | None:
     """config.yaml's rank section (fit --backbone auto) as the table the report shows, or None."""
     view = report_rank_view(config)
@@ -273,6 +290,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "skipped": rc.metrics.get("skipped", []),
         "search": search_view(rc.config),
         "ranking": _ranking_view(rc.config),
+        "distillation": _distillation_view(rc.metrics),
         "config_items": _config_items(rc),
         "config_text": rc.config_text,
     }

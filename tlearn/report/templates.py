@@ -125,7 +125,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
 <nav><div class="wrap">
   <a href="#metrics">Metrics</a><a href="#per-class">{% if multilabel %}Per label{% else %}Per class{% endif %}</a><a href="#confusion">Confusion matrix</a>
   <a href="#calibration">Calibration</a>{% if binary %}<a href="#roc">ROC &amp; sensitivity</a>{% endif %}
-  <a href="#errors">Confidently wrong</a>{% if heatmaps %}<a href="#heatmaps">Where the model looks</a>{% endif %}<a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}{% if ranking %}<a href="#ranking">Source ranking</a>{% endif %}<a href="#skipped">Skipped files</a>
+  <a href="#errors">Confidently wrong</a>{% if heatmaps %}<a href="#heatmaps">Where the model looks</a>{% endif %}<a href="#curves">Learning curves</a>{% if search %}<a href="#search">Search</a>{% endif %}{% if ranking %}<a href="#ranking">Source ranking</a>{% endif %}{% if distillation %}<a href="#distillation">Distillation</a>{% endif %}<a href="#skipped">Skipped files</a>
   <a href="#config">Config</a>
 </div></nav>
 <main class="wrap">
@@ -152,6 +152,25 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   </table></div>
   {% if unlabelled %}<p class="hint">Saved predictions without labels (not scored): {{ unlabelled | join(", ") }}.</p>{% endif %}
 </section>
+
+{% if distillation %}{% set d = distillation %}
+<section id="distillation">
+  <h2>Distillation</h2>
+  <p class="hint">Recipe {{ d.recipe }}. The student alone is the same student (architecture, initial weights,
+    epochs, augmentation) trained on the same labelled data without the teacher (RUN/student-alone); one seed
+    moves these figures by a point or two, so compare over several (benchmarks/distill_gain.py).</p>
+  <div class="scroll"><table class="data">
+    <tr><th class="l">split</th><th>teacher</th><th>distilled student</th><th>student alone</th><th>gain (points)</th></tr>
+    {% for r in d.rows %}<tr><td class="l"><b>{{ r.split }}</b></td><td>{{ r.teacher | fmt }}</td>
+      <td>{{ r.distilled | fmt }}</td><td>{{ r.alone | fmt }}</td>
+      <td>{% if r.gain is not none %}{{ "%+.1f" | format(r.gain) }}{% else %}–{% endif %}</td></tr>{% endfor %}
+  </table></div>
+  <p class="hint">CPU fp32, batch 1: teacher {{ d.teacher_ms_batch1 | fmt }} ms per image at {{ d.teacher_input_size }} px,
+    student {{ d.student_ms_batch1 | fmt }} ms at {{ d.student_input_size }} px ({{ d.speedup_batch1 | fmt }}x faster).
+    {% if d.unlabeled_images %}{{ d.unlabeled_images }} unlabeled images taught through the teacher. {% endif %}
+    {% if d.seconds %}Time: {% for k, v in d.seconds.items() %}{{ k }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}.{% endif %}</p>
+</section>
+{% endif %}
 
 {% if multilabel %}
 <section id="per-class">
