@@ -98,3 +98,26 @@ class ResizeCrop:
 def normalize(cfg: DataConfig) -> list:
     """uint8 tensor -> normalised float tensor, as the backbone was trained."""
     return [T.ToDtype(torch.float32, scale=True), T.Normalize(cfg.mean, cfg.std)]
+
+
+def to_uint8_chw(img: Image.Image) -> torch.Tensor:
+    """PIL RGB image -> (3, H, W) uint8 tensor, a view of the image's own (H, W, 3) pixels (no float copy)."""
+    import numpy as np
+
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)
+
+
+class BatchNormalize:
+    """Stacked uint8 images -> the normalised float batch, channels_last (the layout inference runs in).
+
+    The same arithmetic as normalize(cfg) on each image (to float, times 1/255, minus mean, over std), done
+    once for the batch: per-image transforms cost more than the batch op, and a decode worker runs this."""
+
+    def __init__(self, cfg: DataConfig):
+        self.mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(cfg.std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def __call__(self, images: list[torch.Tensor]) -> torch.Tensor:
+        hwc = torch.stack([x.permute(1, 2, 0) for x in images])  # (N, H, W, 3): channels_last once permuted
+        batch = hwc.permute(0, 3, 1, 2).to(torch.float32)
+        return batch.mul_(1.0 / 255).sub_(self.mean).div_(self.std)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.decoded_cache import DecodedImages, as_chw_tensor
+from ..data.decoded_cache import DecodedImages
 
 
 def epoch_seed(seed: int, epoch: int, salt: int = 0) -> int:
@@ -31,7 +31,7 @@ class AugmentedImages(Dataset):
     def __getitem__(self, k: int):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(epoch_seed(self.seed, self.epoch, k + 1))
-            image = self.transform(as_chw_tensor(self.decoded.images[k]))
+            image = self.transform(self.decoded.square(k))
         return self.decoded.rows[k], image, int(self.labels[k])
 
 
@@ -83,4 +83,4 @@ class EvalImages(Dataset):
         return len(self.decoded)
 
     def __getitem__(self, k: int):
-        return k, self.transform(as_chw_tensor(self.decoded.images[k])), int(self.labels[k])
+        return k, self.transform(self.decoded.square(k)), int(self.labels[k])
