@@ -115,3 +115,38 @@ def test_micro_batches_train_like_the_whole_batch_with_frozen_batchnorm(tiny_spl
         assert torch.allclose(a.float(), b.float(), atol=1e-4), name
     backbone = {k.removeprefix("backbone."): v for k, v in whole.model.state_dict().items()}
     assert any(not torch.allclose(backbone[k].float(), v.float(), atol=1e-4) for k, v in state.items())  # it trained
+
+
+def test_threaded_batches_come_in_order_and_a_consumer_may_stop_early():
+    from tlearn.data.prefetch import ThreadedBatches, batches_of
+
+    made = []
+
+    class Items:
+        def __getitem__(self, i):
+            made.append(i)
+            return i * 10
+
+    batches = ThreadedBatches(Items(), batches_of(11, 3), list, threads=2, ahead=2)
+    assert len(batches) == 4 and list(batches) == [[0, 10, 20], [30, 40, 50], [60, 70, 80], [90, 100]]
+    made.clear()
+    it = iter(batches)
+    assert next(it) == [0, 10, 20]
+    it.close()
+    assert len(made) <= 3 * 3  # the batch taken and at most `ahead` more were made
+
+
+def test_batch_normalisation_matches_the_per_image_eval_transform(tmp_path):
+    from conftest import write_class_tree as tree
+    from tlearn.data.images import load_rgb
+    from tlearn.data.layout import list_images
+    from tlearn.data.transforms import DataConfig, eval_transform
+    from tlearn.features.extract import ImageFiles, NormalizingCollate
+
+    files = list_images(tree(tmp_path / "img", {"a": 3}, size=50))
+    cfg = DataConfig(input_size=32, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    data = ImageFiles(files, cfg)
+    index, batch, failed = NormalizingCollate(cfg)([data[i] for i in range(len(files))])
+    expected = torch.stack([eval_transform(cfg)(load_rgb(f, draft_size=cfg.resize_size)) for f in files])
+    assert torch.equal(batch, expected) and batch.is_contiguous(memory_format=torch.channels_last)
+    assert index.tolist() == [0, 1, 2] and failed == []

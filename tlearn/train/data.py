@@ -57,7 +57,9 @@ def epoch_order(labels: np.ndarray, epoch: int, seed: int, balanced: bool, rank:
 
 
 def default_train_workers() -> int:
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
+    """One augmentation process from 4 cores up; below that it only competes with the training threads (2 cores:
+    epochs no faster, and the forked process adds its own resident memory: docs/results.md#speed-and-memory)."""
+    return 1 if (os.cpu_count() or 1) >= 4 else 0
 
 
 def collate(batch):

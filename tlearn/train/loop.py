@@ -37,7 +37,7 @@ from .distributed import DistEnv, all_sum, barrier, init_distributed, training_d
 from .ema import WeightAverage
 from .l2sp import StartingPointPenalty
 from .losses import Batch, BinaryCrossEntropy, CrossEntropy, LossFn, inverse_frequency_weights, positive_weights
-from .memory import micro_batch, micro_slices
+from .memory import micro_batch, micro_slices, release_freed_memory
 from .optim import apply_lr, build_optimizer, set_trainable
 from .options import TrainOptions
 from .phases import Phase, lr_at
@@ -323,6 +323,9 @@ def _setup(model, phases, train_samples, val_samples, data_config, options, loss
     average = WeightAverage(model, options.ema) if options.ema else None
     workers = default_train_workers() if options.num_workers is None else options.num_workers
     micro = micro_batch(model, options, train_view.training_size, precision, device, workers)
+    if micro < options.batch_size and env.is_main:
+        log.info("each batch of %d in micro-batches of %d images (the same gradient, less memory)",
+                 options.batch_size, micro)
     return _Setup(
         model=model, phases=phases, schedule=_schedule(phases, options.max_epochs), options=options,
         data_config=data_config, num_classes=num_classes, env=env, device=device, precision=precision,
@@ -413,6 +416,7 @@ def _run_epoch(run: _Setup, state: _State, epoch: int, phase_index: int, phase_e
     if run.val_decoded is not None and len(run.val_decoded):
         row.update(evaluate_decoded(run.evaluated, run.val_decoded, run.data_config, run.num_classes, run.device,
                                     run.eval_precision, options.eval_batch_size, env))
+    release_freed_memory()
     row["seconds"] = time.perf_counter() - t0
     row["phase"] = phase.name
     state.epoch_seconds.append(row["seconds"])
@@ -504,6 +508,7 @@ def _result(run: _Setup, state: _State) -> TrainResult:
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     model.eval()
+    release_freed_memory()  # the evaluation that follows forks decode workers: they should not map freed pages
     best = state.best
     if run.env.is_main:
         log.info("training %s after %d epoch(s); best epoch %d (val_accuracy %.4f)", state.stopped,

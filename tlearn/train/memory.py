@@ -8,6 +8,7 @@ its input and recomputes its inside during backward.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import types
@@ -129,7 +130,10 @@ def resident_bytes() -> float:
 # autograd keeps per image, plus gradients, momentum and the L2-SP/EMA copies of the weights.
 STEP_OVERHEAD = 1.1
 STEP_FIXED_PER_WEIGHT = 5  # weight-sized buffers a step may hold: gradients, momentum, L2-SP start, EMA, a spare
-CPU_MICRO_BATCH = 8  # default with frozen BatchNorm on the CPU: as fast as batch 32 there, a third of its memory
+# Default on the CPU with BatchNorm frozen: the images of one pass keep at most this much for backward (8 images
+# of EfficientNet-Lite0 at 224 px): no slower than the whole batch there (benchmarks/step_memory.py), while small
+# images still go in one pass (per-pass overhead)
+CPU_ACTIVATION_BYTES = 0.75e9
 
 
 def plan_micro_batch(batch: int, per_image: float, base: float, budget: float, workers: int) -> int:
@@ -145,14 +149,18 @@ def _batchnorm_trains(model: nn.Module, options) -> bool:
 
 
 def micro_batch(model: nn.Module, options, size: int, precision: str, device: torch.device, workers: int) -> int:
-    """Images per forward/backward pass: options.micro_batch, or what options.memory_budget allows (logged), or
-    by default on the CPU with BatchNorm frozen CPU_MICRO_BATCH (the same gradient, a fraction of the memory,
-    no slower there); else the whole batch."""
+    """Images per forward/backward pass: options.micro_batch; or what options.memory_budget allows (logged); or,
+    by default on the CPU with BatchNorm frozen, as many as keep CPU_ACTIVATION_BYTES (the same gradient, a
+    fraction of the memory); else the whole batch."""
     batch = options.batch_size
     if options.micro_batch:
         return min(options.micro_batch, batch)
+    trains_bn = _batchnorm_trains(model, options)
     if not options.memory_budget:
-        return min(CPU_MICRO_BATCH, batch) if device.type == "cpu" and not _batchnorm_trains(model, options) else batch
+        if device.type != "cpu" or trains_bn:
+            return batch
+        per_image = saved_bytes_per_image(model, size, precision, device) * STEP_OVERHEAD
+        return max(1, min(batch, int(CPU_ACTIVATION_BYTES // max(per_image, 1.0))))
     per_image = saved_bytes_per_image(model, size, precision, device)
     base = resident_bytes() if device.type == "cpu" else 0.0
     base += STEP_FIXED_PER_WEIGHT * sum(p.numel() * p.element_size() for p in model.parameters())
@@ -163,8 +171,17 @@ def micro_batch(model: nn.Module, options, size: int, precision: str, device: to
                     "Give more memory, --num-workers 0, or a smaller --image-size.", options.memory_budget,
                     base / 1e9, workers, size, per_image * STEP_OVERHEAD / 1e9)
         return 1
-    note = (" (BatchNorm trains: its statistics come from each micro-batch)"
-            if planned < batch and _batchnorm_trains(model, options) else "")
+    note = (" (BatchNorm trains: its statistics come from each micro-batch)" if planned < batch and trains_bn
+            else "")
     log.info("--memory-budget %.1f GB: %d image(s) per forward/backward pass of each batch of %d%s",
              options.memory_budget, planned, batch, note)
     return planned
+
+
+def release_freed_memory() -> None:
+    """Hand the heap pages freed since the last step back to the OS (glibc keeps them otherwise): the process's
+    resident memory drops to what it uses, and data workers forked later do not map them."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
