@@ -1,6 +1,6 @@
 """Feature-extraction throughput: the whole pipeline against the model's forward alone, and peak memory.
 
-    python benchmarks/extract_throughput.py [--data DIR] [--n 256] [--batch-size 64] [--backbone efficientnet_lite0]
+    python benchmarks/extract_throughput.py [--data DIR] [--n 512] [--batch-size 64] [--backbone efficientnet_lite0]
 
 Prints, for one run on this machine (its load average first: the ratio is meant for an idle machine):
 - what each stage costs per image on one core (decode, resize + crop, normalise) against the forward;
@@ -107,7 +107,7 @@ def child_peak_rss(args, n: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--n", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -120,8 +120,9 @@ def main() -> None:
     paths = image_paths(args.data, args.n)
     if args.child:
         pipeline_rate(backbone, info, paths, args.batch_size, "auto", None)
-        # the main process holds the model and the features; decode workers only hold images in flight
-        print(json.dumps({"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+        # the process holds the model and the features; decoding (threads or workers) only images in flight
+        usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        print(json.dumps({"peak_rss_mib": round(sum(usage) / 1024, 1)}))
         return
 
     import os
@@ -138,20 +139,21 @@ def main() -> None:
     print(f"per image on one core (median {costs['median_size'][0]}x{costs['median_size'][1]} px): decode "
           f"{costs['decode']:.2f} ms, resize + crop {costs['resize_crop']:.2f} ms, to uint8 {costs['to_uint8']:.2f} ms, "
           f"normalise {costs['normalize_batched']:.2f} ms batched ({costs['normalize_per_image']:.2f} ms per image)")
-    pipeline_rate(backbone, info, paths, args.batch_size, precisions[0], default_workers())  # files into page cache
-    print(f"{'precision':<9} {'workers':>7} {'pipeline img/s':>15} {'forward img/s':>14} {'ratio':>6}")
+    pipeline_rate(backbone, info, paths, args.batch_size, precisions[0], None)  # the files into the page cache
+    print(f"{'precision':<9} {'decoding in':<22} {'pipeline img/s':>15} {'forward img/s':>14} {'ratio':>6}")
+    ways = {None: f"{default_workers() or 1} thread(s) (default)", 0: "the main thread", 1: "1 worker process",
+            2: "2 worker processes"}
     for precision in precisions:
         before = forward_rate(backbone, info, args.n, args.batch_size, precision)
-        rates = {w: pipeline_rate(backbone, info, paths, args.batch_size, precision, w) for w in (0, 1, 2)}
+        rates = {w: pipeline_rate(backbone, info, paths, args.batch_size, precision, w) for w in ways}
         after = forward_rate(backbone, info, args.n, args.batch_size, precision)
         forward = (before + after) / 2
         for workers, rate in rates.items():
-            mark = "  <- default" if workers == default_workers() else ""
-            print(f"{precision:<9} {workers:>7} {rate:>15.1f} {forward:>14.1f} {rate / forward:>6.2f}{mark}")
+            print(f"{precision:<9} {ways[workers]:<22} {rate:>15.1f} {forward:>14.1f} {rate / forward:>6.3f}")
         print(f"{'':<9} forward alone before {before:.1f}, after {after:.1f} img/s; "
               f"forward-only ms/img on all threads {1000 / forward:.1f}")
     small, large = child_peak_rss(args, args.n), child_peak_rss(args, 4 * args.n)
-    print(f"peak memory: {small:.0f} MiB for {args.n} images, {large:.0f} MiB for {4 * args.n} "
+    print(f"peak memory (process + largest worker): {small:.0f} MiB for {args.n} images, {large:.0f} MiB for {4 * args.n} "
           f"(ratio {large / small:.2f}; flat means images are streamed, only features kept)")
 
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data.images import UnreadableImage, load_transformed
 from ..data.layout import Sample, SkippedFile
+from ..data.prefetch import ThreadedBatches, batches_of
 from ..data.transforms import BatchNormalize, DataConfig, resize_crop, to_uint8_chw
 from ..device import autocast, pick_device, resolve_precision
 from ..hashing import file_digest
@@ -84,11 +85,15 @@ class FeatureSet:
 
 
 def image_loader(paths: Sequence[Path], cfg: DataConfig, batch_size: int, num_workers: int | None = None):
-    workers = default_workers() if num_workers is None else num_workers
-    return DataLoader(
-        ImageFiles(paths, cfg), batch_size=batch_size, shuffle=False, num_workers=workers,
-        collate_fn=NormalizingCollate(cfg), prefetch_factor=4 if workers else None,
-    )
+    """Batches of (index, normalised images, failures) in order. By default one thread of this process decodes
+    ahead while the model runs (as fast as a worker process here, without its memory or the copy of each batch:
+    docs/results.md#speed-and-memory); num_workers > 0: that many worker processes; 0: no overlap."""
+    dataset, collate = ImageFiles(paths, cfg), NormalizingCollate(cfg)
+    if num_workers is None:
+        return ThreadedBatches(dataset, batches_of(len(dataset), batch_size), collate,
+                               threads=default_workers() or 1, ahead=2)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
+                      prefetch_factor=4 if num_workers else None)
 
 
 def prepare_for_inference(module: nn.Module, device: torch.device) -> nn.Module:
