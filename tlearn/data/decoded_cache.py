@@ -51,10 +51,13 @@ class DecodedImages:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None}  # a worker started by spawn opens its own
+
     def square(self, k: int) -> torch.Tensor:
         """images[k] as a (3, S, S) uint8 tensor. Read from the file rather than through the mapping: pages
         read through a mapping stay in the process's resident memory, which then grows with the dataset."""
-        if self.path is None or not isinstance(self.images, np.memmap):
+        if self.path is None or getattr(self.images, "offset", None) is None:  # in memory (e.g. unpickled)
             return as_chw_tensor(self.images[k])
         if self._file is None or self._file[0] != os.getpid():  # a worker process opens its own
             self._file = (os.getpid(), open(self.path, "rb", buffering=0))  # noqa: SIM115 (lives with self)
