@@ -150,3 +150,19 @@ def test_batch_normalisation_matches_the_per_image_eval_transform(tmp_path):
     expected = torch.stack([eval_transform(cfg)(load_rgb(f, draft_size=cfg.resize_size)) for f in files])
     assert torch.allclose(batch, expected, atol=1e-6) and batch.is_contiguous(memory_format=torch.channels_last)
     assert index.tolist() == [0, 1, 2] and failed == []
+
+
+def test_decoded_squares_are_read_from_the_file_as_the_mapping_holds_them(tmp_path):
+    import pickle
+
+    from conftest import write_class_tree as tree
+    from tlearn.data.decoded_cache import as_chw_tensor, decode_images
+    from tlearn.data.layout import load_splits
+    from tlearn.data.transforms import DataConfig
+
+    splits = load_splits(tree(tmp_path / "img", {"a": 3, "b": 2}, size=40), 0.0, 0)
+    decoded = decode_images(splits.train, DataConfig(input_size=32), tmp_path / "cache")
+    again = pickle.loads(pickle.dumps(decoded))  # what a spawned worker gets
+    for k in range(len(decoded)):
+        assert torch.equal(decoded.square(k), as_chw_tensor(decoded.images[k]))
+        assert torch.equal(again.square(k), decoded.square(k))
