@@ -5,6 +5,8 @@ with the forward. Only for deterministic per-item work: threads share torch's gl
 """
 from __future__ import annotations
 
+import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +17,17 @@ class ThreadedBatches:
     batches in advance. Iterable like a DataLoader (len, .dataset)."""
 
     def __init__(self, dataset, batches: Sequence[Sequence[int]], collate: Callable, threads: int = 1,
-                 ahead: int = 2):
+                 ahead: int = 2, niceness: int = 0):
         self.dataset, self.batches, self.collate = dataset, list(batches), collate
-        self.threads, self.ahead = max(1, threads), max(1, ahead)
+        self.threads, self.ahead, self.niceness = max(1, threads), max(1, ahead), niceness
+
+    def _lower_priority(self) -> None:
+        """niceness > 0: the decode threads run when the model's threads wait (Linux: per-thread priority)."""
+        if self.niceness > 0 and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.niceness)
+            except OSError:
+                pass
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -26,7 +36,7 @@ class ThreadedBatches:
         return self.collate([self.dataset[i] for i in batch])
 
     def __iter__(self) -> Iterator:
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tlearn-decode")
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tlearn-decode", initializer=self._lower_priority)
         try:
             todo = iter(self.batches)
             pending = deque(pool.submit(self._make, b) for _, b in zip(range(self.ahead), todo))

@@ -84,6 +84,9 @@ class FeatureSet:
         return np.array([s.label for s in self.samples], dtype=np.int64)
 
 
+DECODE_NICENESS = 0  # priority of the default decode thread below the model's threads (0: the same)
+
+
 def image_loader(paths: Sequence[Path], cfg: DataConfig, batch_size: int, num_workers: int | None = None):
     """Batches of (index, normalised images, failures) in order. By default one thread of this process decodes
     ahead while the model runs (as fast as a worker process here, without its memory or the copy of each batch:
@@ -91,7 +94,7 @@ def image_loader(paths: Sequence[Path], cfg: DataConfig, batch_size: int, num_wo
     dataset, collate = ImageFiles(paths, cfg), NormalizingCollate(cfg)
     if num_workers is None:
         return ThreadedBatches(dataset, batches_of(len(dataset), batch_size), collate,
-                               threads=default_workers() or 1, ahead=2)
+                               threads=default_workers() or 1, ahead=2, niceness=DECODE_NICENESS)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
                       prefetch_factor=4 if num_workers else None)
 
