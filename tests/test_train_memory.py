@@ -166,3 +166,22 @@ def test_decoded_squares_are_read_from_the_file_as_the_mapping_holds_them(tmp_pa
     for k in range(len(decoded)):
         assert torch.equal(decoded.square(k), as_chw_tensor(decoded.images[k]))
         assert torch.equal(again.square(k), decoded.square(k))
+
+
+def test_default_micro_batch_caps_activations_on_the_cpu_only_with_frozen_batchnorm(caplog):
+    from tlearn.train.memory import micro_batch, resident_bytes
+
+    model, cpu = model_from(), torch.device("cpu")
+    frozen = TrainOptions(batch_size=32, freeze_bn=True)
+    assert micro_batch(model, frozen, 224, "fp32", cpu, 0) == 8  # ~80 MB per 224 px image kept for backward
+    assert micro_batch(model, frozen, 32, "fp32", cpu, 0) == 32  # small images: one pass
+    assert micro_batch(model, TrainOptions(batch_size=32), 224, "fp32", cpu, 0) == 32  # BatchNorm trains
+    assert micro_batch(model, TrainOptions(batch_size=32, micro_batch=5), 224, "fp32", cpu, 0) == 5
+    with caplog.at_level("INFO", logger="tlearn"):
+        assert micro_batch(model, TrainOptions(batch_size=32, memory_budget=0.1), 224, "fp32", cpu, 0) == 1
+        assert "over budget" in caplog.text
+        generous = micro_batch(model, TrainOptions(batch_size=32, memory_budget=64), 224, "fp32", cpu, 1)
+        assert generous == 32 and "BatchNorm" not in caplog.text.split("memory-budget 64")[-1]
+        budget = resident_bytes() / 1e9 + 1.0  # a GB beyond what this process holds: about 10 images
+        assert 1 < micro_batch(model, TrainOptions(batch_size=32, memory_budget=budget), 224, "fp32", cpu, 0) < 32
+        assert "BatchNorm trains" in caplog.text
