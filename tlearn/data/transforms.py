@@ -125,6 +125,7 @@ class BatchNormalize:
         import numpy as np
 
         out = np.stack([x.permute(1, 2, 0).numpy() for x in images]).astype(np.float32)  # (N, H, W, 3)
-        out *= self.scale
-        out += self.shift
+        rows = out.reshape(-1, out.shape[2] * 3)  # whole pixel rows: numpy's inner loop runs W * 3 long, not 3
+        rows *= np.tile(self.scale, out.shape[2])
+        rows += np.tile(self.shift, out.shape[2])
         return torch.from_numpy(out).permute(0, 3, 1, 2)  # (N, 3, H, W), channels_last
