@@ -508,7 +508,7 @@ def _result(run: _Setup, state: _State) -> TrainResult:
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     model.eval()
-    release_freed_memory()  # the evaluation that follows forks decode workers: they should not map freed pages
+    release_freed_memory()  # worker processes forked after training (--num-workers N) then do not map freed pages
     best = state.best
     if run.env.is_main:
         log.info("training %s after %d epoch(s); best epoch %d (val_accuracy %.4f)", state.stopped,
