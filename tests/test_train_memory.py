@@ -185,3 +185,20 @@ def test_default_micro_batch_caps_activations_on_the_cpu_only_with_frozen_batchn
         budget = resident_bytes() / 1e9 + 1.0  # a GB beyond what this process holds: about 10 images
         assert 1 < micro_batch(model, TrainOptions(batch_size=32, memory_budget=budget), 224, "fp32", cpu, 0) < 32
         assert "BatchNorm trains" in caplog.text
+
+
+def test_memory_budget_option_is_checked_and_reaches_the_loop():
+    from tlearn.config import FitConfig
+    from tlearn.errors import TlearnError
+    from tlearn.strategies.finetune import FineTune, train_options
+
+    with pytest.raises(TlearnError, match="--memory-budget"):
+        FitConfig(data="d", out="o", memory_budget=0)
+    cfg = FitConfig(data="d", out="o", strategy="finetune", memory_budget=2.5)
+
+    class Ctx:
+        precision, cache_dir, out = "fp32", "/tmp/cache", "/tmp/run"
+
+    assert train_options(cfg, Ctx(), FineTune(cfg)).memory_budget == 2.5
+    with pytest.raises(ValueError, match="--memory-budget"):
+        TrainOptions(memory_budget=-1.0)
