@@ -105,7 +105,7 @@ def test_micro_batches_train_like_the_whole_batch_with_frozen_batchnorm(tiny_spl
         groups = [g for g, _ in model.layer_groups()]
         opts = TrainOptions(batch_size=8, micro_batch=micro, num_workers=0, progress=False, freeze_bn=True,
                             l2_sp=0.1, optimizer="sgd", cache_dir=str(tmp_path / "cache"), seed=2)
-        results.append(train(model, [Phase("all", 2, {g: 1e-2 for g in groups})], tiny_splits.train,
+        results.append(train(model, [Phase("all", 1, {g: 1e-2 for g in groups})], tiny_splits.train,
                              tiny_splits.val, cfg, opts))
     whole, micro = results
     for a, b in zip(whole.history, micro.history):
