@@ -4,7 +4,8 @@ Each size runs in its own process with an empty cache (so the decode is included
 finetune recipe on chest X-ray train images (224 x 224 JPEGs; a CSV manifest picks the first N of each class,
 the same 100 val images for every size). Prints peak resident memory (process + its data-loading workers),
 the decoded-image file on disk, and the ratio of each peak to the smallest run's. The decoded images live in a
-memory-mapped file, so only the pages in use are resident: the peak should stay flat while the file grows.
+file read a row at a time (not through the mapping, whose pages would stay resident): the peak should stay flat
+while the file grows.
 
     python benchmarks/train_memory.py [--data ../shared/data/chest_xray_pneumonia] [--sizes 250 500 1000]
 """

@@ -30,6 +30,14 @@ def check_l2_sp(alpha: float) -> float:
     return a
 
 
+def check_memory_budget(gb: float) -> float:
+    """--memory-budget: gigabytes, positive and finite."""
+    g = float(gb)
+    if not math.isfinite(g) or g <= 0:
+        raise ValueError(f"--memory-budget must be a positive number of GB (e.g. 4), not {gb!r}.")
+    return g
+
+
 def check_temperature(temperature: float) -> float:
     t = float(temperature)
     if not math.isfinite(t) or t <= 0:

@@ -151,6 +151,11 @@ class FitConfig(RunOptions):
                                  group=TRAINING_GROUP)
     accumulation: int = option(1, "micro-batches per optimizer step", check=checks.at_least(1, "--accumulation"),
                                group=TRAINING_GROUP)
+    memory_budget: float | None = option(None, "gigabytes fine-tuning may use (the process and its data workers): "
+                                               "each batch is then taken in micro-batches that fit, with the same "
+                                               "gradient and schedule (BatchNorm in train mode sees the smaller "
+                                               "micro-batches)", check=checks.check_memory_budget, metavar="GB",
+                                         group=TRAINING_GROUP)
     patience: int | None = option(None, "stop after N epochs without better val accuracy", group=TRAINING_GROUP)
     max_seconds: float | None = option(None, "wall-clock budget for training", group=TRAINING_GROUP)
     resume: bool = option(False, "continue from RUN/checkpoints after an interruption", group=TRAINING_GROUP)

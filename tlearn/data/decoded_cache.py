@@ -42,12 +42,32 @@ class DecodedImages:
     path: Path | None = None
     from_cache: bool = False
 
+    _file: tuple[int, object] | None = field(default=None, repr=False, compare=False)  # (pid, open file)
+
     @property
     def labels(self) -> np.ndarray:
         return np.array([s.label for s in self.samples], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_file": None}  # a worker started by spawn opens its own
+
+    def square(self, k: int) -> torch.Tensor:
+        """images[k] as a (3, S, S) uint8 tensor. Read from the file rather than through the mapping: pages
+        read through a mapping stay in the process's resident memory, which then grows with the dataset."""
+        if self.path is None or getattr(self.images, "offset", None) is None:  # in memory (e.g. unpickled)
+            return as_chw_tensor(self.images[k])
+        if self._file is None or self._file[0] != os.getpid():  # a worker process opens its own
+            self._file = (os.getpid(), open(self.path, "rb", buffering=0))  # noqa: SIM115 (lives with self)
+        size = self.images.shape[1]
+        row = bytearray(size * size * 3)
+        got = os.preadv(self._file[1].fileno(), [row], self.images.offset + k * len(row))
+        if got != len(row):
+            raise OSError(f"{self.path}: short read of image {k} ({got} of {len(row)} bytes); the decoded-image "
+                          "cache file is damaged: delete it and run again.")
+        return torch.frombuffer(row, dtype=torch.uint8).view(size, size, 3).permute(2, 0, 1)
 
 
 def square_size(cfg: DataConfig) -> int:

@@ -11,22 +11,25 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2 as T
 from tqdm.auto import tqdm
 
 from ..data.images import UnreadableImage, load_transformed
 from ..data.layout import Sample, SkippedFile
-from ..data.transforms import DataConfig, eval_transform
+from ..data.prefetch import ThreadedBatches, batches_of
+from ..data.transforms import BatchNormalize, DataConfig, resize_crop, to_uint8_chw
 from ..device import autocast, pick_device, resolve_precision
 from ..hashing import file_digest
 from .cache import FeatureCache, default_cache_dir, module_fingerprint
 
 
 class ImageFiles(Dataset):
-    """Decode + eval-transform image files; a failure yields the reason instead of a tensor."""
+    """Decode + eval geometry (resize, centre crop) of image files into uint8 tensors, which image_loader's
+    collate normalises a batch at a time; a failure yields the reason instead of a tensor."""
 
     def __init__(self, paths: Sequence[Path], cfg: DataConfig):
         self.paths = list(paths)
-        self.transform = eval_transform(cfg)
+        self.transform = T.Compose([resize_crop(cfg), to_uint8_chw])
         self.draft = cfg.resize_size
         self.window = cfg.dicom_window
 
@@ -41,13 +44,24 @@ class ImageFiles(Dataset):
             return i, None, str(exc)
 
 
-def collate_skipping(batch):
+def collate_skipping(batch, stack=torch.stack):
     """Stack the decodable images; pass the failures through with their reasons."""
     ok = [(i, x) for i, x, err in batch if err is None]
     failed = [(i, err) for i, _, err in batch if err is not None]
     index = torch.tensor([i for i, _ in ok], dtype=torch.long)
-    images = torch.stack([x for _, x in ok]) if ok else None
+    images = stack([x for _, x in ok]) if ok else None
     return index, images, failed
+
+
+class NormalizingCollate:
+    """collate_skipping whose images are normalised as one batch (in the decode worker, off the forward's
+    cores' critical path), channels_last."""
+
+    def __init__(self, cfg: DataConfig):
+        self.normalize = BatchNormalize(cfg)
+
+    def __call__(self, batch):
+        return collate_skipping(batch, self.normalize)
 
 
 def default_workers() -> int:
@@ -70,12 +84,19 @@ class FeatureSet:
         return np.array([s.label for s in self.samples], dtype=np.int64)
 
 
+DECODE_NICENESS = 0  # priority of the default decode thread below the model's threads (0: the same)
+
+
 def image_loader(paths: Sequence[Path], cfg: DataConfig, batch_size: int, num_workers: int | None = None):
-    workers = default_workers() if num_workers is None else num_workers
-    return DataLoader(
-        ImageFiles(paths, cfg), batch_size=batch_size, shuffle=False, num_workers=workers,
-        collate_fn=collate_skipping, prefetch_factor=4 if workers else None,
-    )
+    """Batches of (index, normalised images, failures) in order. By default one thread of this process decodes
+    ahead while the model runs (as fast as a worker process here, without its memory or the copy of each batch:
+    docs/results.md#speed-and-memory); num_workers > 0: that many worker processes; 0: no overlap."""
+    dataset, collate = ImageFiles(paths, cfg), NormalizingCollate(cfg)
+    if num_workers is None:
+        return ThreadedBatches(dataset, batches_of(len(dataset), batch_size), collate,
+                               threads=default_workers() or 1, ahead=2, niceness=DECODE_NICENESS)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
+                      prefetch_factor=4 if num_workers else None)
 
 
 def prepare_for_inference(module: nn.Module, device: torch.device) -> nn.Module:

@@ -30,7 +30,7 @@ def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy", **overrides)
         label_smoothing=either(cfg.label_smoothing, strategy.default_label_smoothing),
         grad_clip=cfg.grad_clip or None, ema=cfg.ema,
         l2_sp=either(cfg.l2_sp, strategy.default_l2_sp) or None,  # --l2-sp 0 turns the strategy's default off
-        accumulation=cfg.accumulation, augment=either(cfg.augment, strategy.default_augment),
+        accumulation=cfg.accumulation, memory_budget=getattr(cfg, "memory_budget", None), augment=either(cfg.augment, strategy.default_augment),
         class_weights=cfg.class_weights, sampler=cfg.sampler,
         freeze_bn=bool(either(cfg.freeze_bn, strategy.default_freeze_bn)), patience=cfg.patience,
         max_seconds=cfg.max_seconds, seed=cfg.seed, precision=cfg.precision, eval_precision=ctx.precision,

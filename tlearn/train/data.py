@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.decoded_cache import DecodedImages, as_chw_tensor
+from ..data.decoded_cache import DecodedImages
 
 
 def epoch_seed(seed: int, epoch: int, salt: int = 0) -> int:
@@ -31,7 +31,7 @@ class AugmentedImages(Dataset):
     def __getitem__(self, k: int):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(epoch_seed(self.seed, self.epoch, k + 1))
-            image = self.transform(as_chw_tensor(self.decoded.images[k]))
+            image = self.transform(self.decoded.square(k))
         return self.decoded.rows[k], image, int(self.labels[k])
 
 
@@ -57,7 +57,9 @@ def epoch_order(labels: np.ndarray, epoch: int, seed: int, balanced: bool, rank:
 
 
 def default_train_workers() -> int:
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
+    """One augmentation process from 4 cores up; below that it only competes with the training threads (2 cores:
+    epochs no faster, and the forked process adds its own resident memory: docs/results.md#speed-and-memory)."""
+    return 1 if (os.cpu_count() or 1) >= 4 else 0
 
 
 def collate(batch):
@@ -83,4 +85,4 @@ class EvalImages(Dataset):
         return len(self.decoded)
 
     def __getitem__(self, k: int):
-        return k, self.transform(as_chw_tensor(self.decoded.images[k])), int(self.labels[k])
+        return k, self.transform(self.decoded.square(k)), int(self.labels[k])

@@ -37,6 +37,7 @@ from .distributed import DistEnv, all_sum, barrier, init_distributed, training_d
 from .ema import WeightAverage
 from .l2sp import StartingPointPenalty
 from .losses import Batch, BinaryCrossEntropy, CrossEntropy, LossFn, inverse_frequency_weights, positive_weights
+from .memory import micro_batch, micro_slices, release_freed_memory
 from .optim import apply_lr, build_optimizer, set_trainable
 from .options import TrainOptions
 from .phases import Phase, lr_at
@@ -133,7 +134,7 @@ def _settings_fingerprint(phases, options, samples, data_config, train_view, dec
     """What must not change between a run and its resumption: the schedule, the options, and the train and val
     images (their paths and their contents)."""
     volatile = {"resume", "progress", "num_workers", "checkpoint_dir", "max_seconds", "cache_dir", "tensorboard",
-                "device", "eval_batch_size"}
+                "device", "eval_batch_size", "micro_batch", "memory_budget"}  # micro-batches: the same gradient
     return json.loads(json.dumps({
         "phases": [{"name": p.name, "epochs": p.epochs, "lrs": p.lrs, "warmup_epochs": p.warmup_epochs,
                     "final_lr_ratio": p.final_lr_ratio} for p in phases],
@@ -228,6 +229,7 @@ class _Setup:
     val_decoded: DecodedImages | None
     dataset: AugmentedImages
     workers: int
+    micro_batch: int  # images per forward/backward pass
     loss: LossFn
     groups: list
     bn_groups: dict
@@ -320,13 +322,18 @@ def _setup(model, phases, train_samples, val_samples, data_config, options, loss
     model = model.to(device).to(memory_format=torch.channels_last)
     groups = model.layer_groups()
     average = WeightAverage(model, options.ema) if options.ema else None
+    workers = default_train_workers() if options.num_workers is None else options.num_workers
+    micro = micro_batch(model, options, train_view.training_size, precision, device, workers)
+    if micro < options.batch_size and env.is_main:
+        log.info("each batch of %d in micro-batches of %d images (the same gradient, less memory)",
+                 options.batch_size, micro)
     return _Setup(
         model=model, phases=phases, schedule=_schedule(phases, options.max_epochs), options=options,
         data_config=data_config, num_classes=num_classes, env=env, device=device, precision=precision,
         eval_precision=resolve_precision(options.eval_precision, device), threads=threads, decoded=decoded,
         val_decoded=val_decoded,
         dataset=AugmentedImages(decoded, train_transform(train_view, options.augment), options.seed),
-        workers=default_train_workers() if options.num_workers is None else options.num_workers, loss=loss,
+        workers=workers, micro_batch=micro, loss=loss,
         groups=groups, bn_groups=bn_by_group(model, groups), multilabel=multilabel,
         fingerprint=_settings_fingerprint(phases, options, train_samples, data_config, train_view, decoded,
                                           val_decoded),
@@ -410,6 +417,7 @@ def _run_epoch(run: _Setup, state: _State, epoch: int, phase_index: int, phase_e
     if run.val_decoded is not None and len(run.val_decoded):
         row.update(evaluate_decoded(run.evaluated, run.val_decoded, run.data_config, run.num_classes, run.device,
                                     run.eval_precision, options.eval_batch_size, env))
+    release_freed_memory()
     row["seconds"] = time.perf_counter() - t0
     row["phase"] = phase.name
     state.epoch_seconds.append(row["seconds"])
@@ -418,19 +426,29 @@ def _run_epoch(run: _Setup, state: _State, epoch: int, phase_index: int, phase_e
 
 
 def _step(run: _Setup, state: _State, step: int, steps: int, indices, images, labels, mix_gen) -> torch.Tensor:
-    """One micro-batch: forward, backward, and at an accumulation boundary the optimizer step. Its data loss."""
+    """One batch: forward and backward in micro-batches of run.micro_batch images (the gradient of the batch's
+    mean loss either way), and at an accumulation boundary the optimizer step. Its data loss."""
     options, device, env = run.options, run.device, run.env
     mix, targets = None, labels
     if options.augment == "strong":
         images, targets, mix = mix_batch(images, labels, run.num_classes, mix_gen)
-    batch = Batch(images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
-                  labels.to(device), indices, targets.to(device), mix)
     boundary = (step + 1) % options.accumulation == 0 or step + 1 == steps
-    with state.net.no_sync() if env.enabled and not boundary else contextlib.nullcontext():
-        with autocast(run.precision, device):
-            value = run.loss(state.net, batch)
-        total = value + run.anchor(run.model) if run.anchor is not None else value  # history logs the data loss
-        (total / options.accumulation).backward()
+    parts = micro_slices(len(labels), run.micro_batch)
+    value_sum = torch.zeros(())
+    for k, part in enumerate(parts):
+        batch = Batch(images[part].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                      labels[part].to(device), indices[part], targets[part].to(device), mix,
+                      partners=None if mix is None else indices[mix[0]][part])
+        share = len(batch.labels) / len(labels)  # the batch's mean loss is the share-weighted sum of its parts'
+        last = k == len(parts) - 1
+        with state.net.no_sync() if env.enabled and not (boundary and last) else contextlib.nullcontext():
+            with autocast(run.precision, device):
+                value = run.loss(state.net, batch)
+            total = value * share if len(parts) > 1 else value
+            if run.anchor is not None and k == 0:  # once per batch; history logs the data loss
+                total = total + run.anchor(run.model)
+            (total / options.accumulation).backward()
+        value_sum = value_sum + value.detach().float().cpu() * share
     if boundary:
         if options.grad_clip:
             torch.nn.utils.clip_grad_norm_([p for g in state.optimizer.param_groups for p in g["params"]],
@@ -439,7 +457,7 @@ def _step(run: _Setup, state: _State, step: int, steps: int, indices, images, la
         state.optimizer.zero_grad(set_to_none=True)
         if run.average is not None:
             run.average.update(run.model)
-    return value
+    return value_sum
 
 
 def _select(run: _Setup, state: _State, row: dict, epoch: int, final_phase: bool) -> bool:
@@ -494,6 +512,7 @@ def _result(run: _Setup, state: _State) -> TrainResult:
     if state.best_state is not None:
         model.load_state_dict(state.best_state)
     model.eval()
+    release_freed_memory()  # worker processes forked after training (--num-workers N) then do not map freed pages
     best = state.best
     if run.env.is_main:
         log.info("training %s after %d epoch(s); best epoch %d (val_accuracy %.4f)", state.stopped,

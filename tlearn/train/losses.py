@@ -16,7 +16,9 @@ class Batch:
     indices are positions in the sample list given to train() (stable across epochs and processes), so a
     loss can look up per-sample data such as cached teacher outputs. targets are the labels as the loss
     should see them: class indices, or probabilities (N, C) when mixup/cutmix mixed the batch; then
-    mix = (perm, lam) says image i is lam * image i + (1 - lam) * image perm[i] (cutmix: by area).
+    mix = (perm, lam) says image i is lam * image i + (1 - lam) * image perm[i] (cutmix: by area), and partners
+    holds the sample index of each image's partner. A batch too large for memory reaches the loss in
+    micro-batches (tlearn.train.memory): perm then indexes the whole batch, partners is this part's.
     """
 
     images: torch.Tensor
@@ -24,6 +26,7 @@ class Batch:
     indices: torch.Tensor
     targets: torch.Tensor
     mix: tuple[torch.Tensor, float] | None = None
+    partners: torch.Tensor | None = None
 
 
 class LossFn(Protocol):
@@ -62,7 +65,9 @@ class BinaryCrossEntropy:
         y = self.targets[batch.indices.cpu()].to(logits.device)
         if batch.mix is not None:
             perm, lam = batch.mix
-            y = lam * y + (1 - lam) * y[perm.to(y.device)]
+            partner = (self.targets[batch.partners.cpu()].to(y.device) if batch.partners is not None
+                       else y[perm.to(y.device)])
+            y = lam * y + (1 - lam) * partner
         weight = None if self.pos_weight is None else self.pos_weight.to(logits.device)
         return F.binary_cross_entropy_with_logits(logits, y, pos_weight=weight)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..checks import at_least, check_decay, check_l2_sp, one_of
+from ..checks import at_least, check_decay, check_l2_sp, check_memory_budget, one_of
 from ..constants import (AUGMENT_PRESETS, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_LABEL_SMOOTHING,
                          DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_WEIGHT_DECAY, OPTIMIZERS)
 from .selection import KEEP_RULES
@@ -19,6 +19,8 @@ class TrainOptions:
     label_smoothing: float = DEFAULT_LABEL_SMOOTHING
     grad_clip: float | None = DEFAULT_GRAD_CLIP  # max global gradient norm; None: no clipping
     accumulation: int = 1  # micro-batches per optimizer step
+    micro_batch: int | None = None  # images per forward/backward pass (a batch is taken in parts); None: planned
+    memory_budget: float | None = None  # GB for the process and its workers; sets micro_batch when that is None
     augment: str = "light"  # a tlearn.data.augment preset: none | crop | light | medium | strong
     class_weights: str | None = None  # None | auto: loss weights 1/class frequency
     sampler: str | None = None  # None | balanced: draw classes equally often
@@ -54,6 +56,10 @@ class TrainOptions:
             check_l2_sp(self.l2_sp)
         at_least(1, "batch_size")(self.batch_size)
         at_least(1, "accumulation")(self.accumulation)
+        if self.micro_batch is not None:
+            at_least(1, "micro_batch")(self.micro_batch)
+        if self.memory_budget is not None:
+            check_memory_budget(self.memory_budget)
 
     def to_dict(self) -> dict:
         return asdict(self)
