@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,31 @@ def training_device(requested: str, env: DistEnv) -> torch.device:
             return torch.device("cuda", env.local_rank % torch.cuda.device_count())
         return torch.device("cpu")
     return torch.device(requested)
+
+
+def match_gradient_strides(model: nn.Module) -> nn.Module:
+    """Give each parameter whose memory is laid out alike in channels_last and contiguous (1x1 and depthwise conv
+    weights) the contiguous strides its gradients come with: DDP builds its gradient buckets from the parameters'
+    strides and warns "Grad strides do not match bucket view strides" at a nominal difference (pytorch#47163)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_contiguous() and p.stride() != _contiguous_strides(p.shape):
+                p.data = p.data.clone(memory_format=torch.contiguous_format)
+    return model
+
+
+def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def wrap_ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """model wrapped for DistributedDataParallel, its parameters' strides matched to their gradients' first."""
+    return DistributedDataParallel(match_gradient_strides(model),
+                                   device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def all_sum(values: list[float], env: DistEnv) -> list[float]:
