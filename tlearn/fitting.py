@@ -16,6 +16,7 @@ from .data.groups import groups_record, shared_groups, shared_groups_text
 from .data.layout import SPLITS, DataSplits, load_splits
 from .data.leakage import check_leakage, log_leakage
 from .errors import DataError
+from .features.sharded import Extraction, fill_cache
 from .data.multilabel import refuse_multilabel
 from .runs.run import Run
 from .runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
@@ -75,6 +76,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
         info = dataclasses.replace(info, data_config=dataclasses.replace(info.data_config, train_size=cfg.train_size))
     log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,
              info.data_config.input_size, precision, device)
+    if cfg.strategy == "linear-probe" and not fill_probe_features(cfg, splits, backbone, info.data_config, cache_dir):
+        return None  # a torchrun worker: its share of the features is in rank 0's cache
     strategy = get_strategy(cfg.strategy, cfg)
     writer.start(run_inputs(info, splits, cfg.strategy))  # only once the inputs are known to be usable
     ctx = FitContext(splits=splits, backbone=backbone, backbone_info=info, out=writer.out, config=cfg,
@@ -115,6 +118,14 @@ def fit_config(cfg: FitConfig) -> Run | None:
     config = run_config(sections, info, splits, precision, str(device))
     return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions,
                          extra_files=result.files)
+
+
+def fill_probe_features(cfg: FitConfig, splits: DataSplits, backbone, data_config, cache_dir: Path) -> bool:
+    """Under torchrun, the features the linear probe and the evaluation will read (train, val, test) extracted
+    over all processes into rank 0's cache; whether this process goes on (rank 0, or a single process)."""
+    jobs = [Extraction(backbone, splits.split(name), data_config) for name in SPLITS if splits.split(name)]
+    return fill_cache(jobs, precision=cfg.precision, device=cfg.device, batch_size=cfg.batch_size,
+                      cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress).is_main
 
 
 def check_groups(splits: DataSplits, strict: bool, group_by: str | None) -> dict | None:
