@@ -21,7 +21,7 @@ from .data.multilabel import refuse_multilabel
 from .runs.run import Run
 from .runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
 from .strategies import FitContext, get_strategy
-from .train.distributed import dist_env
+from .train.distributed import dist_env, from_main
 
 log = logging.getLogger("tlearn")
 
@@ -35,16 +35,20 @@ def fit(data: str | Path, out: str | Path, **options) -> Run:
 
 
 def choose_backbone(cfg: FitConfig, splits, cache_dir: Path):
-    """--backbone auto: rank the candidate sources on train (features cached for the fit that follows)."""
-    from .rank.ranking import rank_sources
+    """--backbone auto: rank the candidate sources on train (features cached for the fit that follows). Under
+    torchrun the features are extracted over all processes and rank 0 ranks: (winner, ranking or None there)."""
+    from .rank.ranking import fill_rank_features, rank_sources
     from .rank.sources import parse_sources
 
-    ranking = rank_sources(splits, parse_sources(cfg.rank_sources), [cfg.rank_metric], seed=cfg.seed,
-                           batch_size=cfg.batch_size, precision=cfg.precision, device=cfg.device,
-                           cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress)
-    log.info("--backbone auto: %s by %s over %d source(s) in %.1fs", ranking.best(), cfg.rank_metric,
-             len(ranking.rows), ranking.seconds)
-    return ranking
+    sources = parse_sources(cfg.rank_sources)
+    options = dict(batch_size=cfg.batch_size, precision=cfg.precision, device=cfg.device, cache_dir=cache_dir,
+                   num_workers=cfg.num_workers, progress=cfg.progress)
+    ranking = None
+    if fill_rank_features(splits, sources, **options):
+        ranking = rank_sources(splits, sources, [cfg.rank_metric], seed=cfg.seed, **options)
+        log.info("--backbone auto: %s by %s over %d source(s) in %.1fs", ranking.best(), cfg.rank_metric,
+                 len(ranking.rows), ranking.seconds)
+    return from_main(ranking.best() if ranking is not None else None), ranking
 
 
 def fit_config(cfg: FitConfig) -> Run | None:
@@ -64,8 +68,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
     leakage = check_leakage(splits, cache_dir) if is_main else None  # before training: loud, early
     if leakage is not None:
         log_leakage(leakage)
-    ranking = choose_backbone(cfg, splits, cache_dir) if cfg.backbone == AUTO_BACKBONE else None
-    backbone_name = ranking.best() if ranking is not None else cfg.backbone
+    backbone_name, ranking = (choose_backbone(cfg, splits, cache_dir) if cfg.backbone == AUTO_BACKBONE
+                              else (cfg.backbone, None))
     backbone, info = load_backbone(backbone_name, cfg.weights, cfg.weights_sha256)
     if cfg.image_size:  # recorded in config.yaml, so predict/evaluate/export use it too
         info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))

@@ -25,7 +25,7 @@ from ..data.layout import Sample
 from ..data.transforms import DataConfig
 from ..device import resolve_precision
 from ..hashing import file_digest
-from ..train.distributed import DistEnv, dist_env, init_distributed, training_device
+from ..train.distributed import DistEnv, dist_env, init_distributed, object_group, training_device
 from .cache import FeatureCache, default_cache_dir, module_fingerprint
 from .extract import forward_batches, image_loader, prepare_for_inference
 
@@ -64,23 +64,10 @@ def fill_cache(jobs: Sequence[Extraction], *, precision: str = "auto", device: s
     requested = str(device)
     torch_device = training_device("auto" if requested in ("auto", "cuda") else requested, env)  # a GPU each
     init_distributed(torch_device)
-    group = _object_group()
+    group = object_group()
     extracted = sum(_fill_one(job, env, group, torch_device, precision, batch_size, cache_dir, num_workers, progress)
                     for job in jobs)
     return Filled(env, extracted)
-
-
-_GLOO: list = []
-
-
-def _object_group():
-    """The group that carries pickled objects: the default one under gloo, else one gloo group made once (nccl
-    moves only tensors on the GPU)."""
-    if dist.get_backend() == "gloo":
-        return None
-    if not _GLOO:
-        _GLOO.append(dist.new_group(backend="gloo"))
-    return _GLOO[0]
 
 
 def _fill_one(job: Extraction, env: DistEnv, group, device: torch.device, precision: str, batch_size: int,
@@ -102,8 +89,6 @@ def _fill_one(job: Extraction, env: DistEnv, group, device: torch.device, precis
     resolved, paths = plan
     batches = math.ceil(len(paths) / batch_size)
     mine = [k for k in range(env.rank, batches, env.world)]
-    if env.is_main and paths:
-        log.info("features of %d image(s) in %d batch(es) over %d processes", len(paths), batches, env.world)
 
     def position(local: int) -> int:
         """Position in paths of the local-th image this process forwards."""
@@ -132,7 +117,8 @@ def _fill_one(job: Extraction, env: DistEnv, group, device: torch.device, precis
         share(None, None)
     if cache is not None:
         cache.close()
-        log.info("sharded features: %d image(s) in %.1fs", written, time.perf_counter() - start)
+    if env.is_main and paths:
+        log.info("features of %d image(s) over %d processes in %.1fs", written, env.world, time.perf_counter() - start)
     return written
 
 

@@ -82,6 +82,35 @@ def all_sum(values: list[float], env: DistEnv) -> list[float]:
     return t.tolist()
 
 
+_GLOO: list = []
+
+
+def object_group():
+    """The group that carries pickled objects: the default one under gloo, else a gloo group made once (nccl
+    carries only tensors on the GPU)."""
+    if dist.get_backend() == "gloo":
+        return None
+    if not _GLOO:
+        _GLOO.append(dist.new_group(backend="gloo"))
+    return _GLOO[0]
+
+
+
+def from_main(value):
+    """rank 0's value in every process (the value itself without torchrun); every process must call this."""
+    if not dist_env().enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0, group=object_group())
+    return box[0]
+
+
+def leave() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier(env: DistEnv) -> None:
     if env.enabled and dist.is_initialized():
         dist.barrier()
