@@ -25,7 +25,8 @@ from ..data.layout import Sample
 from ..data.transforms import DataConfig
 from ..device import resolve_precision
 from ..hashing import file_digest
-from ..train.distributed import DistEnv, dist_env, init_distributed, object_group, training_device
+from ..train.distributed import (DistEnv, dist_env, init_distributed, object_group, training_device,
+                                 training_threads)
 from .cache import FeatureCache, default_cache_dir, module_fingerprint
 from .extract import forward_batches, image_loader, prepare_for_inference
 
@@ -65,8 +66,13 @@ def fill_cache(jobs: Sequence[Extraction], *, precision: str = "auto", device: s
     torch_device = training_device("auto" if requested in ("auto", "cuda") else requested, env)  # a GPU each
     init_distributed(torch_device)
     group = object_group()
-    extracted = sum(_fill_one(job, env, group, torch_device, precision, batch_size, cache_dir, num_workers, progress)
-                    for job in jobs)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(training_threads(env)[0])  # the local processes share the cores, as in training
+    try:
+        extracted = sum(_fill_one(job, env, group, torch_device, precision, batch_size, cache_dir, num_workers,
+                                  progress) for job in jobs)
+    finally:
+        torch.set_num_threads(previous)
     return Filled(env, extracted)
 
 
