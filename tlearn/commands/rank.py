@@ -37,8 +37,8 @@ def run(args) -> int:
                               device=cfg.device, cache_dir=cfg.cache_dir, num_workers=cfg.num_workers,
                               progress=cfg.progress):
         return 0  # a torchrun worker: its share of the features is in rank 0's cache, which ranks
-    ranking = rank_sources(splits, sources, metrics, verify=cfg.verify,
-                           seed=cfg.seed, val_fraction=cfg.val_fraction, batch_size=cfg.batch_size,
+    ranking = rank_sources(splits, sources, metrics, verify=cfg.verify, seed=cfg.seed,
+                           val_fraction=cfg.val_fraction, batch_size=cfg.batch_size,
                            precision=cfg.precision, device=cfg.device, cache_dir=cfg.cache_dir,
                            num_workers=cfg.num_workers, progress=cfg.progress)
     print(json.dumps(ranking.public(), indent=2) if args.json else format_table(ranking))

@@ -138,7 +138,6 @@ class Run:
             layout.record_file(self.path, name)
         return metrics
 
-
     def _labelled(self, split: str | Path) -> tuple[list[Sample], list[SkippedFile]]:
         fit = self.config.get("fit", {})
         if self.multilabel:

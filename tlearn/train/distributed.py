@@ -95,11 +95,12 @@ def object_group():
     return _GLOO[0]
 
 
-
 def from_main(value):
     """rank 0's value in every process (the value itself without torchrun); every process must call this."""
-    if not dist_env().enabled:
+    env = dist_env()
+    if not env.enabled:
         return value
+    init_distributed(training_device("auto", env))
     box = [value]
     dist.broadcast_object_list(box, src=0, group=object_group())
     return box[0]
