@@ -33,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if "torch.distributed" in sys.modules:  # a torchrun process leaves its group (nccl warns otherwise)
+            from .train.distributed import leave
+
+            leave()
+        return code
     except TlearnError as exc:
         print(f"tlearn: error: {exc}", file=sys.stderr)
         return 2

@@ -16,11 +16,12 @@ from .data.groups import groups_record, shared_groups, shared_groups_text
 from .data.layout import SPLITS, DataSplits, load_splits
 from .data.leakage import check_leakage, log_leakage
 from .errors import DataError
+from .features.sharded import Extraction, fill_cache
 from .data.multilabel import refuse_multilabel
 from .runs.run import Run
 from .runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
 from .strategies import FitContext, get_strategy
-from .train.distributed import dist_env
+from .train.distributed import dist_env, from_main
 
 log = logging.getLogger("tlearn")
 
@@ -34,16 +35,20 @@ def fit(data: str | Path, out: str | Path, **options) -> Run:
 
 
 def choose_backbone(cfg: FitConfig, splits, cache_dir: Path):
-    """--backbone auto: rank the candidate sources on train (features cached for the fit that follows)."""
-    from .rank.ranking import rank_sources
+    """--backbone auto: rank the candidate sources on train (features cached for the fit that follows). Under
+    torchrun the features are extracted over all processes and rank 0 ranks: (winner, ranking or None there)."""
+    from .rank.ranking import fill_rank_features, rank_sources
     from .rank.sources import parse_sources
 
-    ranking = rank_sources(splits, parse_sources(cfg.rank_sources), [cfg.rank_metric], seed=cfg.seed,
-                           batch_size=cfg.batch_size, precision=cfg.precision, device=cfg.device,
-                           cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress)
-    log.info("--backbone auto: %s by %s over %d source(s) in %.1fs", ranking.best(), cfg.rank_metric,
-             len(ranking.rows), ranking.seconds)
-    return ranking
+    sources = parse_sources(cfg.rank_sources)
+    options = dict(batch_size=cfg.batch_size, precision=cfg.precision, device=cfg.device, cache_dir=cache_dir,
+                   num_workers=cfg.num_workers, progress=cfg.progress)
+    ranking = None
+    if fill_rank_features(splits, sources, **options):
+        ranking = rank_sources(splits, sources, [cfg.rank_metric], seed=cfg.seed, **options)
+        log.info("--backbone auto: %s by %s over %d source(s) in %.1fs", ranking.best(), cfg.rank_metric,
+                 len(ranking.rows), ranking.seconds)
+    return from_main(ranking.best() if ranking is not None else None), ranking
 
 
 def fit_config(cfg: FitConfig) -> Run | None:
@@ -63,8 +68,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
     leakage = check_leakage(splits, cache_dir) if is_main else None  # before training: loud, early
     if leakage is not None:
         log_leakage(leakage)
-    ranking = choose_backbone(cfg, splits, cache_dir) if cfg.backbone == AUTO_BACKBONE else None
-    backbone_name = ranking.best() if ranking is not None else cfg.backbone
+    backbone_name, ranking = (choose_backbone(cfg, splits, cache_dir) if cfg.backbone == AUTO_BACKBONE
+                              else (cfg.backbone, None))
     backbone, info = load_backbone(backbone_name, cfg.weights, cfg.weights_sha256)
     if cfg.image_size:  # recorded in config.yaml, so predict/evaluate/export use it too
         info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))
@@ -75,6 +80,8 @@ def fit_config(cfg: FitConfig) -> Run | None:
         info = dataclasses.replace(info, data_config=dataclasses.replace(info.data_config, train_size=cfg.train_size))
     log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,
              info.data_config.input_size, precision, device)
+    if cfg.strategy == "linear-probe" and not fill_probe_features(cfg, splits, backbone, info.data_config, cache_dir):
+        return None  # a torchrun worker: its share of the features is in rank 0's cache
     strategy = get_strategy(cfg.strategy, cfg)
     writer.start(run_inputs(info, splits, cfg.strategy))  # only once the inputs are known to be usable
     ctx = FitContext(splits=splits, backbone=backbone, backbone_info=info, out=writer.out, config=cfg,
@@ -115,6 +122,14 @@ def fit_config(cfg: FitConfig) -> Run | None:
     config = run_config(sections, info, splits, precision, str(device))
     return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions,
                          extra_files=result.files)
+
+
+def fill_probe_features(cfg: FitConfig, splits: DataSplits, backbone, data_config, cache_dir: Path) -> bool:
+    """Under torchrun, the features the linear probe and the evaluation will read (train, val, test) extracted
+    over all processes into rank 0's cache; whether this process goes on (rank 0, or a single process)."""
+    jobs = [Extraction(backbone, splits.split(name), data_config) for name in SPLITS if splits.split(name)]
+    return fill_cache(jobs, precision=cfg.precision, device=cfg.device, batch_size=cfg.batch_size,
+                      cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress).is_main
 
 
 def check_groups(splits: DataSplits, strict: bool, group_by: str | None) -> dict | None:

@@ -44,6 +44,8 @@ def run(args) -> int:
                       ranking=args.rank_by, seed=args.seed, val_fraction=args.val_fraction, device=args.device,
                       precision=args.precision, cache_dir=args.cache_dir, batch_size=args.batch_size,
                       progress=args.progress and not args.json)
+    if report is None:  # a torchrun worker: rank 0 examines and writes
+        return 0
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -23,8 +23,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..runs.run import Run
 
-    metrics = Run(args.run).evaluate(args.split, batch_size=args.batch_size, save_as=args.save_as, tta=args.tta,
-                                     progress=not args.json)
+    run = Run(args.run)
+    if not run.fill_features(args.split, batch_size=args.batch_size, tta=args.tta, progress=not args.json):
+        return 0  # a torchrun worker: its share of the features is in rank 0's cache, which evaluates
+    metrics = run.evaluate(args.split, batch_size=args.batch_size, save_as=args.save_as, tta=args.tta,
+                           progress=not args.json)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:

@@ -23,15 +23,22 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..rank.ranking import format_table, parse_metrics, rank_sources
+    from ..data.layout import load_splits
+    from ..rank.ranking import fill_rank_features, format_table, parse_metrics, rank_sources
     from ..rank.sources import parse_sources
     from ..report.rank import check_rank_out, write_rank_outputs
 
     cfg = config_from_args(RankConfig, args)
     if cfg.out:
         check_rank_out(cfg.out)  # before the work, so a refused folder costs nothing
-    ranking = rank_sources(cfg.data, parse_sources(cfg.sources), parse_metrics(cfg.metric), verify=cfg.verify,
-                           seed=cfg.seed, val_fraction=cfg.val_fraction, batch_size=cfg.batch_size,
+    sources, metrics = parse_sources(cfg.sources), parse_metrics(cfg.metric)
+    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
+    if not fill_rank_features(splits, sources, verify=cfg.verify, batch_size=cfg.batch_size, precision=cfg.precision,
+                              device=cfg.device, cache_dir=cfg.cache_dir, num_workers=cfg.num_workers,
+                              progress=cfg.progress):
+        return 0  # a torchrun worker: its share of the features is in rank 0's cache, which ranks
+    ranking = rank_sources(splits, sources, metrics, verify=cfg.verify, seed=cfg.seed,
+                           val_fraction=cfg.val_fraction, batch_size=cfg.batch_size,
                            precision=cfg.precision, device=cfg.device, cache_dir=cfg.cache_dir,
                            num_workers=cfg.num_workers, progress=cfg.progress)
     print(json.dumps(ranking.public(), indent=2) if args.json else format_table(ranking))

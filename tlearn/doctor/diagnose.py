@@ -18,6 +18,7 @@ from ..data.leakage import digest_or_none
 from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
 from ..features.extract import extract_features
+from ..features.sharded import Extraction, fill_cache
 from ..runs.writer import settle_runtime
 from .classes import class_counts
 from .duplicates import find_duplicates
@@ -82,8 +83,9 @@ def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str
              image_size: int | None = None, ranking: str = "self_confidence", seed: int = 0,
              val_fraction: float = 0.2, device: str = "auto", precision: str = "auto", cache_dir: str | None = None,
              batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None, progress: bool = True
-             ) -> DoctorReport:
-    """Examine DATA (any layout `fit` accepts, split the way `fit` would with the same seed and val_fraction)."""
+             ) -> DoctorReport | None:
+    """Examine DATA (any layout `fit` accepts, split the way `fit` would with the same seed and val_fraction).
+    Under torchrun the features are extracted over all processes and rank 0 examines (None on the others)."""
     from ..backbones.model import load_backbone
 
     if ranking not in LABEL_RANKINGS:
@@ -97,9 +99,6 @@ def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str
     names = [split for split, _ in entries]
     labels = np.array([s.label for _, s in entries], dtype=np.int64)
     label_names = [splits.classes[k] for k in labels]
-    digests = [digest_or_none(p) for p in paths]
-    facts = [read_facts(str(p), split) for p, split in zip(paths, names)]
-    seconds["files"] = time.perf_counter() - start
 
     # the same seed, device, precision and cache as `fit`, so fit finds every feature this computes
     torch.manual_seed(seed)
@@ -108,10 +107,22 @@ def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str
     if image_size:
         info = dataclasses.replace(info, data_config=info.data_config.with_size(image_size))
     t = time.perf_counter()
+    filled = fill_cache([Extraction(module, [s for _, s in entries], info.data_config)], precision=precision,
+                        device=device, batch_size=batch_size, cache_dir=cache, num_workers=num_workers,
+                        progress=progress)
+    if not filled.is_main:
+        return None  # a torchrun worker: its share of the features is in rank 0's cache
+    sharded = time.perf_counter() - t
+
+    t = time.perf_counter()
+    digests = [digest_or_none(p) for p in paths]
+    facts = [read_facts(str(p), split) for p, split in zip(paths, names)]
+    seconds["files"] = time.perf_counter() - t
+    t = time.perf_counter()
     fs = extract_features(module, [s for _, s in entries], info.data_config, precision=precision,
                           device=torch_device, batch_size=batch_size, cache_dir=cache, num_workers=num_workers,
                           progress=progress, desc="doctor features")
-    seconds["features"] = time.perf_counter() - t
+    seconds["features"] = sharded + time.perf_counter() - t
     log.info("doctor: features of %d images (%d from cache) in %.1fs", len(fs.samples), fs.from_cache, fs.seconds)
     feature_rows = _rows_of(fs.samples, [s for _, s in entries])
     usable = {str(s.path) for s in fs.samples}
@@ -139,8 +150,9 @@ def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str
                     "nearest_class": splits.classes[best], "score": round(float(z[row]), 2)})
     seconds["labels"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - start
-    model.update(ranking=ranking, features=fs.features.shape[1], from_cache=fs.from_cache,
-                 extracted=len(fs.samples) - fs.from_cache)
+    from_cache = fs.from_cache - filled.extracted  # as found before the extraction split over processes
+    model.update(ranking=ranking, features=fs.features.shape[1], from_cache=from_cache,
+                 extracted=len(fs.samples) - from_cache)
     return DoctorReport(
         data=splits.root, backbone=info.to_dict(),
         settings={"seed": seed, "val_fraction": val_fraction, "val_source": splits.val_source,

@@ -18,7 +18,9 @@ from ..data.layout import DataSplits, load_splits
 from ..data.multilabel import refuse_multilabel
 from ..errors import DataError, TlearnError
 from ..features.extract import extract_features
+from ..features.sharded import Extraction, fill_cache
 from ..runs.writer import settle_runtime
+from ..train.distributed import dist_env
 from .metrics import METRICS, NEEDS_SOURCE_OUTPUTS
 from .sources import describe, load_source, source_probabilities
 
@@ -150,6 +152,29 @@ def rank_sources(data: str | Path | DataSplits, sources: list[str], metrics: lis
     rows.sort(key=lambda r: (metrics.index(r.metric), *_sort_key(r)[1:]))
     return Ranking(rows=rows, metrics=list(metrics), data=str(splits.root), n_train=n_train, verify=verify,
                    seconds=time.perf_counter() - start, skipped=list(skipped.values()))
+
+
+def fill_rank_features(splits: DataSplits, sources: list[str], *, verify: str | None = None, batch_size: int = 64,
+                       precision: str = "auto", device: str = "auto", cache_dir: str | Path | None = None,
+                       num_workers: int | None = None, progress: bool = True) -> bool:
+    """Under torchrun, the features rank_sources will read (each source's train, and val with verify) extracted
+    over all processes into rank 0's cache, one source at a time; whether this process goes on to rank (rank 0,
+    or a single process)."""
+    env = dist_env()
+    if not env.enabled:
+        return True
+    refuse_multilabel(splits, "tlearn rank")  # before any work, as rank_sources would
+    cache = Path(cache_dir).expanduser() if cache_dir else None
+    for name in sources:
+        source = load_source(name)
+        jobs = [Extraction(source.backbone, splits.train, source.info.data_config)]
+        if verify == "probe" and splits.val:
+            jobs.append(Extraction(source.backbone, splits.val, source.info.data_config))
+        fill_cache(jobs, precision=precision, device=device, batch_size=batch_size, cache_dir=cache,
+                   num_workers=num_workers, progress=progress)
+        del source
+        gc.collect()
+    return env.is_main
 
 
 def _probe_accuracy(source, train_fs, splits: DataSplits, seed: int, options: dict) -> tuple[float, float]:

@@ -15,6 +15,8 @@ from ..data.multilabel import TASK_MULTILABEL, label_matrix, read_multilabel_fol
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.multilabel import multilabel_metrics, positive_labels
 from ..evaluate.predict import predict_samples
+from ..features.sharded import Extraction, fill_cache
+from ..train.distributed import dist_env
 from . import layout
 
 
@@ -120,12 +122,7 @@ class Run:
         """Metrics, with bootstrap intervals, on a labelled class tree (or CSV) whose classes are among the run's
         classes (tta as in predict). Groups come from a manifest's group column or the run's --group-by; a
         multi-label run is scored at its own thresholds (chosen when it was trained)."""
-        fit = self.config.get("fit", {})
-        if self.multilabel:
-            samples = read_multilabel_folder(split, self.classes, fit.get("empty_label"))
-            skipped: list[SkippedFile] = []
-        else:
-            samples, skipped = read_labelled_folder(split, self.classes, fit.get("group_by"))
+        samples, skipped = self._labelled(split)
         probs, fs = self._predict(samples, precision, batch_size, progress, tta=tta)
         if self.multilabel:
             y = label_matrix(fs.samples, len(self.classes))
@@ -140,6 +137,25 @@ class Run:
             layout.write_predictions(self.path / name, fs.samples, probs, self.classes, self.thresholds)
             layout.record_file(self.path, name)
         return metrics
+
+    def _labelled(self, split: str | Path) -> tuple[list[Sample], list[SkippedFile]]:
+        fit = self.config.get("fit", {})
+        if self.multilabel:
+            return read_multilabel_folder(split, self.classes, fit.get("empty_label")), []
+        return read_labelled_folder(split, self.classes, fit.get("group_by"))
+
+    def fill_features(self, split: str | Path, batch_size: int = 64, precision: str | None = None,
+                      tta: str | None = None, progress: bool = True) -> bool:
+        """Under torchrun, the features evaluate(split) reads, extracted over all processes into rank 0's cache
+        (tlearn.features.sharded); whether this process goes on to evaluate (rank 0, or a single process)."""
+        env = dist_env()
+        if not env.enabled or tta:  # test-time views are not cached: rank 0 computes them alone
+            return env.is_main
+        fit = self.config.get("fit", {})
+        job = Extraction(self.model.backbone, self._labelled(split)[0], self.data_config)
+        return fill_cache([job], precision=precision or self.config.get("precision", "auto"),
+                          device=fit.get("device", "auto"), batch_size=batch_size, cache_dir=fit.get("cache_dir"),
+                          progress=progress).is_main
 
 
 def load_run(path: str | Path) -> Run:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,31 @@ def training_device(requested: str, env: DistEnv) -> torch.device:
     return torch.device(requested)
 
 
+def match_gradient_strides(model: nn.Module) -> nn.Module:
+    """Give each parameter whose memory is laid out alike in channels_last and contiguous (1x1 and depthwise conv
+    weights) the contiguous strides its gradients come with: DDP builds its gradient buckets from the parameters'
+    strides and warns "Grad strides do not match bucket view strides" at a nominal difference (pytorch#47163)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_contiguous() and p.stride() != _contiguous_strides(p.shape):
+                p.data = p.data.clone(memory_format=torch.contiguous_format)
+    return model
+
+
+def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def wrap_ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """model wrapped for DistributedDataParallel, its parameters' strides matched to their gradients' first."""
+    return DistributedDataParallel(match_gradient_strides(model),
+                                   device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def all_sum(values: list[float], env: DistEnv) -> list[float]:
     """Sum numbers over processes (identity without DDP)."""
     if not env.enabled:
@@ -53,6 +80,36 @@ def all_sum(values: list[float], env: DistEnv) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t)
     return t.tolist()
+
+
+_GLOO: list = []
+
+
+def object_group():
+    """The group that carries pickled objects: the default one under gloo, else a gloo group made once (nccl
+    carries only tensors on the GPU)."""
+    if dist.get_backend() == "gloo":
+        return None
+    if not _GLOO:
+        _GLOO.append(dist.new_group(backend="gloo"))
+    return _GLOO[0]
+
+
+def from_main(value):
+    """rank 0's value in every process (the value itself without torchrun); every process must call this."""
+    env = dist_env()
+    if not env.enabled:
+        return value
+    init_distributed(training_device("auto", env))
+    box = [value]
+    dist.broadcast_object_list(box, src=0, group=object_group())
+    return box[0]
+
+
+def leave() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier(env: DistEnv) -> None:

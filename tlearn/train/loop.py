@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..backbones.model import TransferModel
@@ -33,7 +32,7 @@ from ..hashing import stable_hash
 from .batchnorm import bn_by_group, describe_modes, set_bn_modes
 from .checkpoint import BEST, load_checkpoint, save_checkpoint, save_weights
 from .data import AugmentedImages, EvalImages, default_train_workers, epoch_order, epoch_seed, train_loader
-from .distributed import DistEnv, all_sum, barrier, init_distributed, training_device, training_threads
+from .distributed import DistEnv, all_sum, barrier, init_distributed, training_device, training_threads, wrap_ddp
 from .ema import WeightAverage
 from .l2sp import StartingPointPenalty
 from .losses import Batch, BinaryCrossEntropy, CrossEntropy, LossFn, inverse_frequency_weights, positive_weights
@@ -375,8 +374,7 @@ def _enter_phase(run: _Setup, state: _State, phase_index: int, phase_epoch: int)
     if state.resumed_optimizer is not None and phase_epoch > 0:
         state.optimizer.load_state_dict(state.resumed_optimizer)
     state.resumed_optimizer = None
-    state.net = (DistributedDataParallel(model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
-                 if run.env.enabled else model)
+    state.net = wrap_ddp(model, run.device) if run.env.enabled else model
     state.phase_index = phase_index
     frozen = [g for g, _ in run.groups if g not in phase.lrs]
     modes = set_bn_modes(model, run.bn_groups, set(phase.lrs), run.options.freeze_bn)
