@@ -64,7 +64,7 @@ def finetuned_truth(target: Path, name: str, seed: int, out: Path) -> dict:
     start = time.perf_counter()
     run = tlearn.fit(target, out, backbone=name, strategy="finetune", seed=seed, progress=False)
     m = run.metrics
-    return {"val_accuracy": m["val"]["accuracy"], "test_accuracy": m.get("test", {}).get("accuracy"),
+    return {"val_accuracy": m["val"]["accuracy"], "test_accuracy": (m.get("test") or {}).get("accuracy"),
             "seconds": time.perf_counter() - start}
 
 
