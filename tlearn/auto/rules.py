@@ -56,6 +56,14 @@ def _frozen_bn(c: Candidate) -> bool:
     return not c.is_probe and c.settings.get("freeze_bn") is True
 
 
+def _train_bn_rule(cands: list[Candidate], name: str, value: float | None, threshold: float, fact: str) -> RuleRecord:
+    """A sign of a domain unlike ImageNet's (value at or above threshold): trained-BatchNorm recipes move up."""
+    if value is not None and value >= threshold:
+        _bump(cands, _train_bn, 3.0, f"{name} ({fact})")
+        return RuleRecord(name, True, fact, "trained-BatchNorm recipes moved up")
+    return RuleRecord(name, False, fact, "none")
+
+
 def apply_rules(candidates: list[Candidate], facts: DataFacts, input_size: int, *, user_image_size: int | None,
                 user_balancing: bool) -> tuple[list[Candidate], list[RuleRecord]]:
     """The portfolio after the rules (ordered) and one record per rule."""
@@ -84,19 +92,11 @@ def apply_rules(candidates: list[Candidate], facts: DataFacts, input_size: int, 
 
     grey = facts.grey_fraction
     fact = f"grey share {grey:.2f} vs {GREY_FRACTION}" if grey is not None else "no image decoded"
-    if grey is not None and grey >= GREY_FRACTION:
-        _bump(cands, _train_bn, 3.0, f"grey images ({fact})")
-        records.append(RuleRecord("grey images", True, fact, "trained-BatchNorm recipes moved up"))
-    else:
-        records.append(RuleRecord("grey images", False, fact, "none"))
+    records.append(_train_bn_rule(cands, "grey images", grey, GREY_FRACTION, fact))
 
     shift = facts.bn_shift
     fact = f"BatchNorm input shift {shift:.3f} vs {FAR_DOMAIN_SHIFT}" if shift is not None else "not measured"
-    if shift is not None and shift >= FAR_DOMAIN_SHIFT:
-        _bump(cands, _train_bn, 3.0, f"far from ImageNet ({fact})")
-        records.append(RuleRecord("far from ImageNet", True, fact, "trained-BatchNorm recipes moved up"))
-    else:
-        records.append(RuleRecord("far from ImageNet", False, fact, "none"))
+    records.append(_train_bn_rule(cands, "far from ImageNet", shift, FAR_DOMAIN_SHIFT, fact))
 
     fact = f"median {facts.median_per_class:g} train images per class vs {FEW_PER_CLASS}"
     if facts.median_per_class <= FEW_PER_CLASS:

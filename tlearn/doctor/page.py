@@ -14,7 +14,7 @@ from ..errors import TlearnError
 from ..files import atomic_write_text
 from ..report.gallery import thumbnail_uri
 from ..report.html import fmt, pct
-from ..report.templates import STYLE
+from ..report.templates import HEAD, STYLE
 from .diagnose import DoctorReport
 from .duplicates import FEATURE_COSINE
 from .labels import OUTLIER_Z
@@ -35,16 +35,7 @@ PAGE = r"""{% macro thumb(t, caption) %}
   <figcaption>{{ caption }}<br><span class="path" title="{{ t.path }}">{{ t.path.split("/")[-2:] | join("/") }}</span></figcaption>
 </figure>
 {% endmacro %}
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="{{ marker }} {{ version }}">
-<title>{{ title }}</title>
-<style>{{ style | safe }}</style>
-</head>
-<body>
+""" + HEAD + r"""<body>
 <header id="summary"><div class="wrap">
   <h1>{{ title }}</h1>
   <div class="sub">data <code>{{ r.data }}</code> · {{ s.classes }} classes · images {{ counts }} · backbone
@@ -189,7 +180,7 @@ def render_page(report: DoctorReport) -> str:
             "issues": [_thumb(t) for t in report.label_issues[:SHOWN]],
             "far": [_thumb(t) for t in report.outliers[:SHOWN]],
             "odd": [_thumb(t) for t in report.files["outliers"][:SHOWN]], "settings": settings,
-            "outlier_z": OUTLIER_Z, "marker": MARKER, "version": __version__,
+            "outlier_z": OUTLIER_Z, "marker": MARKER, "version": __version__, "generator": f"{MARKER} {__version__}",
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return _env().get_template("doctor.html.j2").render(**view)
 

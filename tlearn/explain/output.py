@@ -18,7 +18,7 @@ from ..data.layout import SkippedFile
 from ..errors import TlearnError
 from ..files import atomic_path, atomic_write_text
 from ..report.html import fmt
-from ..report.templates import STYLE
+from ..report.templates import HEAD, STYLE
 from .explain import ImageExplanation
 from .overlay import encode, enlarged, overlay
 
@@ -98,11 +98,7 @@ class ExplainWriter:
         return self.out / INDEX_HTML
 
 
-PAGE = r"""<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tlearn explain: {{ run_name }}</title><style>{{ style | safe }}</style></head>
-<body>
+PAGE = HEAD + r"""<body>
 <header><div class="wrap"><h1>Where the model looks: {{ run_name }}</h1>
   <div class="sub">{{ method }} on layer <code>{{ target_layer }}</code> · {{ images | length }} image(s) ·
     {{ input_size }} px eval crop · run <code>{{ run }}</code></div></div></header>
@@ -137,5 +133,7 @@ _ENV.filters["fmt"] = fmt
 
 
 def _render(index: dict) -> str:
-    return _ENV.from_string(PAGE).render(style=STYLE + ".explain-row { margin-bottom: 12px; }",
-                                         run_name=Path(index["run"]).name, version=__version__, **index)
+    run_name = Path(index["run"]).name
+    return _ENV.from_string(PAGE).render(title=f"tlearn explain: {run_name}",
+                                         style=STYLE + ".explain-row { margin-bottom: 12px; }",
+                                         run_name=run_name, version=__version__, **index)

@@ -10,7 +10,7 @@ import numpy as np
 from ..report.plots import _figure, _style, to_data_uri
 from ..runs import layout
 from ..study.plots import colours
-from ..study.report import STYLE
+from ..study.report import page_head
 
 DEFINITIONS = {
     "accuracy matrix": "A[i][j]: accuracy after learning task i on the test images of task j's classes.",
@@ -84,9 +84,7 @@ def render(study: dict) -> str:
     data, cfg = study["data"], study["config"]
     tasks = "".join(f"<li>task {i}: {escape(', '.join(t))}</li>" for i, t in enumerate(study["tasks"]))
     definitions = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in DEFINITIONS.items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>tlearn incremental: {escape(data['root'])}</title>
-<style>{STYLE}</style></head><body>
+    return f"""{page_head(f"tlearn incremental: {data['root']}")}
 <h1>Class-incremental learning: {escape(data['root'])}</h1>
 <p class="sub">{len(data['classes'])} classes in {len(study['tasks'])} tasks (class order seed
 {cfg['class_order_seed']}); {cfg['seeds']} seed(s); backbone {escape(str(cfg['backbone']))}; accuracy on the

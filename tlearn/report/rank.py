@@ -10,7 +10,7 @@ from .._version import __version__
 from ..errors import TlearnError
 from ..files import atomic_write_text
 from .html import render_text
-from .templates import STYLE
+from .templates import HEAD, STYLE
 
 RANK_JSON, RANK_HTML = "rank.json", "rank.html"
 FORMAT = "tlearn-rank"
@@ -20,15 +20,7 @@ RANK_TABLE = r"""<table class="data">
     {% for r in rank.rows %}<tr><td>{{ r.place }}</td><td class="l">{% if r.winner %}<b>{{ r.source }}</b>{% else %}{{ r.source }}{% endif %}</td><td class="l">{{ r.kind }}</td><td class="l">{{ r.metric }}</td><td>{{ r.score | fmt(4) }}</td><td>{{ r.input_size }}</td><td>{{ r.seconds | fmt(1) }}</td><td>{{ r.features_from_cache }}</td>{% if rank.verified %}<td>{{ r.probe_accuracy | fmt(4) }}</td>{% endif %}</tr>
     {% endfor %}</table>"""
 
-RANK_PAGE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>{{ style | safe }}</style>
-</head>
-<body>
+RANK_PAGE = HEAD + r"""<body>
 <header><div class="wrap"><h1>{{ title }}</h1>
   <div class="sub">data <code>{{ rank.data }}</code> · {{ rank.n_train | fmt }} training images scored · {{ rank.seconds | fmt(1) }} s</div></div></header>
 <main class="wrap">

@@ -78,6 +78,21 @@ footer { color: var(--muted); font-size: 12px; padding: 0 0 24px; }
 @media print { nav { display: none; } section { break-inside: avoid; } }
 """
 
+# The <head> of every page tlearn renders with Jinja (report, compare, rank, doctor, explain): each page's template
+# is this plus its own body. The view gives title and style, and generator where the page is marked as tlearn's.
+HEAD = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{% if generator is defined %}
+<meta name="generator" content="{{ generator }}">
+{% endif %}
+<title>{{ title }}</title>
+<style>{{ style | safe }}</style>
+</head>
+"""
+
 REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{% if c %}<div class="ci">{{ c[0] | fmt }}–{{ c[1] | fmt }}</div>{% endif %}{% endmacro %}
 {% macro cm_table(cm, mode) %}
 <div class="scroll">
@@ -95,15 +110,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   </table>
 </div>
 {% endmacro %}
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>{{ style | safe }}</style>
-</head>
-<body>
+""" + HEAD + r"""<body>
 {% set s = summary %}
 <header id="summary"><div class="wrap">
   <h1>{{ title }}</h1>
@@ -385,15 +392,7 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
 </html>
 """
 
-COMPARE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>{{ style | safe }}</style>
-</head>
-<body>
+COMPARE = HEAD + r"""<body>
 <header><div class="wrap"><h1>{{ title }}</h1>
   <div class="sub">{% if best %}Each metric's best value is in bold (highest; lowest for log loss and ECE).{% else %}Runs side by side.{% endif %}</div></div></header>
 <main class="wrap">

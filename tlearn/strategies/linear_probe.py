@@ -37,6 +37,20 @@ class FeatureTreatment:
             return l2_normalize(X)
         return (X - self.mean_) / self.scale_
 
+    def fold(self, weight: np.ndarray, bias: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, bias) over the treated features as the same map over head_input(features): the affine
+        treatment folded in, w.(x - mu)/sigma + b = (w/sigma).x + (b - w.mu/sigma)."""
+        w = weight / self.scale_
+        b = bias - w @ self.mean_
+        return torch.tensor(w, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+
+    def head_input(self, X: np.ndarray) -> torch.Tensor:
+        """What a folded head takes: the raw features, or l2_normalize(features) for l2 (float32)."""
+        X = np.asarray(X, dtype=np.float32)
+        if self.name == "l2":
+            X = l2_normalize(X).astype(np.float32)
+        return torch.from_numpy(X)
+
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:
     """Unit length, scaled by sqrt(d) so each dimension is of order 1 (the same C grid suits every treatment)."""
@@ -103,17 +117,11 @@ class LinearProbe:
         full_b = np.full(self.num_classes_, -1e4)  # classes absent from train are never predicted
         full_w[self.classes_] = coef
         full_b[self.classes_] = intercept
-        # Fold the affine treatment in: w.(x - mu)/sigma + b = (w/sigma).x + (b - w.mu/sigma)
-        w = full_w / self.treatment_.scale_
-        b = full_b - w @ self.treatment_.mean_
-        return torch.tensor(w, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+        return self.treatment_.fold(full_w, full_b)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if self.treatment == "l2":
-            X = l2_normalize(X).astype(np.float32)
         w, b = self.linear_weights()
-        logits = torch.from_numpy(X) @ w.T + b
+        logits = self.treatment_.head_input(X) @ w.T + b
         return torch.softmax(logits.double(), dim=1).numpy()
 
     def predict(self, X: np.ndarray) -> np.ndarray:

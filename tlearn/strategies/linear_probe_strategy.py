@@ -19,6 +19,17 @@ from .linear_probe import LinearProbe
 from .multilabel_probe import MultiLabelProbe
 
 
+def _probe_model(ctx: FitContext, probe: LinearProbe | MultiLabelProbe) -> TransferModel:
+    """The backbone with the probe as its head (over l2-normalised features where the probe chose l2)."""
+    model = TransferModel(ctx.backbone.cpu().float(), ctx.backbone_info.feature_dim, len(ctx.splits.classes),
+                          ctx.backbone_info.architecture, feature_norm="l2" if probe.treatment == "l2" else None)
+    weight, bias = probe.linear_weights()
+    with torch.no_grad():
+        model.head.weight.copy_(weight)
+        model.head.bias.copy_(bias)
+    return model
+
+
 class LinearProbeStrategy:
     name = "linear-probe"
 
@@ -51,12 +62,7 @@ class LinearProbeStrategy:
                  probe.treatment, probe.C_, probe.folds_used_, time.perf_counter() - start,
                  ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
 
-        model = TransferModel(ctx.backbone.cpu().float(), ctx.backbone_info.feature_dim, len(classes),
-                              ctx.backbone_info.architecture, feature_norm="l2" if probe.treatment == "l2" else None)
-        weight, bias = probe.linear_weights()
-        with torch.no_grad():
-            model.head.weight.copy_(weight)
-            model.head.bias.copy_(bias)
+        model = _probe_model(ctx, probe)
         train_metrics = classification_metrics(fs.labels, probe.predict_proba(fs.features))
         history = [{"epoch": 1, "lr": "", "train_loss": train_metrics["loss"], "seconds": fs.seconds
                     + time.perf_counter() - start}]
@@ -83,12 +89,7 @@ class LinearProbeStrategy:
                  time.perf_counter() - start, ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
         for j, why in probe.fallback_.items():
             log.warning("label %r: %s", classes[j], why)
-        model = TransferModel(ctx.backbone.cpu().float(), ctx.backbone_info.feature_dim, len(classes),
-                              ctx.backbone_info.architecture, feature_norm="l2" if probe.treatment == "l2" else None)
-        weight, bias = probe.linear_weights()
-        with torch.no_grad():
-            model.head.weight.copy_(weight)
-            model.head.bias.copy_(bias)
+        model = _probe_model(ctx, probe)
         train_metrics = multilabel_metrics(Y, probe.predict_proba(fs.features), classes)
         out_of_fold = None
         if not ctx.splits.val:  # thresholds are then chosen on these

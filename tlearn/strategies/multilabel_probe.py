@@ -14,7 +14,7 @@ import torch
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from .linear_probe import FEATURE_TREATMENTS, FeatureTreatment, l2_normalize
+from .linear_probe import FEATURE_TREATMENTS, FeatureTreatment
 
 log = logging.getLogger("tlearn")
 
@@ -97,16 +97,11 @@ class MultiLabelProbe:
     def linear_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight, bias) of one nn.Linear whose sigmoid gives the label probabilities: over raw features, or
         over l2_normalize(features) when the chosen treatment is l2."""
-        w = self.coef_ / self.treatment_.scale_
-        b = self.intercept_ - w @ self.treatment_.mean_
-        return torch.tensor(w, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+        return self.treatment_.fold(self.coef_, self.intercept_)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if self.treatment == "l2":
-            X = l2_normalize(X).astype(np.float32)
         w, b = self.linear_weights()
-        return torch.sigmoid((torch.from_numpy(X) @ w.T + b).double()).numpy()
+        return torch.sigmoid((self.treatment_.head_input(X) @ w.T + b).double()).numpy()
 
     def out_of_fold_proba(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """Train probabilities each predicted by a model that did not see the image (per label, its chosen C):

@@ -23,6 +23,13 @@ th{background:#f3f3f3}dt{font-weight:600;margin-top:.5rem}pre{background:#f6f6f6
 """
 
 
+def page_head(title: str) -> str:
+    """The page's start, up to and with <body>; the incremental report opens with it too, for the same look."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{STYLE}</style></head><body>"""
+
+
 def _img(png: bytes, alt: str, name: str) -> str:
     data = base64.b64encode(png).decode()
     return (f'<figure><img class="plot" data-plot="{escape(name)}" alt="{escape(alt)}" '
@@ -110,9 +117,7 @@ def render_report(study: dict, summary: dict, figures: dict[str, tuple[bytes, st
     figs = "".join(_img(png, caption, name) for name, (png, caption) in figures.items())
     thresholds = ", ".join(f"{100 * float(f):g}%: {t:.3f}" for f, t in summary["thresholds"].items())
     counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items() if v)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>tlearn transfer study: {escape(data['root'])}</title>
-<style>{STYLE}</style></head><body>
+    return f"""{page_head(f"tlearn transfer study: {data['root']}")}
 <h1>Transfer study: {escape(data['root'])}</h1>
 <p class="sub">{len(data['classes'])} classes ({escape(', '.join(data['classes'][:12]))}{' …' if len(data['classes']) > 12
                                                                                    else ''}); {escape(counts)};
@@ -134,4 +139,4 @@ backbone {escape(str(study.get('backbone', '')))}. Accuracy is measured on the <
 """
 
 
-__all__ = ["render_report", "fkey"]
+__all__ = ["render_report", "page_head", "fkey"]
