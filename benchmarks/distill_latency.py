@@ -1,13 +1,15 @@
 """CPU latency of a distillation teacher against compact students, measured in the same run.
 
-Default teacher: EfficientNet-Lite0 (5-class head) at 224 px; students: compact_cnn at 32, 48 and 64 px and
-mobilenet_v3_small at 224 px and EfficientNet-Lite0 at 128 and 160 px, the pretrained small student (random
-weights: latency does not depend on the values). Each figure is fp32,
+Default teacher: EfficientNet-Lite0 (5-class head) at 256 px, the size it predicts at (--teacher-backbone
+efficientnet_lite2 --teacher-size 260 for the larger teacher); students: compact_cnn at 32, 48 and 64 px,
+mobilenet_v3_small at 224 px and EfficientNet-Lite0 at --student-sizes (default 96 112 128 160), the pretrained
+small student (random weights: latency does not depend on the values). Each figure is fp32,
 eval mode, ms per image, the median of repeated timed runs after warm-up, models timed in interleaved
 rounds so load on a shared machine hits them alike. Prints one row per model and its speed-up over the
 teacher (the issue's target: >= 3x at batch 1).
 
     python benchmarks/distill_latency.py [--threads 1] [--repeats 30] [--teacher RUN_DIR]
+        [--teacher-backbone efficientnet_lite2 --teacher-size 260] [--student-sizes 96 112 128]
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--repeats", type=int, default=30, help="timed runs at batch 1 (batch 32: a sixth)")
     parser.add_argument("--teacher", default=None, help="a tlearn run as teacher (default: EfficientNet-Lite0)")
+    parser.add_argument("--teacher-backbone", default="efficientnet_lite0", help="without --teacher")
+    parser.add_argument("--teacher-size", type=int, default=256, help="without --teacher")
+    parser.add_argument("--student-sizes", type=int, nargs="+", default=[96, 112, 128, 160],
+                        help="EfficientNet-Lite0 student input sizes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -37,12 +43,12 @@ def main() -> None:
         run = Run(args.teacher)
         models = {"teacher": (run.model, run.data_config.input_size)}
     else:
-        models = {"teacher": (model("efficientnet_lite0", None), 224)}
+        models = {"teacher": (model(args.teacher_backbone, "none"), args.teacher_size)}
     compact = model("compact_cnn", "none")
     models.update({f"compact_cnn@{s}": (compact, s) for s in (32, 48, 64)})
     models["mobilenet_v3_small@224"] = (model("mobilenet_v3_small", "none"), 224)
-    lite0 = model("efficientnet_lite0", "none")  # the pretrained small student (issue 22), at two sizes
-    models.update({f"efficientnet_lite0@{s}": (lite0, s) for s in (128, 160)})
+    lite0 = model("efficientnet_lite0", "none")  # the pretrained small student, at several sizes
+    models.update({f"efficientnet_lite0@{s}": (lite0, s) for s in args.student_sizes})
     torch.manual_seed(0)
     costs = compare_costs(models, repeats=args.repeats, batch32_repeats=max(3, args.repeats // 6),
                           threads=args.threads)

@@ -90,7 +90,7 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
     fit_cfg = FitConfig.from_dict({**fit, "data": cfg.data, "out": cfg.out, "strategy": "finetune", "seed": seed,
                                    "epochs": cfg.epochs, "lr": cfg.lr, "l2_sp": l2_sp, "head_epochs": None,
                                    "patience": None, "resume": False, "budget_minutes": None,
-                                   "progress": cfg.progress})
+                                   "progress": cfg.progress, **({"sampler": cfg.sampler} if cfg.sampler else {})})
     strategy = FineTune(fit_cfg)
     old_model = parent.model
     model = copy.deepcopy(old_model)
