@@ -199,6 +199,7 @@ def test_lwf_with_replay_records_exemplars_and_refuses_a_changed_one(colours, pr
 
     run = extend(probe_run, colours / "new", tmp_path / "ft2", method="lwf", replay=2, epochs=1, progress=False)
     assert run.config["strategy"]["name"] == "lwf" and run.config["strategy"]["replayed_images"] == 6
+    assert run.config["strategy"]["sampler"] == "balanced"  # the few exemplars drawn as often as the new images
     exemplars = json.loads((tmp_path / "ft2" / "exemplars.json").read_text())["exemplars"]
     assert sorted({e["class"] for e in exemplars}) == ["blue", "cyan", "green", "plum", "red"]
     assert all(len(e["sha256"]) == 64 for e in exemplars) and len(exemplars) == 10

@@ -37,7 +37,8 @@ class ExtendConfig:
     lr: float | None = option(None, "peak learning rate of the head (default: the fine-tune strategy's)",
                               group=FINETUNED)
     sampler: str | None = option(None, "balanced: draw every class (old ones through their exemplars) equally often "
-                                       "(default: the parent's)", choices=("balanced",), group=FINETUNED)
+                                       "(default: balanced with --replay, else the parent's)", choices=("balanced",),
+                                 group=FINETUNED)
     lwf_weight: float = option(DEFAULT_LWF_WEIGHT, "lwf: weight of the old model's soft targets on the new images",
                                check=checks.check_feature_weight, group=FINETUNED)
     temperature: float = option(DEFAULT_LWF_TEMPERATURE, "lwf: temperature of the soft targets",

@@ -86,11 +86,13 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
     from .lwf import LwfLoss
 
     fit = parent.config.get("fit", {})
+    # K exemplars per old class against hundreds of new images: unbalanced, the new classes win the old ones' images
+    sampler = cfg.sampler or ("balanced" if cfg.replay else fit.get("sampler"))
     l2_sp = cfg.l2_sp if cfg.l2_sp is not None else (DEFAULT_LWF_L2_SP if method == "lwf" else 0.0)
     fit_cfg = FitConfig.from_dict({**fit, "data": cfg.data, "out": cfg.out, "strategy": "finetune", "seed": seed,
                                    "epochs": cfg.epochs, "lr": cfg.lr, "l2_sp": l2_sp, "head_epochs": None,
                                    "patience": None, "resume": False, "budget_minutes": None,
-                                   "progress": cfg.progress, **({"sampler": cfg.sampler} if cfg.sampler else {})})
+                                   "progress": cfg.progress, "sampler": sampler})
     strategy = FineTune(fit_cfg)
     old_model = parent.model
     model = copy.deepcopy(old_model)
@@ -112,7 +114,7 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
     result = train(model, phases, new_train + replayed, [], parent.data_config, options, loss=loss,
                    num_classes=len(classes))
     details = {**result.details, "l2_sp_to_parent": l2_sp, "replay_per_class": cfg.replay,
-               "replayed_images": len(replayed), "epochs": strategy.epochs, "lr": strategy.lr,
+               "replayed_images": len(replayed), "sampler": sampler, "epochs": strategy.epochs, "lr": strategy.lr,
                **({"lwf_weight": cfg.lwf_weight, "temperature": cfg.temperature} if method == "lwf" else {}),
                "phases": [{"name": p.name, "epochs": p.epochs, "warmup_epochs": p.warmup_epochs} for p in phases]}
     files = {}
