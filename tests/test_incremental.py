@@ -215,6 +215,22 @@ def test_lwf_with_replay_records_exemplars_and_refuses_a_changed_one(colours, pr
         changed.write_bytes(saved)
 
 
+def test_a_fine_tuned_extension_keeps_its_parents_recipe(colours, probe_run, tmp_path):
+    from tlearn.auto.portfolio import FINETUNE_RECIPES
+    from tlearn.incremental import extend
+    from tlearn.incremental.protocol import RECIPES
+
+    assert set(RECIPES) == set(FINETUNE_RECIPES)
+    parent = tmp_path / "adamw-parent"
+    shutil.copytree(probe_run, parent)
+    config = yaml.safe_load((parent / "config.yaml").read_text())
+    config["fit"].update(optimizer="adamw", lr=3e-3, freeze_bn=False)
+    (parent / "config.yaml").write_text(yaml.safe_dump(config))
+    run = extend(parent, colours / "new", tmp_path / "child", method="lwf", epochs=1, progress=False)
+    assert run.config["strategy"]["lr"] == 3e-3  # not the finetune strategy's SGD rate under AdamW
+    assert run.config["fit"]["optimizer"] == "adamw" and run.config["fit"]["freeze_bn"] is False
+
+
 def test_class_tasks_are_a_seeded_partition_of_near_equal_sizes():
     from tlearn.incremental.protocol import class_tasks
 

@@ -23,6 +23,8 @@ TRAIN_BN = {"freeze_bn": False, "optimizer": "adamw", "lr": 1e-3, "lr_ratio": 1.
             "augment": FineTune.default_augment, "epochs": FineTune.default_epochs}
 # TRAIN_BN at a small input size, crops without flips, 30 epochs: 0.952 test on 32 px traffic signs at 64 px
 SMALL_IMAGES = {**TRAIN_BN, "augment": "crop", "epochs": 30}
+# the recipes by the names other commands offer them under (tlearn incremental --recipe)
+FINETUNE_RECIPES = {"finetune": FROZEN_BN, "train-bn": TRAIN_BN, "small-images": SMALL_IMAGES}
 
 
 @dataclass

@@ -31,10 +31,10 @@ class ExtendConfig:
                        choices=HEADS)
     replay: int = option(0, "lwf/naive: also train on K exemplar images per old class, kept by the run as paths + "
                             "sha256", metavar="K", check=checks.at_least(0, "--replay"), group=FINETUNED)
-    epochs: int | None = option(None, "epochs (default: the fine-tune strategy's)",
+    epochs: int | None = option(None, "epochs (default: the parent's)",
                                 check=checks.at_least(1, "--epochs"),
                                 group=FINETUNED)
-    lr: float | None = option(None, "peak learning rate of the head (default: the fine-tune strategy's)",
+    lr: float | None = option(None, "peak learning rate of the head (default: the parent's)",
                               group=FINETUNED)
     sampler: str | None = option(None, "balanced: draw every class (old ones through their exemplars) equally often "
                                        "(default: balanced with --replay, else the parent's)", choices=("balanced",),

@@ -85,12 +85,12 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
     from ..train import train
     from .lwf import LwfLoss
 
-    fit = parent.config.get("fit", {})
+    fit = parent.config.get("fit", {})  # the parent's recipe (optimizer, rates, BatchNorm rule, size) carries over
     # K exemplars per old class against hundreds of new images: unbalanced, the new classes win the old ones' images
     sampler = cfg.sampler or ("balanced" if cfg.replay else fit.get("sampler"))
     l2_sp = cfg.l2_sp if cfg.l2_sp is not None else (DEFAULT_LWF_L2_SP if method == "lwf" else 0.0)
     fit_cfg = FitConfig.from_dict({**fit, "data": cfg.data, "out": cfg.out, "strategy": "finetune", "seed": seed,
-                                   "epochs": cfg.epochs, "lr": cfg.lr, "l2_sp": l2_sp, "head_epochs": None,
+                                   "epochs": cfg.epochs or fit.get("epochs"), "lr": cfg.lr or fit.get("lr"), "l2_sp": l2_sp, "head_epochs": None,
                                    "patience": None, "resume": False, "budget_minutes": None,
                                    "progress": cfg.progress, "sampler": sampler})
     strategy = FineTune(fit_cfg)

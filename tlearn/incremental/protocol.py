@@ -32,6 +32,7 @@ log = logging.getLogger("tlearn")
 
 PROTOCOL_METHODS = ("analytic", "lwf", "replay", "naive", "joint")
 FINETUNED_METHODS = ("lwf", "replay", "naive")
+RECIPES = ("finetune", "train-bn", "small-images")  # tlearn.auto.portfolio.FINETUNE_RECIPES, kept torch-free here
 RESULTS_JSON, RESULTS_HTML = "incremental.json", "incremental.html"
 
 
@@ -57,7 +58,11 @@ class IncrementalConfig:
     weights: str | None = option(None, "pretrained weights: omit for the registry's, 'none' for random init")
     image_size: int | None = option(None, "input size (e.g. 32 for 32 px images); default the backbone's")
     head: str = option(DEFAULT_HEAD, "analytic head", choices=HEADS)
-    epochs: int | None = option(None, "fine-tuning epochs per task (default: the finetune strategy's)",
+    recipe: str = option("finetune", "fine-tuning recipe of the first task and of joint fine-tuning, inherited by the "
+                                     "extensions: finetune (the strategy's defaults), train-bn (BatchNorm trained, "
+                                     "AdamW) or small-images (train-bn with crops, for images far smaller than the "
+                                     "backbone's input; give --image-size)", choices=RECIPES)
+    epochs: int | None = option(None, "fine-tuning epochs per task (default: the recipe's)",
                                 check=checks.at_least(1, "--epochs"))
     replay: int = option(20, "exemplars per old class for the replay method", check=checks.at_least(1, "--replay"))
     train_batch_size: int | None = option(None, "images per fine-tuning step (default fit's)")
@@ -164,7 +169,11 @@ class Study:
                            image_size=self.cfg.image_size, device=self.cfg.device, cache_dir=self.cfg.cache_dir,
                            num_workers=self.cfg.num_workers, progress=self.cfg.progress)
             if strategy == "finetune":
-                options.update(epochs=self.cfg.epochs)
+                from ..auto.portfolio import FINETUNE_RECIPES
+
+                options.update(FINETUNE_RECIPES[self.cfg.recipe])
+                if self.cfg.epochs:
+                    options.update(epochs=self.cfg.epochs)
                 if self.cfg.train_batch_size:
                     options.update(train_batch_size=self.cfg.train_batch_size)
             fit(data, out, overwrite=True, **options)
