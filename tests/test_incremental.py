@@ -200,6 +200,7 @@ def test_lwf_with_replay_records_exemplars_and_refuses_a_changed_one(colours, pr
     run = extend(probe_run, colours / "new", tmp_path / "ft2", method="lwf", replay=2, epochs=1, progress=False)
     assert run.config["strategy"]["name"] == "lwf" and run.config["strategy"]["replayed_images"] == 6
     assert run.config["strategy"]["sampler"] == "balanced"  # the few exemplars drawn as often as the new images
+    assert run.config["strategy"]["l2_sp_to_parent"] == 0.1  # the parent had the default pull
     exemplars = json.loads((tmp_path / "ft2" / "exemplars.json").read_text())["exemplars"]
     assert sorted({e["class"] for e in exemplars}) == ["blue", "cyan", "green", "plum", "red"]
     assert all(len(e["sha256"]) == 64 for e in exemplars) and len(exemplars) == 10
@@ -224,10 +225,11 @@ def test_a_fine_tuned_extension_keeps_its_parents_recipe(colours, probe_run, tmp
     parent = tmp_path / "adamw-parent"
     shutil.copytree(probe_run, parent)
     config = yaml.safe_load((parent / "config.yaml").read_text())
-    config["fit"].update(optimizer="adamw", lr=3e-3, freeze_bn=False)
+    config["fit"].update(optimizer="adamw", lr=3e-3, freeze_bn=False, l2_sp=0.0)
     (parent / "config.yaml").write_text(yaml.safe_dump(config))
     run = extend(parent, colours / "new", tmp_path / "child", method="lwf", epochs=1, progress=False)
     assert run.config["strategy"]["lr"] == 3e-3  # not the finetune strategy's SGD rate under AdamW
+    assert run.config["strategy"]["l2_sp_to_parent"] == 0.0  # the recipe had no pull, so LwF has none
     assert run.config["fit"]["optimizer"] == "adamw" and run.config["fit"]["freeze_bn"] is False
 
 

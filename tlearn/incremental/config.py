@@ -44,7 +44,8 @@ class ExtendConfig:
     temperature: float = option(DEFAULT_LWF_TEMPERATURE, "lwf: temperature of the soft targets",
                                 check=checks.check_temperature, group=FINETUNED)
     l2_sp: float | None = option(None, "pull the backbone towards the parent's weights with strength ALPHA (default "
-                                       f"{DEFAULT_LWF_L2_SP} for lwf, off for naive)", check=checks.check_l2_sp,
+                                       f"for lwf: the parent's --l2-sp, {DEFAULT_LWF_L2_SP} if it had the default; "
+                                       "off for naive)", check=checks.check_l2_sp,
                                  metavar="ALPHA", group=FINETUNED)
     seed: int | None = option(None, "default: the parent's")
     val_fraction: float | None = option(None, "held out of NEWDATA's train when it has no val/ (default: the parent's)")
