@@ -1,12 +1,13 @@
 """Feature-extraction throughput: the whole pipeline against the model's forward alone, and peak memory.
 
     python benchmarks/extract_throughput.py [--data DIR] [--n 512] [--batch-size 64] [--backbone efficientnet_lite0]
+        [--repeat 3] [--ways none,nice] [--no-memory]
 
 Prints, for one run on this machine (its load average first: the ratio is meant for an idle machine):
 - what each stage costs per image on one core (decode, resize + crop, normalise) against the forward;
 - images/s of decode -> transform -> forward (tlearn's extractor, cache off) per precision and worker count;
-- images/s of the forward alone on ready tensors (same model, batch, precision and threads), measured before
-  and after the pipeline runs (their mean is the baseline): what no pipeline can beat;
+- images/s of the forward alone on ready tensors (same model, batch, precision and threads), measured before,
+  between and after the pipeline rounds (their median is the baseline): what no pipeline can beat;
 - their ratio (aim >= 0.95 with the default workers);
 - peak resident memory of a fresh process extracting N and 4N images (flat = images are streamed).
 It asserts nothing about time.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -117,6 +119,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--backbone", default="efficientnet_lite0")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of forward + pipelines; medians are printed")
+    p.add_argument("--ways", help="comma-separated subset of: none (the default), nice, 0, 1, 2")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
 
@@ -150,15 +155,23 @@ def main() -> None:
     print(f"{'precision':<9} {'decoding in':<22} {'pipeline img/s':>15} {'forward img/s':>14} {'ratio':>6}")
     ways = {None: f"{default_workers() or 1} thread(s) (default)", "nice": "the same, other niceness",
             0: "the main thread", 1: "1 worker process", 2: "2 worker processes"}
+    ways = {w: name for w, name in ways.items() if args.ways is None or str(w).lower() in args.ways.split(",")}
     for precision in precisions:
-        before = forward_rate(backbone, info, args.n, args.batch_size, precision)
-        rates = {w: pipeline_rate(backbone, info, paths, args.batch_size, precision, w) for w in ways}
-        after = forward_rate(backbone, info, args.n, args.batch_size, precision)
-        forward = (before + after) / 2
+        # rounds interleave the forward alone with each pipeline, so a drift in the machine's speed hits both
+        forwards, rates = [], {w: [] for w in ways}
+        for _ in range(args.repeat):
+            forwards.append(forward_rate(backbone, info, args.n, args.batch_size, precision))
+            for w in ways:
+                rates[w].append(pipeline_rate(backbone, info, paths, args.batch_size, precision, w))
+        forwards.append(forward_rate(backbone, info, args.n, args.batch_size, precision))
+        forward = statistics.median(forwards)
         for workers, rate in rates.items():
+            rate = statistics.median(rate)
             print(f"{precision:<9} {ways[workers]:<22} {rate:>15.1f} {forward:>14.1f} {rate / forward:>6.3f}")
-        print(f"{'':<9} forward alone before {before:.1f}, after {after:.1f} img/s; "
+        print(f"{'':<9} forward alone {', '.join(f'{f:.1f}' for f in forwards)} img/s (median of {len(forwards)}); "
               f"forward-only ms/img on all threads {1000 / forward:.1f}")
+    if args.no_memory:
+        return
     small, large = child_peak_rss(args, args.n), child_peak_rss(args, 4 * args.n)
     print(f"peak memory (process + largest worker): {small:.0f} MiB for {args.n} images, {large:.0f} MiB for {4 * args.n} "
           f"(ratio {large / small:.2f}; flat means images are streamed, only features kept)")

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..hashing import file_digest, stable_hash
 from ..runtime import DEFAULT_DICOM_WINDOW
+from ..runtime import square_size as runtime_square_size
 from .images import UnreadableImage, load_transformed
 from .layout import Sample, SkippedFile
 from .transforms import DataConfig, ResizeCrop
@@ -71,8 +72,8 @@ class DecodedImages:
 
 
 def square_size(cfg: DataConfig) -> int:
-    """Side of the stored square: <= the eval resize, >= input_size, differing from input_size by 4k."""
-    return cfg.input_size + 4 * max((cfg.resize_size - cfg.input_size) // 4, 0)
+    """Side of the stored square: the one the eval geometry crops from (tlearn.runtime.square_size)."""
+    return runtime_square_size(cfg.resize_size, cfg.input_size)
 
 
 class _SquareFiles(Dataset):

@@ -8,7 +8,7 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 from torchvision.transforms.functional import InterpolationMode
 
-from ..runtime import DEFAULT_DICOM_WINDOW, crops_in_source
+from ..runtime import DEFAULT_DICOM_WINDOW
 from ..runtime import resize_crop as resize_crop_in_source
 
 _INTERPOLATION = {
@@ -81,8 +81,8 @@ def resize_crop(cfg: DataConfig) -> "ResizeCrop":
 
 
 class ResizeCrop:
-    """Shorter side to `resize`, centre crop `size`: torchvision's Resize + CenterCrop, except that an image whose
-    resized copy would be huge (a thin strip) is resampled only under the crop, as tlearn.runtime does."""
+    """Shorter side to `resize`, centre crop `size`: torchvision's Resize + CenterCrop; a PIL image is resampled
+    only under the crop, as tlearn.runtime does (the same pixels for less work)."""
 
     def __init__(self, resize: int, size: int, interpolation: str):
         self.resize, self.size, self.interpolation = resize, size, interpolation
@@ -90,7 +90,7 @@ class ResizeCrop:
                                        T.CenterCrop(size)])
 
     def __call__(self, img):
-        if isinstance(img, Image.Image) and crops_in_source(img.width, img.height, self.resize):
+        if isinstance(img, Image.Image):
             return resize_crop_in_source(img, self.resize, self.size, self.interpolation)
         return self._torchvision(img)
 
@@ -124,8 +124,11 @@ class BatchNormalize:
     def __call__(self, images: list[torch.Tensor]) -> torch.Tensor:
         import numpy as np
 
-        out = np.stack([x.permute(1, 2, 0).numpy() for x in images]).astype(np.float32)  # (N, H, W, 3)
-        rows = out.reshape(-1, out.shape[2] * 3)  # whole pixel rows: numpy's inner loop runs W * 3 long, not 3
-        rows *= np.tile(self.scale, out.shape[2])
-        rows += np.tile(self.shift, out.shape[2])
-        return torch.from_numpy(out).permute(0, 3, 1, 2)  # (N, 3, H, W), channels_last
+        n, (_, h, w) = len(images), images[0].shape
+        out = np.empty((n, h, w * 3), dtype=np.float32)  # (N, H, W, 3) as whole pixel rows: the inner loop runs W * 3
+        scale, shift = np.tile(self.scale, w), np.tile(self.shift, w)
+        for x, rows in zip(images, out):  # one image at a time into its slot: no stacked uint8 copy, cache-warm
+            rows[...] = x.permute(1, 2, 0).numpy().reshape(h, w * 3)
+            rows *= scale
+            rows += shift
+        return torch.from_numpy(out.reshape(n, h, w, 3)).permute(0, 3, 1, 2)  # (N, 3, H, W), channels_last
