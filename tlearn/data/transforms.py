@@ -82,7 +82,7 @@ def resize_crop(cfg: DataConfig) -> "ResizeCrop":
 
 class ResizeCrop:
     """Shorter side to `resize`, centre crop `size`: torchvision's Resize + CenterCrop; a PIL image is resampled
-    only under the crop, as tlearn.runtime does (the same pixels for less work)."""
+    only under the crop, by tlearn.runtime's resize_crop (exported models see the same pixels)."""
 
     def __init__(self, resize: int, size: int, interpolation: str):
         self.resize, self.size, self.interpolation = resize, size, interpolation

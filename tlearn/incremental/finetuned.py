@@ -95,12 +95,11 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
     fit = parent.config.get("fit", {})  # the parent's recipe (optimizer, rates, BatchNorm rule, size) carries over
     # K exemplars per old class against hundreds of new images: unbalanced, the new classes win the old ones' images
     sampler = cfg.sampler or ("balanced" if cfg.replay else fit.get("sampler"))
-    l2_sp = cfg.l2_sp if cfg.l2_sp is not None else lwf_l2_sp(fit) if method == "lwf" else 0.0
+    l2_sp = cfg.l2_sp if cfg.l2_sp is not None else (lwf_l2_sp(fit) if method == "lwf" else 0.0)
     fit_cfg = FitConfig.from_dict({**fit, "data": cfg.data, "out": cfg.out, "strategy": "finetune", "seed": seed,
-                                   "epochs": cfg.epochs or fit.get("epochs"), "lr": cfg.lr or fit.get("lr"), "l2_sp": l2_sp,
-                                   "head_epochs": None,
-                                   "patience": None, "resume": False, "budget_minutes": None,
-                                   "progress": cfg.progress, "sampler": sampler})
+                                   "epochs": cfg.epochs or fit.get("epochs"), "lr": cfg.lr or fit.get("lr"),
+                                   "l2_sp": l2_sp, "head_epochs": None, "patience": None, "resume": False,
+                                   "budget_minutes": None, "progress": cfg.progress, "sampler": sampler})
     strategy = FineTune(fit_cfg)
     old_model = parent.model
     model = copy.deepcopy(old_model)
