@@ -29,7 +29,7 @@ from .images import UnreadableImage, load_transformed
 from .layout import Sample, SkippedFile
 from .transforms import DataConfig, ResizeCrop
 
-DECODED_FORMAT_VERSION = 2  # 2: images over SHRINK_ABOVE_PIXELS are box-reduced before resizing
+DECODED_FORMAT_VERSION = 3  # 2: images over SHRINK_ABOVE_PIXELS box-reduced first; 3: the square resampled under its box
 
 
 @dataclass
