@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 from torchvision.transforms import v2 as T
+from torchvision.transforms.functional import InterpolationMode
 
 from export_helpers import exported_onnx
 from tlearn.data.images import load_rgb
-from tlearn.data.transforms import _INTERPOLATION, DataConfig, resize_crop
+from tlearn.data.transforms import DataConfig, resize_crop
 from tlearn.runtime import Classifier, ImageError, Preprocess, decode_image
 
 
@@ -38,7 +39,7 @@ def test_resize_crop_is_pixel_identical_to_tlearn(size, interpolation):
     # both resample only under the crop: on a smooth (photo-like) image what resizing the whole image and
     # cropping gives, to two grey levels (Pillow runs its passes in the other order: noise's overshoots clip apart)
     smooth = img.resize((max(2, size[0] // 8), max(2, size[1] // 8))).resize(size, Image.BILINEAR)
-    whole = T.Compose([T.Resize(cfg.resize_size, interpolation=_INTERPOLATION[interpolation], antialias=True),
+    whole = T.Compose([T.Resize(cfg.resize_size, interpolation=InterpolationMode(interpolation), antialias=True),
                        T.CenterCrop(224)])
     assert np.abs(np.asarray(resize_crop(cfg)(smooth)).astype(int) - np.asarray(whole(smooth)).astype(int)).max() <= 2
 

@@ -25,12 +25,13 @@ import numpy as np
 import pytest
 from PIL import Image
 from torchvision.transforms import v2 as T
+from torchvision.transforms.functional import InterpolationMode
 
 from conftest import write_class_tree
 from tlearn.data.decoded_cache import decode_images
 from tlearn.data.images import UnreadableImage, load_rgb
 from tlearn.data.layout import Sample, load_splits
-from tlearn.data.transforms import DataConfig, _INTERPOLATION, resize_crop
+from tlearn.data.transforms import DataConfig, resize_crop
 from tlearn.errors import DataError
 from tlearn.runtime import MAX_ASPECT_RATIO, Classifier, ImageError, Preprocess, decode_image
 from tlearn.serve.app import IMAGE_DETAIL
@@ -90,7 +91,7 @@ def test_a_thin_image_within_the_limit_is_resized_only_under_the_crop():
     img = Image.fromarray(np.repeat(row, 200, axis=0).transpose(1, 0, 2).copy())  # 200 wide, 20000 tall
     assert max(img.size) == MAX_ASPECT_RATIO * min(img.size)
     cfg = DataConfig(input_size=224, crop_pct=0.875, interpolation="bicubic")
-    full = T.Compose([T.Resize(cfg.resize_size, interpolation=_INTERPOLATION["bicubic"], antialias=True),
+    full = T.Compose([T.Resize(cfg.resize_size, interpolation=InterpolationMode.BICUBIC, antialias=True),
                       T.CenterCrop(cfg.input_size)])
     ours, runtime = np.asarray(resize_crop(cfg)(img)), Preprocess(224, 0.875, "bicubic").to_array(img)
     assert np.array_equal(ours, runtime)  # tlearn and the exported model's runtime agree pixel for pixel

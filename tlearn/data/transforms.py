@@ -6,16 +6,9 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from PIL import Image
 from torchvision.transforms import v2 as T
-from torchvision.transforms.functional import InterpolationMode
 
 from ..runtime import DEFAULT_DICOM_WINDOW
 from ..runtime import resize_crop as resize_crop_in_source
-
-_INTERPOLATION = {
-    "bilinear": InterpolationMode.BILINEAR,
-    "bicubic": InterpolationMode.BICUBIC,
-    "nearest": InterpolationMode.NEAREST,
-}
 
 
 @dataclass(frozen=True)
@@ -81,18 +74,14 @@ def resize_crop(cfg: DataConfig) -> "ResizeCrop":
 
 
 class ResizeCrop:
-    """Shorter side to `resize`, centre crop `size`: torchvision's Resize + CenterCrop; a PIL image is resampled
-    only under the crop, by tlearn.runtime's resize_crop (exported models see the same pixels)."""
+    """Shorter side to `resize`, centre crop `size` of a PIL image: torchvision's Resize + CenterCrop, resampled
+    only under the crop by tlearn.runtime's resize_crop (exported models see the same pixels)."""
 
     def __init__(self, resize: int, size: int, interpolation: str):
         self.resize, self.size, self.interpolation = resize, size, interpolation
-        self._torchvision = T.Compose([T.Resize(resize, interpolation=_INTERPOLATION[interpolation], antialias=True),
-                                       T.CenterCrop(size)])
 
-    def __call__(self, img):
-        if isinstance(img, Image.Image):
-            return resize_crop_in_source(img, self.resize, self.size, self.interpolation)
-        return self._torchvision(img)
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return resize_crop_in_source(img, self.resize, self.size, self.interpolation)
 
 
 def normalize(cfg: DataConfig) -> list:

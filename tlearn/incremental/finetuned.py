@@ -77,9 +77,9 @@ def _imprinted_head(old_model: TransferModel, new_train: list[Sample], n_old: in
 
 
 def lwf_l2_sp(fit: dict) -> float:
-    """LwF's pull towards the parent: the parent recipe's L2-SP strength (its pull towards the pretrained
-    weights), DEFAULT_LWF_L2_SP when it used the strategy's default. A recipe without it (BatchNorm trained,
-    AdamW) learns new classes held back by it: gtsrb 4 tasks, LwF + replay 0.866 with 0.1 against 0.902 without."""
+    """LwF's pull towards the parent: as strong as the parent recipe's pull towards the pretrained weights
+    (DEFAULT_LWF_L2_SP for the strategy's default); a recipe without one learns new classes worse with it
+    (docs/results.md#incremental-learning)."""
     return DEFAULT_LWF_L2_SP if fit.get("l2_sp") is None else float(fit["l2_sp"])
 
 
