@@ -18,8 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MAX_README_LINES = 250
-DEMO_COMMAND = "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && tlearn demo"
-TEST_COMMAND = ("python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' "
+DEMO_COMMAND = ("python3 -m venv .venv && . .venv/bin/activate && pip install -e . -c constraints.txt "
+                "&& tlearn demo")
+TEST_COMMAND = ("python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' -c constraints.txt "
                 "&& python -m pytest -q")
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HTML_LINK = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
@@ -70,7 +71,8 @@ def test_readme_is_a_short_guide_with_the_two_commands():
     assert len(lines) <= MAX_README_LINES, f"README.md has {len(lines)} lines; move detail into docs/"
     assert DEMO_COMMAND in lines and TEST_COMMAND in lines, "the README's two commands changed (CI runs them)"
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -e '.[test]' && python -m pytest -q" in ci
+    install_and_test = TEST_COMMAND.split(" && ", 2)[2]  # after creating and activating the venv
+    assert install_and_test in ci, f"CI must run the README's test command: {install_and_test}"
 
 
 def test_every_relative_link_in_the_readme_resolves():
