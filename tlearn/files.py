@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a crash) never sees a half-written run file, checkpoint or cache entry."""
+"""Where tlearn keeps its cache, and atomic file writes: a reader (or a crash) never sees a half-written run file,
+checkpoint or cache entry."""
 from __future__ import annotations
 
 import os
@@ -32,3 +33,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def default_cache_dir() -> Path:
+    """TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else ~/.cache/tlearn: decoded images, features, demo data."""
+    if os.environ.get("TLEARN_CACHE"):
+        return Path(os.environ["TLEARN_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tlearn"

@@ -7,7 +7,6 @@ extraction keeps what it computed.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from pathlib import Path
 
@@ -15,17 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import default_cache_dir
 from ..hashing import stable_hash
 
+__all__ = ["FEATURE_FORMAT_VERSION", "FeatureCache", "default_cache_dir", "module_fingerprint"]
+
 FEATURE_FORMAT_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    """TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else ~/.cache/tlearn."""
-    if os.environ.get("TLEARN_CACHE"):
-        return Path(os.environ["TLEARN_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tlearn"
 
 
 def module_fingerprint(module: nn.Module) -> str:
