@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from conftest import write_class_tree
-from tlearn.backbones import load_backbone
+from tlearn.runs.source import load_backbone
 from tlearn.errors import TlearnError
 from tlearn.fitting import fit
 from tlearn.runs import layout

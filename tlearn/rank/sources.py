@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..backbones.model import BackboneInfo, is_run_dir, load_backbone, load_imagenet_classifier, weights_available
+from ..backbones.model import BackboneInfo, load_imagenet_classifier, weights_available
 from ..backbones.registry import get_spec, list_specs
 from ..errors import TlearnError
+from ..runs.source import is_run_dir, load_backbone
 
 OFFLINE = "offline"  # every registry backbone whose pretrained weights are found without a network
 
