@@ -110,14 +110,13 @@ def _build_pretrained(spec: BackboneSpec, weights: str | None, weights_sha256: s
 
 def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | None = None,
                   weights_sha256: str | None = None) -> tuple[nn.Module, BackboneInfo]:
-    """A registry (or timm:<name>) feature extractor with its weights resolved offline first, and the record of
-    what was loaded. A tlearn run directory as backbone: tlearn.runs.source.load_backbone.
+    """A registry backbone's feature extractor with its weights resolved offline first, and the record of what was
+    loaded (an earlier run as the source: tlearn.runs.source.load_source).
 
     weights: None/"pretrained" for the registry's ImageNet weights, "none" for random init, or a file.
     """
     if Path(name).exists() and not name.startswith("timm:"):
-        raise TlearnError(f"{name} is a file or folder, not a backbone name; a tlearn run directory as backbone "
-                          "is loaded by tlearn.runs.source.load_backbone (what --backbone uses).")
+        raise TlearnError(f"{name} exists but is not a tlearn run directory (config.yaml + model.safetensors).")
     spec = get_spec(name)
     module, resolved, origin = _build_pretrained(spec, weights, weights_sha256)
     info = BackboneInfo(
