@@ -1,5 +1,4 @@
-"""Where tlearn keeps its cache, and atomic file writes: a reader (or a crash) never sees a half-written run file,
-checkpoint or cache entry."""
+"""Atomic file writes: a reader (or a crash) never sees a half-written run file, checkpoint or cache entry."""
 from __future__ import annotations
 
 import os
@@ -36,7 +35,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def default_cache_dir() -> Path:
-    """TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else ~/.cache/tlearn: decoded images, features, demo data."""
+    """Where caches live unless a command is given --cache-dir: TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else
+    ~/.cache/tlearn."""
     if os.environ.get("TLEARN_CACHE"):
         return Path(os.environ["TLEARN_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

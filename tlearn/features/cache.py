@@ -7,6 +7,7 @@ extraction keeps what it computed.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -14,10 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..files import default_cache_dir
+from ..files import default_cache_dir  # noqa: F401 - re-exported: callers import it from here
 from ..hashing import stable_hash
-
-__all__ = ["FEATURE_FORMAT_VERSION", "FeatureCache", "default_cache_dir", "module_fingerprint"]
 
 FEATURE_FORMAT_VERSION = 1
 
