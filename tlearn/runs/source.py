@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..backbones.model import BackboneInfo, load_backbone
+from ..backbones.model import PRETRAINED, BackboneInfo, load_backbone
 from ..backbones.registry import get_spec
 from ..backbones.weights import load_state_dict
 from ..errors import TlearnError
@@ -41,7 +41,7 @@ def load_source(name: str, weights: str | None = None,
                 weights_sha256: str | None = None) -> tuple[nn.Module, BackboneInfo]:
     """The pretrained backbone NAME (registry or timm:<name>), or the run directory NAME's trained backbone."""
     if layout.is_run(name):
-        if weights not in (None, "pretrained"):
+        if weights not in PRETRAINED:
             raise TlearnError("--weights cannot be combined with a run directory as backbone.")
         return load_run_source(name)
     return load_backbone(name, weights, weights_sha256)
