@@ -175,6 +175,8 @@ def test_a_run_is_a_backbone_through_runs_source_only(data, tmp_path):
     trained = {k.removeprefix("backbone."): v for k, v in run.model.state_dict().items() if k.startswith("backbone.")}
     assert all(torch.equal(v, trained[k]) for k, v in module.state_dict().items())
     assert tlearn.load_backbone is load_source  # the public API takes a run too
+    second = fit(data, tmp_path / "second", strategy="linear-probe", **{**FAST, "backbone": str(out), "weights": None})
+    assert second.config["backbone"]["weights"] == f"run:{out}"  # fit's --backbone goes through the same loader
     with pytest.raises(TlearnError, match="exists but is not a tlearn run directory"):
         load_backbone(str(out))  # the backbones layer knows no runs
     with pytest.raises(TlearnError, match="cannot be combined with a run directory"):
