@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .backbones.model import load_backbone
+from .runs.source import load_source as load_backbone
 from .backbones.registry import count_parameters
 from .config import FitConfig
 from .constants import AUTO_BACKBONE

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..backbones.model import BackboneInfo, TransferModel, load_backbone
+from ..backbones.model import BackboneInfo, TransferModel
 from ..constants import ALONE_DIR
 from ..data.decoded_cache import decode_joined
 from ..data.layout import DataSplits, Sample, list_images, load_splits
@@ -28,6 +28,7 @@ from ..evaluate.metrics import classification_metrics
 from ..hashing import file_digest, sha256_file
 from ..runs import layout
 from ..runs.run import Run
+from ..runs.source import load_source as load_backbone
 from ..runs.writer import RunWriter, SplitResults, evaluate_splits, run_config, run_inputs, settle_runtime
 from ..train import Phase, TrainOptions, TrainResult, train
 from ..train.data import default_train_workers

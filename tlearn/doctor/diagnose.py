@@ -86,7 +86,7 @@ def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str
              ) -> DoctorReport | None:
     """Examine DATA (any layout `fit` accepts, split the way `fit` would with the same seed and val_fraction).
     Under torchrun the features are extracted over all processes and rank 0 examines (None on the others)."""
-    from ..backbones.model import load_backbone
+    from ..runs.source import load_source as load_backbone
 
     if ranking not in LABEL_RANKINGS:
         raise TlearnError(f"ranking {ranking!r}: choose one of {', '.join(LABEL_RANKINGS)}.")

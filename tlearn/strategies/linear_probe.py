@@ -6,6 +6,8 @@ import torch
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from ..features.statistics import l2_normalize  # re-exported: doctor and tests import it from here
+
 # How the probe may treat features before the logistic regression. Each is scaled so that one grid of C
 # values fits all three (per-dimension RMS about 1); the choice is made by cross-validation on train.
 FEATURE_TREATMENTS = ("raw", "standardized", "l2")
@@ -50,12 +52,6 @@ class FeatureTreatment:
         if self.name == "l2":
             X = l2_normalize(X).astype(np.float32)
         return torch.from_numpy(X)
-
-
-def l2_normalize(X: np.ndarray) -> np.ndarray:
-    """Unit length, scaled by sqrt(d) so each dimension is of order 1 (the same C grid suits every treatment)."""
-    norm = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.maximum(norm, 1e-12) * np.sqrt(X.shape[1])
 
 
 class LinearProbe:
