@@ -39,9 +39,10 @@ def key_paths(obj, prefix: str = "") -> set[str]:
 
 
 def run_shape(folder: Path) -> dict:
-    """Files (relative, sorted; checkpoints left out) and the key paths of config.yaml and metrics.json."""
+    """Files (relative, sorted; checkpoints and tensorboard logs, which depend on what is installed, left out)
+    and the key paths of config.yaml and metrics.json."""
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                   if p.is_file() and "checkpoints" not in p.relative_to(folder).parts)
+                   if p.is_file() and not {"checkpoints", "tensorboard"} & set(p.relative_to(folder).parts))
     shape = {"files": files}
     for name, load in (("config.yaml", yaml.safe_load), ("metrics.json", json.loads)):
         path = folder / name

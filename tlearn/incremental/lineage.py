@@ -20,7 +20,7 @@ log = logging.getLogger("tlearn")
 
 
 def parent_strategy(parent: Run) -> str:
-    return str(parent.config.get("strategy", {}).get("name") or parent.config.get("fit", {}).get("strategy", "?"))
+    return parent.strategy.name
 
 
 def _normal(name: str) -> str:
@@ -55,10 +55,10 @@ def parent_lineage(parent: Run) -> list[dict]:
     """The steps that made the parent: its own lineage, or for a fitted run one step, the fit."""
     if isinstance(parent.config.get("lineage"), list):
         return copy.deepcopy(parent.config["lineage"])
-    fit, data = parent.config.get("fit", {}), parent.config.get("data", {})
-    return [{"step": 0, "run": str(parent.path), "method": parent_strategy(parent), "data": data.get("root"),
-             "val_fraction": fit.get("val_fraction", 0.2), "seed": fit.get("seed", 0), "group_by": fit.get("group_by"),
-             "classes_added": list(parent.classes), "train_images": (data.get("counts") or {}).get("train")}]
+    fit, data = parent.fit, parent.data
+    return [{"step": 0, "run": str(parent.path), "method": parent_strategy(parent), "data": data.root,
+             "val_fraction": fit.val_fraction, "seed": fit.seed, "group_by": fit.group_by,
+             "classes_added": list(parent.classes), "train_images": data.counts.get("train")}]
 
 
 def lineage_splits(lineage: list[dict], classes: list[str]) -> tuple[list[DataSplits], list[str]]:
