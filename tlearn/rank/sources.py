@@ -12,9 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..backbones.model import BackboneInfo, is_run_dir, load_backbone, load_imagenet_classifier, weights_available
+from ..backbones.model import BackboneInfo, load_imagenet_classifier, weights_available
 from ..backbones.registry import get_spec, list_specs
 from ..errors import TlearnError
+from ..runs import layout
+from ..runs.source import load_source as load_backbone_or_run
 
 OFFLINE = "offline"  # every registry backbone whose pretrained weights are found without a network
 
@@ -41,7 +43,7 @@ def parse_sources(text: str | None) -> list[str]:
 
 
 def source_kind(name: str) -> str:
-    return "run" if is_run_dir(name) else "timm" if name.startswith("timm:") else "registry"
+    return "run" if layout.is_run(name) else "timm" if name.startswith("timm:") else "registry"
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Source:
 def load_source(name: str) -> Source:
     """Load one candidate; a clear TlearnError when it cannot be used (no weights, not a run, unknown name)."""
     kind = source_kind(name)
-    backbone, info = load_backbone(name)
+    backbone, info = load_backbone_or_run(name)
     return Source(name=name, backbone=backbone, info=info, kind=kind)
 
 
