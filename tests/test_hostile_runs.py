@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from conftest import write_class_tree
 from tlearn.backbones import load_backbone
+from tlearn.runs.source import load_source
 from tlearn.errors import TlearnError
 from tlearn.fitting import fit
 from tlearn.runs import layout
@@ -80,7 +81,7 @@ def test_a_run_that_crashes_while_being_written_is_refused_not_read_half_old(dat
     with pytest.raises(TlearnError, match="incomplete tlearn run"):
         Run(out)
     with pytest.raises(TlearnError, match="incomplete tlearn run"):
-        load_backbone(str(out))  # a run used as --backbone is read through the same reader
+        load_source(str(out))  # a run used as --backbone is read through the same reader
 
 
 # ---- 3. --out on an existing folder, stale checkpoints ----------------------------------------------------------

@@ -10,15 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from safetensors.torch import load_file
 
 from ..backbones.model import TransferModel, load_transfer_model
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.predict import predict_samples
-from ..files import atomic_write_text
 from ..strategies import FitContext, FitResult, get_strategy
 from ..strategies.finetune import train_options
+from ..runs import layout
 from ..runs.records import options_record, phase_record
 from ..runs.writer import save_model
 from ..train import train
@@ -40,8 +39,7 @@ def kept_epoch_row(history: list[dict], n_val: int) -> dict | None:
 def write_candidate_files(folder: Path, cfg_dict: dict, description: str) -> None:
     """config.yaml of the candidate: the FitConfig it trains with and the equivalent command-line options."""
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "config.yaml", yaml.safe_dump({"fit": cfg_dict, "options": description},
-                                                             sort_keys=False))
+    layout.write_yaml(folder / layout.CONFIG, {"fit": cfg_dict, "options": description})
 
 
 def run_probe(ctx: FitContext) -> dict:

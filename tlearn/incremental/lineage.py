@@ -53,8 +53,8 @@ def remap(samples: list[Sample], source: list[str], target: list[str]) -> list[S
 
 def parent_lineage(parent: Run) -> list[dict]:
     """The steps that made the parent: its own lineage, or for a fitted run one step, the fit."""
-    if isinstance(parent.config.get("lineage"), list):
-        return copy.deepcopy(parent.config["lineage"])
+    if parent.sections.lineage:
+        return copy.deepcopy(parent.sections.lineage)
     fit, data = parent.fit, parent.data
     return [{"step": 0, "run": str(parent.path), "method": parent_strategy(parent), "data": data.root,
              "val_fraction": fit.val_fraction, "seed": fit.seed, "group_by": fit.group_by,
@@ -102,5 +102,5 @@ def union(parts: list[list[Sample]]) -> list[Sample]:
 
 def lineage_samples(run: Run, split: str) -> list[Sample]:
     """The val or test images of an extended run: those of every data folder in its lineage still on disk."""
-    parts, _ = lineage_splits(run.config.get("lineage") or [], run.classes)
+    parts, _ = lineage_splits(run.sections.lineage, run.classes)
     return union([p.split(split) for p in parts])

@@ -108,6 +108,7 @@ class RunSections:
     task: TaskSection
     precision: str
     device: str
+    lineage: list[dict] = field(default_factory=list)  # extensions: the steps that made the run (tlearn extend)
 
     @classmethod
     def from_config(cls, folder: Path, config: dict) -> "RunSections":
@@ -124,7 +125,8 @@ class RunSections:
                    strategy=StrategySection(str(strategy.pop("name", "")), strategy), backbone=backbone, data=data,
                    task=TaskSection(**(config.get("task") or {})),
                    precision=str(config.get("precision") or _FIT_DEFAULTS["precision"]),
-                   device=str(config.get("device") or _FIT_DEFAULTS["device"]))
+                   device=str(config.get("device") or _FIT_DEFAULTS["device"]),
+                   lineage=list(config.get("lineage") or []))
 
 
 def read_sections(folder: str | Path) -> RunSections:
