@@ -31,6 +31,7 @@ from ..runs import layout
 from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from ..runs.records import options_record, phase_record
 from ..runs.run import Run
+from ..runs.sections import read_sections
 from ..runs.source import load_source
 from ..train import Phase, TrainOptions, TrainResult, train
 from ..train.data import default_train_workers
@@ -56,16 +57,16 @@ def distill(data: str | Path, teacher: str | Path, out: str | Path, **options) -
 
 def _warn_if_teacher_saw_other_data(teacher: Teacher, splits: DataSplits) -> None:
     """The teacher must not have trained on the images the student is evaluated on."""
+    if teacher.source == "model":
+        return
     try:
-        tconf = layout.read_config(layout.require_complete(teacher.source)) if teacher.source != "model" else {}
+        data = read_sections(layout.require_complete(teacher.source)).data
     except TlearnError:
         return
-    tdata = tconf.get("data", {})
-    if tdata and (Path(tdata.get("root", "")).resolve() != Path(splits.root).resolve()
-                  or tdata.get("val_source") != splits.val_source):
+    if Path(data.root).resolve() != Path(splits.root).resolve() or data.val_source != splits.val_source:
         log.warning("the teacher %s was trained on %s (%s), the student on %s (%s): make sure the teacher never "
                     "saw the student's val/test images, or its accuracy and the student's are optimistic.",
-                    teacher.source, tdata.get("root"), tdata.get("val_source"), splits.root, splits.val_source)
+                    teacher.source, data.root, data.val_source, splits.root, splits.val_source)
 
 
 def unlabeled_samples(folder: str | Path, splits: DataSplits) -> list[Sample]:

@@ -40,7 +40,7 @@ def resolve_info(info: BackboneInfo, **options) -> BackboneInfo:
 def load_run_source(run_dir: str | Path) -> tuple[nn.Module, BackboneInfo]:
     """A finished run's trained backbone as the source for a new task (domain -> domain transfer)."""
     run_dir = layout.require_complete(run_dir)
-    source = read_sections(run_dir).backbone_info()
+    source = BackboneInfo.from_dict(read_sections(run_dir).backbone.to_dict())
     spec = get_spec(source.architecture)
     module = spec.strip(spec.create())
     state = load_state_dict(run_dir / layout.MODEL)
