@@ -61,3 +61,23 @@ def test_resuming_checkpoints_whose_inputs_were_not_recorded_is_refused(tmp_path
 def test_layers_stay_apart(module, absent):
     code = f"import sys, {module}; sys.exit({absent!r} in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, f"{module} imports {absent}"
+
+
+def test_a_report_failure_never_loses_the_run_and_every_phase_is_timed(tiny_tree, tmp_path, monkeypatch, caplog):
+    import tlearn.report.build as build
+    from tlearn.fitting import fit
+    from tlearn.runs.run import Run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no report today")
+
+    monkeypatch.setattr(build, "write_report", broken)
+    out = tmp_path / "run"
+    with caplog.at_level("INFO", logger="tlearn"):
+        run = fit(tiny_tree, out, strategy="linear-probe", backbone="compact_cnn", weights="none", image_size=24,
+                  num_workers=0, progress=False)
+    assert layout.is_complete(out) and not (out / layout.REPORT).exists()
+    phases = Run(out).metrics["phase_seconds"]
+    assert set(phases) >= {"load", "leakage_check", "backbone", "features", "training", "evaluation", "report"}
+    assert all(s >= 0 for s in phases.values()) and run.metrics == Run(out).metrics
+    assert "could not write" in caplog.text and "phases: load" in caplog.text
