@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from conftest import write_class_tree
 from tlearn.backbones import load_backbone
+from tlearn.runs.source import load_source
 from tlearn.errors import TlearnError
 from tlearn.fitting import fit
 from tlearn.runs import layout

@@ -9,6 +9,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
 RANK_METRICS = ("logme", "leep", "nce", "hscore")  # tlearn.rank.metrics implements these
 DEFAULT_RANK_METRIC = "logme"
+AUTO_STRATEGY = "auto"  # fit --strategy auto: tlearn.auto searches the other strategies
 AUTO_BACKBONE = "auto"  # fit --backbone auto: rank the candidate sources first, fit from the winner
 
 DEFAULT_STUDENT = "compact_cnn"

@@ -19,7 +19,7 @@ from ..data.multilabel import refuse_multilabel
 from ..errors import DataError, TlearnError
 from ..features.extract import extract_features
 from ..features.sharded import Extraction, fill_cache
-from ..runs.writer import settle_runtime
+from ..device import settle_runtime
 from ..train.distributed import dist_env
 from .metrics import METRICS, NEEDS_SOURCE_OUTPUTS
 from .sources import describe, load_source, source_probabilities

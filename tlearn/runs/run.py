@@ -11,13 +11,14 @@ from ..backbones.model import BackboneInfo, TransferModel, load_transfer_model
 from ..data.layout import Sample, SkippedFile, list_images, read_labelled_folder
 from ..errors import TlearnError
 from ..evaluate.intervals import add_intervals, add_multilabel_intervals
-from ..data.multilabel import TASK_MULTILABEL, label_matrix, read_multilabel_folder
+from ..data.multilabel import label_matrix, read_multilabel_folder
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.multilabel import multilabel_metrics, positive_labels
 from ..evaluate.predict import predict_samples
 from ..features.sharded import Extraction, fill_cache
 from ..train.distributed import dist_env
 from . import layout
+from .sections import DataSection, FitSection, RunSections, StrategySection, TaskSection
 
 
 @dataclass
@@ -43,9 +44,10 @@ class Run:
     def __init__(self, path: str | Path):
         self.path = layout.require_complete(path)
         self.config: dict = layout.read_config(self.path)
+        self.sections: RunSections = RunSections.from_config(self.path, self.config)  # typed: fit, data, task, ...
         self.classes: list[str] = layout.read_classes(self.path)
         try:
-            self.backbone_info = BackboneInfo.from_dict(self.config["backbone"])
+            self.backbone_info = BackboneInfo.from_dict(self.sections.backbone.to_dict())
         except (KeyError, TypeError) as exc:
             raise TlearnError(f"{self.path / layout.CONFIG} has no usable backbone section ({exc!r}); train the "
                               "run again.") from None
@@ -59,8 +61,26 @@ class Run:
         return layout.read_metrics(self.path)
 
     @property
+    def fit(self) -> FitSection:
+        """config.yaml's fit section: the options the run was trained with."""
+        return self.sections.fit
+
+    @property
+    def strategy(self) -> StrategySection:
+        return self.sections.strategy
+
+    @property
+    def data(self) -> DataSection:
+        """Where the run's images came from and how they were split."""
+        return self.sections.data
+
+    @property
+    def task(self) -> TaskSection:
+        return self.sections.task
+
+    @property
     def multilabel(self) -> bool:
-        return (self.config.get("task") or {}).get("kind") == TASK_MULTILABEL
+        return self.sections.task.multilabel
 
     @property
     def thresholds(self) -> list[float] | None:
@@ -139,10 +159,9 @@ class Run:
         return metrics
 
     def _labelled(self, split: str | Path) -> tuple[list[Sample], list[SkippedFile]]:
-        fit = self.config.get("fit", {})
         if self.multilabel:
-            return read_multilabel_folder(split, self.classes, fit.get("empty_label")), []
-        return read_labelled_folder(split, self.classes, fit.get("group_by"))
+            return read_multilabel_folder(split, self.classes, self.fit.empty_label), []
+        return read_labelled_folder(split, self.classes, self.fit.group_by)
 
     def fill_features(self, split: str | Path, batch_size: int = 64, precision: str | None = None,
                       tta: str | None = None, progress: bool = True) -> bool:
@@ -151,11 +170,9 @@ class Run:
         env = dist_env()
         if not env.enabled or tta:  # test-time views are not cached: rank 0 computes them alone
             return env.is_main
-        fit = self.config.get("fit", {})
         job = Extraction(self.model.backbone, self._labelled(split)[0], self.data_config)
-        return fill_cache([job], precision=precision or self.config.get("precision", "auto"),
-                          device=fit.get("device", "auto"), batch_size=batch_size, cache_dir=fit.get("cache_dir"),
-                          progress=progress).is_main
+        return fill_cache([job], precision=precision or self.sections.precision, device=self.fit.device,
+                          batch_size=batch_size, cache_dir=self.fit.cache_dir, progress=progress).is_main
 
 
 def load_run(path: str | Path) -> Run:

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..backbones.model import TransferModel, build_transfer_model
 from ..constants import DEFAULT_LABEL_SMOOTHING
 from ..runs.layout import CHECKPOINTS
+from ..runs.records import options_record, phase_record
 from ..train import Phase, TrainOptions, TrainResult, discriminative_lrs, train
 from .base import FitContext, FitResult, log
 
@@ -82,10 +83,7 @@ class PhasedStrategy:
                                     ctx.backbone_info.data_config, options, num_classes=len(ctx.splits.classes))
         details.update(result.details)
         details.update(
-            phases=[{"name": p.name, "epochs": p.epochs, "lrs": {g: float(f"{lr:.3g}") for g, lr in p.lrs.items()},
-                     "warmup_epochs": p.warmup_epochs} for p in phases],
-            train_options={k: v for k, v in options.to_dict().items()
-                           if k not in ("progress", "cache_dir", "checkpoint_dir", "resume")},
+            phases=phase_record(phases), train_options=options_record(options),
             decode_seconds=round(result.decode_seconds, 3), loop_seconds=round(result.seconds, 3),
         )
         return FitResult(model=result.model, history=result.history, skipped=skipped + result.skipped,
