@@ -166,6 +166,9 @@ def test_other_objects_are_refused_with_what_is_taken():
         image_inputs([1.5])
     with pytest.raises(TypeError, match="got int"):
         image_inputs(3)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"torch Tensor: pass .* numpy array.*permute\(1, 2, 0\)"):
+        image_inputs(torch.zeros(3, 8, 8))
 
 
 def test_prediction_keeps_path_and_label_as_deprecated_names():

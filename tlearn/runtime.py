@@ -379,8 +379,8 @@ def image_inputs(images, expand: Callable[[Path], list[Path]] = _expand_path) ->
     """
     if isinstance(images, (str, Path, bytes, bytearray, memoryview, Image.Image, np.ndarray)):
         images = [images]
-    elif not isinstance(images, Iterable):
-        raise TypeError(f"images: expected {IMAGE_KINDS}; got {type(images).__name__}")
+    elif not isinstance(images, Iterable) or _is_tensor(images):
+        raise TypeError(f"images: expected {IMAGE_KINDS}; got {_kind(images)}")
     out: list[ImageInput] = []
     for i, item in enumerate(images):
         if isinstance(item, (str, Path)):
@@ -398,8 +398,20 @@ def image_inputs(images, expand: Callable[[Path], list[Path]] = _expand_path) ->
         elif isinstance(item, ImageInput):
             out.append(item)
         else:
-            raise TypeError(f"images[{i}]: expected {IMAGE_KINDS}; got {type(item).__name__}")
+            raise TypeError(f"images[{i}]: expected {IMAGE_KINDS}; got {_kind(item)}")
     return out
+
+
+def _is_tensor(obj) -> bool:
+    return type(obj).__module__.split(".")[0] == "torch"
+
+
+def _kind(obj) -> str:
+    """The type's name, and for a torch tensor how to pass it instead."""
+    if _is_tensor(obj):
+        return (f"a torch {type(obj).__name__}: pass an image as a numpy array, e.g. "
+                "tensor.permute(1, 2, 0).numpy() for a C x H x W tensor")
+    return type(obj).__name__
 
 
 def _deprecated(old: str, new: str) -> None:
