@@ -16,7 +16,7 @@ _LAZY = {  # public name -> (submodule, attribute)
     "list_backbones": (".backbones", "list_specs"),
     "load_backbone": (".runs.source", "load_source"),  # a registry backbone or an earlier run
     "FitConfig": (".config", "FitConfig"),
-    "fit": (".fitting", "fit"),
+    "fit": (".api", "fit"),
     "fit_config": (".fitting", "fit_config"),
     "Run": (".runs.run", "Run"),
     "load_run": (".runs.run", "load_run"),
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .runs.source import load_source as load_backbone  # noqa: F401
     from .config import FitConfig  # noqa: F401
     from .constants import DEFAULT_BACKBONE  # noqa: F401
-    from .fitting import fit, fit_config  # noqa: F401
+    from .api import fit  # noqa: F401
+    from .fitting import fit_config  # noqa: F401
     from .rank.ranking import rank_sources  # noqa: F401
     from .runs.run import Run, load_run  # noqa: F401
 

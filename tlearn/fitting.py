@@ -1,6 +1,7 @@
 """tlearn.fitting: `tlearn fit` as a job of the run pipeline (tlearn.runs.pipeline): data -> backbone -> strategy."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from .constants import AUTO_BACKBONE, AUTO_STRATEGY
 from .data.layout import SPLITS, DataSplits, load_splits
 from .data.multilabel import refuse_multilabel
 from .features.sharded import Extraction, fill_cache
+from .option_names import refuse_unknown
 from .report import write_report_safely
 from .runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from .runs.run import Run
@@ -24,8 +26,10 @@ log = logging.getLogger("tlearn")
 def fit(data: str | Path, out: str | Path, **options) -> Run:
     """Train a classifier on DATA with a transfer strategy and write the run directory OUT.
 
-    options are FitConfig fields (strategy, backbone, weights, seed, ...). Returns the finished Run.
+    options are FitConfig fields (strategy, backbone, weights, seed, ...); tlearn.fit (tlearn.api) spells them
+    out for IDEs. An unknown option is refused with the closest valid name. Returns the finished Run.
     """
+    refuse_unknown(options, {f.name for f in dataclasses.fields(FitConfig)}, "tlearn.fit")
     return fit_config(FitConfig(data=str(data), out=str(out), **options))
 
 
