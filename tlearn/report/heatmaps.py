@@ -162,6 +162,9 @@ def _draw(rc: RunContents, gallery: HeatmapGallery, wrong: list[Pick], correct: 
             if entry is not None:
                 entries[i] = entry
     todo = [i for i in range(len(picks)) if i not in entries]
+    if entries:
+        gallery.notes.append(f"Heatmaps of {len(entries)} of {len(picks)} images reused from the cache (same model "
+                             "weights, image and method).")
     missing = _draw_new(run, picks, todo, keys, entries, gallery, method, start, cache_dir) if todo else 0
     gallery.layer = gallery.layer or next((e["layer"] for e in entries.values()), "")
     for i, p in enumerate(picks):
