@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -262,3 +263,54 @@ def test_serve_explain_draws_one_heatmap_at_a_time(marked):
         service.explain("notes.txt", b"plain words")
     with service.lock:  # another heatmap in progress: the caller answers 503
         assert service.explain("key.png", open(path, "rb").read()) is None
+
+
+def _gallery_section(html: str) -> str:
+    """The gallery's cards (not its notes and timing)."""
+    section = html[html.index('<section id="heatmaps">'):]
+    return section[section.index("<h3>"):section.index("</section>")]
+
+
+def test_report_heatmaps_are_reused_for_the_same_model_and_drawn_again_for_another(marked, tmp_path, monkeypatch,
+                                                                                    caplog):
+    import logging
+
+    import yaml
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    import tlearn.report.heatmaps as heatmaps
+    from tlearn.report import build_report
+
+    run = tmp_path / "run"
+    shutil.copytree(marked[0], run)
+    first = _gallery_section(build_report(run))
+    drawn: list[int] = []
+    real = heatmaps._draw_new
+
+    def counted(run_, picks, todo, *args):
+        drawn.append(len(todo))
+        return real(run_, picks, todo, *args)
+
+    monkeypatch.setattr(heatmaps, "_draw_new", counted)
+    html = build_report(run)
+    assert _gallery_section(html) == first and drawn == []  # every card from the cache
+    cards = first.count('<figure class="hm-card">')
+    assert f"Heatmaps of {cards} of {cards} images reused from the cache" in html
+    # one damaged card: a warning, that card drawn again, the gallery unchanged
+    cache = Path(yaml.safe_load((run / "config.yaml").read_text())["fit"]["cache_dir"])
+    entries = sorted((cache / "heatmaps").glob("*.npz"))
+    assert len(entries) >= cards
+    entries[0].write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING, logger="tlearn"):
+        assert _gallery_section(build_report(run)) == first and drawn == [1]
+    assert any("heatmaps cache entry" in r.getMessage() for r in caplog.records)
+    # other weights: every card drawn again
+    state = load_file(run / "model.safetensors")
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[name] = state[name] * 1.5
+    with safe_open(str(run / "model.safetensors"), "pt") as f:
+        metadata = f.metadata()
+    save_file(state, str(run / "model.safetensors"), metadata=metadata)
+    build_report(run)
+    assert drawn[-1] == cards

@@ -116,3 +116,52 @@ def test_flower_photos_known_copies_are_found_in_seconds(tmp_path):
     assert ("train/sunflowers/2823659190_afdabee45c.jpg", "val/sunflowers/2979133707_84aab35b5d.jpg") in near
     (conflict,) = report.label_conflicts
     assert conflict["labels"] == ["roses", "tulips"] and conflict["splits"] == ["train", "train"]
+
+
+def _counting_checks(monkeypatch) -> list[int]:
+    """Counts the full checks (not served from the cache) from now on."""
+    import tlearn.data.leakage as leakage
+
+    calls: list[int] = []
+    real = leakage._check
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(leakage, "_check", counted)
+    return calls
+
+
+def test_an_unchanged_folder_is_not_checked_again(leaky, tmp_path, monkeypatch):
+    first = check_leakage(load_splits(leaky), tmp_path / "cache")
+    calls = _counting_checks(monkeypatch)
+    again = check_leakage(load_splits(leaky), tmp_path / "cache")
+    assert calls == [] and again.to_dict() | {"seconds": 0} == first.to_dict() | {"seconds": 0}
+    assert check_leakage(load_splits(leaky), tmp_path / "cache", near=False).near_count == 0 and calls == [1]
+
+
+def test_an_edited_file_or_a_moved_label_is_checked_again(leaky, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    assert check_leakage(load_splits(leaky), cache).exact_count == 1
+    calls = _counting_checks(monkeypatch)
+    # a val image's content replaced by a train image's: one more exact copy
+    shutil.copyfile(leaky / "train" / "a" / "a1.png", leaky / "val" / "a" / "a0.png")
+    assert check_leakage(load_splits(leaky), cache).exact_count == 2 and calls == [1]
+    # the train copy of test/b/copy.png relabelled: its label conflict follows the new label
+    shutil.move(leaky / "train" / "a" / "a3.png", leaky / "train" / "b" / "a3.png")
+    report = check_leakage(load_splits(leaky), cache)
+    assert calls == [1, 1] and not report.label_conflicts
+
+
+def test_a_corrupted_cached_check_is_recomputed_with_a_warning(leaky, tmp_path, monkeypatch, caplog):
+    cache = tmp_path / "cache"
+    first = check_leakage(load_splits(leaky), cache)
+    (entry,) = (cache / "leakage").glob("*.npz")
+    entry.write_bytes(b"\x00garbage")
+    calls = _counting_checks(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="tlearn"):
+        again = check_leakage(load_splits(leaky), cache)
+    assert calls == [1] and again.to_dict() | {"seconds": 0} == first.to_dict() | {"seconds": 0}
+    assert any("leakage cache entry" in r.getMessage() for r in caplog.records)
+    assert check_leakage(load_splits(leaky), cache).exact_count == 1 and calls == [1]  # rewritten, a hit again

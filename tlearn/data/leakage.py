@@ -6,6 +6,9 @@ caches). Near copies from a 32x32 grey thumbnail of each image (decoded by the t
 scale, remembered in the cache by file content): pairs whose 64-bit DCT perceptual hashes (pHash) differ in at
 most NEAR_BITS bits are candidates, and is_near decides with the thumbnails' correlation. The hash alone cannot
 tell distinct chest X-rays apart (they share their coarse layout); the correlation can.
+
+The whole check's result is kept in the cache too, keyed by every listed file's split, path, label and identity
+(size, mtime, ctime, inode) and by the rule's settings: an unchanged data folder is not hashed again.
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
-from ..hashing import file_digest
+from ..hashing import file_digest, stable_hash
+from ..result_cache import BadEntry, load_result, save_result
 from .images import UnreadableImage, load_rgb
-from .samples import SPLITS, DataSplits
+from .samples import SPLITS, DataSplits, Sample
 
 log = logging.getLogger("tlearn")
 
@@ -41,6 +45,7 @@ CROP_GAP = 0.15
 THUMB = 32  # side of the grey thumbnail both measures use
 THUMB_VERSION = 1
 LISTED = 200  # pairs of each kind written out; the counts cover all of them
+RESULT_VERSION = 1  # of the cached check result: bump when what the check finds changes
 
 
 @dataclass
@@ -236,19 +241,68 @@ def is_near(corr: float, bits: int, gap: float, correlation: float = NEAR_CORREL
     return corr >= correlation or (bits <= CROP_BITS and gap >= CROP_GAP)
 
 
+def _identity(path: Path) -> list:
+    """What tells a file changed without reading it: size, mtime, ctime (not settable by copy tools), inode."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ["missing"]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def result_key(entries: Sequence[tuple[str, Sample]], classes: Sequence[str], near: bool, bits: int,
+               correlation: float) -> str:
+    """The cache key of a check: each file's split, path, label and identity, and the rule's settings."""
+    return stable_hash({"version": RESULT_VERSION, "near": near, "bits": bits, "correlation": correlation,
+                        "rule": [CROP_BITS, CROP_GAP, THUMB, THUMB_VERSION, LISTED], "classes": list(classes),
+                        "files": [[split, str(s.path), s.label, _identity(Path(s.path))] for split, s in entries]},
+                       length=32)
+
+
+def _cached_report(meta: dict, arrays: dict, checked: dict[str, int], bits: int, correlation: float
+                   ) -> LeakageReport:
+    """A LeakageReport from its cached fields, after checking their types (BadEntry otherwise)."""
+    lists = {k: meta[k] for k in ("exact", "near", "label_conflicts")}
+    counts = {k: meta[k] for k in ("exact_count", "near_count", "unhashed")}
+    if any(not isinstance(v, list) or not all(isinstance(x, dict) for x in v) for v in lists.values()):
+        raise BadEntry("exact/near/label_conflicts are not lists of records")
+    if any(type(v) is not int or v < 0 for v in counts.values()):
+        raise BadEntry("counts are not non-negative integers")
+    if meta.get("checked") != checked:
+        raise BadEntry(f"checked {meta.get('checked')} images, the splits hold {checked}")
+    return LeakageReport(bits=bits, correlation=correlation, checked=checked, **lists, **counts)
+
+
 def check_leakage(splits: DataSplits, cache_dir: str | Path | None = None, *, near: bool = True,
                   bits: int = NEAR_BITS, correlation: float = NEAR_CORRELATION) -> LeakageReport:
     """Byte-identical files and near-copies shared between train, val and test (each image of a later split is
-    compared with every image of the earlier ones)."""
+    compared with every image of the earlier ones); from the cache when no listed file changed."""
     start = time.perf_counter()
     entries = [(split, s) for split in SPLITS for s in splits.split(split)]
     report = LeakageReport(bits=bits, correlation=correlation, checked=splits.counts())
     if not entries or sum(1 for n in splits.counts().values() if n) < 2:
         report.seconds = time.perf_counter() - start
         return report
+    key = result_key(entries, splits.classes, near, bits, correlation) if cache_dir is not None else ""
+    cached = load_result(cache_dir, "leakage", key,
+                         lambda meta, arrays: _cached_report(meta, arrays, report.checked, bits, correlation))
+    if cached is not None:
+        cached.seconds = time.perf_counter() - start
+        return cached
+    _check(report, entries, splits.classes, cache_dir, near, bits, correlation)
+    report.seconds = time.perf_counter() - start
+    if cache_dir is not None:
+        save_result(cache_dir, "leakage", key, {k: v for k, v in report.to_dict().items()
+                                                 if k not in ("seconds", "near_method")})
+    return report
+
+
+def _check(report: LeakageReport, entries: Sequence[tuple[str, Sample]], classes: Sequence[str],
+           cache_dir: str | Path | None, near: bool, bits: int, correlation: float) -> None:
+    """check_leakage's work, filling report."""
     names = [split for split, _ in entries]
     paths = [s.path for _, s in entries]
-    labels = [splits.classes[s.label] if 0 <= s.label < len(splits.classes) else None for _, s in entries]
+    labels = [classes[s.label] if 0 <= s.label < len(classes) else None for _, s in entries]
     digests = [digest_or_none(p) for p in paths]
 
     groups: dict[str, list[int]] = defaultdict(list)
@@ -290,8 +344,6 @@ def check_leakage(splits: DataSplits, cache_dir: str | Path | None = None, *, ne
                        for c, d, j, i in found[:LISTED]]
     report.exact_count = len(report.exact)
     report.exact, report.label_conflicts = report.exact[:LISTED], report.label_conflicts[:LISTED]
-    report.seconds = time.perf_counter() - start
-    return report
 
 
 def log_leakage(report: LeakageReport) -> None:

@@ -3,6 +3,9 @@ predicted and the true class) and of the most confident correct ones per class.
 
 Bounded: at most `limit` images and REPORT_HEATMAP_SECONDS of work; a run whose model or images cannot be
 read gets a note instead, never a failed report. Torch and grad-cam load only when there is something to draw.
+Each card is kept in the run's cache folder, keyed by the model's weights, the image's content, the eval
+preprocessing, the method and the classes drawn: a report redrawn for the same model (a warm refit, `tlearn
+report`) reuses them instead of running Grad-CAM again.
 """
 from __future__ import annotations
 
@@ -10,12 +13,16 @@ import importlib.util
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..constants import REPORT_HEATMAP_SECONDS
 from ..explain.methods import DEFAULT_METHOD
 from ..evaluate.predictions import PredictionTable
+from ..features.cache import default_cache_dir, module_fingerprint
+from ..hashing import file_digest, stable_hash
+from ..result_cache import BadEntry, load_result, save_result
 from .contents import RunContents
 
 log = logging.getLogger("tlearn")
@@ -24,6 +31,8 @@ WRONG_PER_SPLIT = 6
 CORRECT_PER_CLASS = 2
 THUMB_PX = 128
 BATCH = 8
+CARD_VERSION = 1  # of a cached card: bump when drawing changes
+KIND = "heatmaps"
 
 
 @dataclass
@@ -110,48 +119,106 @@ def heatmap_gallery(rc: RunContents, limit: int, method: str = DEFAULT_METHOD) -
     return gallery
 
 
+def _cache_dir(rc: RunContents) -> Path:
+    """The cache folder the run was fitted with (its config), else the default one."""
+    fit = rc.config.get("fit") if isinstance(rc.config, dict) else None
+    folder = fit.get("cache_dir") if isinstance(fit, dict) else None
+    return Path(folder).expanduser() if folder else default_cache_dir()
+
+
+def card_key(model_fingerprint: str, data_config, method: str, pick: Pick) -> str | None:
+    """The cache key of one card: the model's weights, the image's content, the eval preprocessing, the method
+    and the classes drawn (the predicted one, and the true one when wrong); None when the file cannot be read."""
+    try:
+        digest = file_digest(pick.path)
+    except OSError:
+        return None
+    return stable_hash({"version": CARD_VERSION, "model": model_fingerprint, "data": repr(data_config),
+                        "method": method, "image": digest, "predicted": pick.predicted,
+                        "true": None if pick.correct else pick.true, "px": THUMB_PX}, length=32)
+
+
+def _card_entry(meta: dict, pick: Pick) -> dict:
+    """A cached card's fields after checking them (BadEntry otherwise)."""
+    uris = [meta["image"], meta["predicted"]] + ([] if pick.correct else [meta["true"]])
+    if not all(isinstance(u, str) and u.startswith("data:image/") for u in uris) or not isinstance(meta["layer"], str):
+        raise BadEntry("not a heatmap card")
+    return meta
+
+
 def _draw(rc: RunContents, gallery: HeatmapGallery, wrong: list[Pick], correct: list[Pick], method: str,
           start: float) -> None:
+    from ..runs.run import Run
+
+    run = Run(rc.path)
+    cache_dir = _cache_dir(rc)
+    fingerprint = module_fingerprint(run.model)
+    picks = wrong + correct
+    keys = [card_key(fingerprint, run.data_config, method, p) for p in picks]
+    entries: dict[int, dict] = {}
+    for i, (p, key) in enumerate(zip(picks, keys)):
+        if key is not None:
+            entry = load_result(cache_dir, KIND, key, lambda meta, arrays, p=p: _card_entry(meta, p))
+            if entry is not None:
+                entries[i] = entry
+    todo = [i for i in range(len(picks)) if i not in entries]
+    if entries:
+        gallery.notes.append(f"Heatmaps of {len(entries)} of {len(picks)} images reused from the cache (same model "
+                             "weights, image and method).")
+    missing = _draw_new(run, picks, todo, keys, entries, gallery, method, start, cache_dir) if todo else 0
+    gallery.layer = gallery.layer or next((e["layer"] for e in entries.values()), "")
+    for i, p in enumerate(picks):
+        if i not in entries:
+            continue
+        e = entries[i]
+        maps = [(f"predicted {rc.classes[p.predicted]}", e["predicted"])]
+        if not p.correct:
+            maps.append((f"true {rc.classes[p.true]}", e["true"]))
+        card = HeatmapCard(p, rc.classes[p.true], rc.classes[p.predicted], e["image"], maps)
+        (gallery.wrong if i < len(wrong) else gallery.correct).append(card)
+    if missing:
+        gallery.notes.append(f"{missing} chosen image(s) could not be read any more and are left out.")
+
+
+def _draw_new(run, picks: list[Pick], todo: list[int], keys: list[str | None], entries: dict[int, dict],
+              gallery: HeatmapGallery, method: str, start: float, cache_dir: Path) -> int:
+    """Grad-CAM cards of picks[todo] into entries (and the cache), within the time budget; how many images
+    could not be read."""
     import torch
 
     from ..data.images import UnreadableImage
     from ..explain.cam import Explainer, require_grad_cam
     from ..explain.images import EvalPreprocess
     from ..explain.overlay import data_uri, enlarged, overlay
-    from ..runs.run import Run
 
     require_grad_cam()
-    run = Run(rc.path)
     prep = EvalPreprocess(run.data_config)
     missing = 0
     with Explainer(run.model, method, "cpu") as explainer:
         gallery.layer = explainer.target.name
-        for picks, cards in ((wrong, gallery.wrong), (correct, gallery.correct)):
-            for b in range(0, len(picks), BATCH):
-                if time.perf_counter() - start > REPORT_HEATMAP_SECONDS:
-                    gallery.notes.append(f"Stopped after {REPORT_HEATMAP_SECONDS:.0f} s; `tlearn explain` draws more.")
-                    return
-                ready = []
-                for p in picks[b:b + BATCH]:
-                    try:
-                        ready.append((p, prep.from_path(p.path)))
-                    except UnreadableImage:
-                        missing += 1
-                if not ready:
-                    continue
-                batch = torch.stack([im.tensor for _, im in ready])
-                _, by_pred = explainer.explain(batch, [p.predicted for p, _ in ready])
-                wrong_rows = [i for i, (p, _) in enumerate(ready) if not p.correct]
-                by_true = dict(zip(wrong_rows, explainer.explain(batch[wrong_rows], [ready[i][0].true
-                                                                                     for i in wrong_rows])[1]
-                                   if wrong_rows else []))
-                for i, (p, im) in enumerate(ready):
-                    maps = [(f"predicted {rc.classes[p.predicted]}", data_uri(overlay(im.crop, by_pred[i].heatmap,
-                                                                                      THUMB_PX)))]
-                    if i in by_true:
-                        maps.append((f"true {rc.classes[p.true]}", data_uri(overlay(im.crop, by_true[i].heatmap,
-                                                                                    THUMB_PX))))
-                    cards.append(HeatmapCard(p, rc.classes[p.true], rc.classes[p.predicted],
-                                             data_uri(enlarged(im.crop, THUMB_PX)), maps))
-    if missing:
-        gallery.notes.append(f"{missing} chosen image(s) could not be read any more and are left out.")
+        for b in range(0, len(todo), BATCH):
+            if time.perf_counter() - start > REPORT_HEATMAP_SECONDS:
+                gallery.notes.append(f"Stopped after {REPORT_HEATMAP_SECONDS:.0f} s; `tlearn explain` draws more.")
+                break
+            ready = []
+            for i in todo[b:b + BATCH]:
+                try:
+                    ready.append((i, prep.from_path(picks[i].path)))
+                except UnreadableImage:
+                    missing += 1
+            if not ready:
+                continue
+            batch = torch.stack([im.tensor for _, im in ready])
+            _, by_pred = explainer.explain(batch, [picks[i].predicted for i, _ in ready])
+            wrong_rows = [r for r, (i, _) in enumerate(ready) if not picks[i].correct]
+            by_true = dict(zip(wrong_rows, explainer.explain(batch[wrong_rows], [picks[ready[r][0]].true
+                                                                                for r in wrong_rows])[1]
+                               if wrong_rows else []))
+            for r, (i, im) in enumerate(ready):
+                entry = {"layer": gallery.layer, "image": data_uri(enlarged(im.crop, THUMB_PX)),
+                         "predicted": data_uri(overlay(im.crop, by_pred[r].heatmap, THUMB_PX)),
+                         "true": data_uri(overlay(im.crop, by_true[r].heatmap, THUMB_PX)) if r in by_true else None}
+                entries[i] = entry
+                if keys[i] is not None:
+                    save_result(cache_dir, KIND, keys[i], entry)
+    return missing

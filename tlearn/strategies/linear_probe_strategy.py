@@ -17,6 +17,7 @@ from ..features.statistics import STATS_FILE, FeatureStatistics, space_for
 from .base import FitContext, FitResult, log
 from .linear_probe import LinearProbe
 from .multilabel_probe import MultiLabelProbe
+from .probe_cache import fit_probe
 
 
 def _probe_model(ctx: FitContext, probe: LinearProbe | MultiLabelProbe) -> TransferModel:
@@ -56,11 +57,11 @@ class LinearProbeStrategy:
                 "add images to those class folders."
             )
         start = time.perf_counter()
-        probe = LinearProbe(class_weight=self.class_weight, seed=cfg.seed, features=self.features).fit(
-            fs.features, fs.labels, len(classes))
-        log.info("linear probe: %s features, C=%.3g chosen by %d-fold CV on train (%.1fs; CV log-likelihood %s)",
+        probe, cached = fit_probe(LinearProbe(class_weight=self.class_weight, seed=cfg.seed, features=self.features),
+                                  fs.features, fs.labels, ctx.cache_dir, len(classes))
+        log.info("linear probe: %s features, C=%.3g chosen by %d-fold CV on train (%.1fs%s; CV log-likelihood %s)",
                  probe.treatment, probe.C_, probe.folds_used_, time.perf_counter() - start,
-                 ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
+                 ", from cache" if cached else "", ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
 
         model = _probe_model(ctx, probe)
         train_metrics = classification_metrics(fs.labels, probe.predict_proba(fs.features))
@@ -73,7 +74,7 @@ class LinearProbeStrategy:
             model=model, history=history, skipped=fs.skipped, train_metrics=train_metrics,
             files={STATS_FILE: stats.save},
             details={"C": probe.C_, "features": probe.treatment, "cv_log_likelihood": probe.cv_scores_,
-                     "cv_folds": probe.folds_used_, "class_weight": self.class_weight,
+                     "cv_folds": probe.folds_used_, "cv_from_cache": cached, "class_weight": self.class_weight,
                      "train_feature_seconds": round(fs.seconds, 3), "train_features_from_cache": fs.from_cache},
         )
 
@@ -82,11 +83,12 @@ class LinearProbeStrategy:
         cfg, classes = ctx.config, ctx.splits.classes
         Y = label_matrix(fs.samples, len(classes))
         start = time.perf_counter()
-        probe = MultiLabelProbe(class_weight=self.class_weight, seed=cfg.seed, features=self.features).fit(
-            fs.features, Y)
+        probe, cached = fit_probe(MultiLabelProbe(class_weight=self.class_weight, seed=cfg.seed,
+                                                  features=self.features), fs.features, Y, ctx.cache_dir)
         log.info("multi-label linear probe: %s features, %d labels, C per label by up to %d-fold CV on train "
-                 "(%.1fs; mean CV log-likelihood %s)", probe.treatment, len(classes), probe.folds_used_,
-                 time.perf_counter() - start, ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
+                 "(%.1fs%s; mean CV log-likelihood %s)", probe.treatment, len(classes), probe.folds_used_,
+                 time.perf_counter() - start, ", from cache" if cached else "",
+                 ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
         for j, why in probe.fallback_.items():
             log.warning("label %r: %s", classes[j], why)
         model = _probe_model(ctx, probe)
@@ -102,7 +104,7 @@ class LinearProbeStrategy:
             details={"C": float(np.median(positive_C)) if positive_C else None,
                      "C_per_label": {c: v for c, v in zip(classes, probe.C_)}, "features": probe.treatment,
                      "head": "sigmoid (one-vs-rest logistic regression per label)",
-                     "cv_log_likelihood": probe.cv_scores_, "cv_folds": probe.folds_used_,
+                     "cv_log_likelihood": probe.cv_scores_, "cv_folds": probe.folds_used_, "cv_from_cache": cached,
                      "fallback_labels": {classes[j]: why for j, why in probe.fallback_.items()},
                      "class_weight": self.class_weight, "train_feature_seconds": round(fs.seconds, 3),
                      "train_features_from_cache": fs.from_cache},
