@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .auto.advice import data_findings
 from .backbones.model import load_backbone
 from .backbones.registry import count_parameters
 from .config import FitConfig
@@ -16,11 +17,13 @@ from .data.groups import groups_record, shared_groups, shared_groups_text
 from .data.layout import SPLITS, DataSplits, load_splits
 from .data.leakage import check_leakage, log_leakage
 from .errors import DataError
+from .evaluate.without_copies import figures_without_copies
 from .features.sharded import Extraction, fill_cache
 from .data.multilabel import refuse_multilabel
 from .runs.run import Run
 from .runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
 from .strategies import FitContext, get_strategy
+from .strategies.recipes import apply_recipe
 from .train.distributed import dist_env, from_main
 
 log = logging.getLogger("tlearn")
@@ -71,6 +74,10 @@ def fit_config(cfg: FitConfig) -> Run | None:
     backbone_name, ranking = (choose_backbone(cfg, splits, cache_dir) if cfg.backbone == AUTO_BACKBONE
                               else (cfg.backbone, None))
     backbone, info = load_backbone(backbone_name, cfg.weights, cfg.weights_sha256)
+    # data facts -> fine-tuning recipe (tlearn.strategies.recipes), the probe's advice (tlearn.auto.advice)
+    findings = data_findings(cfg, splits, backbone, info, cache_dir)
+    if findings is not None and findings.applied:
+        cfg = apply_recipe(cfg, findings.recipe)  # the user's explicit options stay
     if cfg.image_size:  # recorded in config.yaml, so predict/evaluate/export use it too
         info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))
     if cfg.dicom_window != info.data_config.dicom_window:  # recorded with the model, so predict/export decode alike
@@ -109,12 +116,20 @@ def fit_config(cfg: FitConfig) -> Run | None:
     )
     if leakage is not None:
         metrics["leakage"] = leakage.to_dict()
+        metrics["leakage"]["without_copies"] = figures_without_copies(evaluated.predictions,
+                                                                      leakage.copied_from_train)
+    if findings is not None:
+        metrics["data_findings"] = findings.to_dict()
     if groups is not None:
         metrics["groups"] = groups
     if skipped:
         log.warning("skipped %d unreadable or non-image file(s):\n%s", len(skipped),
                     "\n".join(f"  {s.path}: {s.reason}" for s in skipped))
     sections = {"fit": cfg.to_dict(), "strategy": {"name": cfg.strategy, **result.details}}
+    if findings is not None and findings.applied:  # the recipe finetune used and the fact that chose it
+        sections["strategy"]["recipe"] = findings.recipe.to_dict()
+    elif findings is not None:  # a probe: the recipe finetune would use (extend carries it over)
+        sections["data_findings"] = {"recipe": findings.recipe.to_dict()}
     if ranking is not None:
         sections["rank"] = ranking.to_dict()
     if evaluated.task is not None:  # what evaluate, predict, export and serve need to score a multi-label run

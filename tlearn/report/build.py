@@ -23,6 +23,7 @@ from ..evaluate.metrics import (
 from ..files import atomic_write_text
 from . import plots
 from .contents import RunContents, load_run_contents
+from .findings import findings_lines
 from .gallery import confidently_wrong
 from .heatmaps import heatmap_gallery
 from .html import render, render_text
@@ -265,6 +266,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "version": __version__,
         "summary": _summary(rc, headline),
         "problems": rc.problems,
+        "findings": findings_lines(rc.config, rc.metrics),  # leakage, recipe, the probe's advice
         "unlabelled": unlabelled,
         "metric_rows": metric_rows,
         "auroc_key": "auroc" if len(classes) == 2 or multilabel is not None else (
