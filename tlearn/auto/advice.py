@@ -73,9 +73,11 @@ def auto_advice(cfg, facts: DataFacts, choice: RecipeChoice, backbone, info) -> 
 
 
 def data_findings(cfg, splits, backbone, info, cache_dir) -> DataFindings | None:
-    """The data's facts and the recipe they choose, for a finetune or linear-probe fit (None otherwise)."""
-    if cfg.strategy not in FINDINGS_STRATEGIES:
+    """The data's facts and the recipe they choose, for a finetune or linear-probe fit from pretrained weights
+    (None otherwise)."""
+    if cfg.strategy not in FINDINGS_STRATEGIES or cfg.weights == "none":  # random init: no pretrained statistics
         return None
+    from ..data.multilabel import is_multilabel
     from .search import native_input_size
 
     start = time.perf_counter()
@@ -83,7 +85,8 @@ def data_findings(cfg, splits, backbone, info, cache_dir) -> DataFindings | None
                                  seed=cfg.seed)
     choice = choose_recipe(facts, user_options(cfg), native_input_size(info))
     advice = None
-    if cfg.strategy == "linear-probe" and choice.fired_rule is not None:
+    if cfg.strategy == "linear-probe" and choice.fired_rule is not None and not is_multilabel(splits.train):
+        # (auto compares candidates by single-label accuracy: it refuses multi-label data)
         advice = auto_advice(cfg, facts, choice, backbone, info)
     findings = DataFindings(facts, cached, choice, cfg.strategy == "finetune", advice, time.perf_counter() - start)
     log.info("data facts (%s, %.1fs): %s", "cached" if cached else "measured", findings.seconds,
