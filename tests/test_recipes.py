@@ -16,7 +16,7 @@ from tlearn.data.layout import Sample, load_splits
 from tlearn.data.leakage import check_leakage
 from tlearn.evaluate.without_copies import figures_without_copies
 from tlearn.features.facts import DataFacts
-from tlearn.report.findings import findings_lines, findings_summary
+from tlearn.report.findings import copy_free_rows, findings_lines, findings_summary
 from tlearn.strategies.recipes import (FROZEN_BN, SMALL_IMAGES, TRAIN_BN, apply_recipe, choose_recipe,
                                        inherited_fit, user_options)
 
@@ -150,6 +150,8 @@ def test_figures_without_the_images_copied_from_train(planted, tmp_path):
     summary = findings_summary({"test": {"accuracy": 0.6, "n": 10}}, metrics)
     assert summary["test"]["accuracy_without_copies"] == 0.5 and summary["test"]["n_without_copies"] == 8
     assert summary["leakage"]["warning"].startswith("LEAKAGE ACROSS SPLITS") and summary["leakage"]["exact"] == 2
+    (row,) = [r for r in copy_free_rows(metrics) if r["split"].startswith("test")]
+    assert row["split"] == "test without copies" and row["n"] == 8 and row["accuracy"] == 0.5
     lines = findings_lines({}, metrics)
     assert lines[0].startswith("LEAKAGE ACROSS SPLITS")
     assert any(line.startswith("test: accuracy 0.600") and "0.500 (balanced 0.500) on the 8 without a copy" in line

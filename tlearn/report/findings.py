@@ -25,6 +25,18 @@ def leakage_lines(metrics: dict) -> list[str]:
     return lines
 
 
+def copy_free_rows(metrics: dict) -> list[dict]:
+    """Rows for the report's metrics table: each held-out split's figures on its images without a copy in train
+    (named apart from the split, so the headline keeps the split's own figure)."""
+    rows = []
+    for split, fig in ((metrics.get("leakage") or {}).get("without_copies") or {}).items():
+        c = fig["without_copies"]
+        rows.append({"split": f"{split} without copies", "note": f"{fig['copies']} copied from train left out",
+                     "n": c["n"], "accuracy": c["accuracy"], "balanced_accuracy": c["balanced_accuracy"],
+                     "source": "metrics.json (leakage)"})
+    return rows
+
+
 def findings_lines(config: dict, metrics: dict) -> list[str]:
     """The report's 'What tlearn found about the data' items (empty: nothing to say)."""
     lines = leakage_lines(metrics)
