@@ -7,6 +7,7 @@ config.yaml (the finetune recipe) and from there to the report and the printed s
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shlex
@@ -81,7 +82,8 @@ def data_findings(cfg, splits, backbone, info, cache_dir) -> DataFindings | None
     from .search import native_input_size
 
     start = time.perf_counter()
-    facts, cached = cached_facts(splits.train, splits.val, splits.classes, backbone, info.data_config, cache_dir,
+    data_config = dataclasses.replace(info.data_config, dicom_window=cfg.dicom_window)  # decoded as training will
+    facts, cached = cached_facts(splits.train, splits.val, splits.classes, backbone, data_config, cache_dir,
                                  seed=cfg.seed)
     choice = choose_recipe(facts, user_options(cfg), native_input_size(info))
     advice = None
