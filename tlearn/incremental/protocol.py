@@ -62,9 +62,9 @@ class IncrementalConfig:
     head: str = option(DEFAULT_HEAD, "analytic head", choices=HEADS)
     recipe: str = option("auto", "fine-tuning recipe of the first task and of joint fine-tuning, inherited by the "
                                  "extensions: auto (chosen from the data's facts, as fit --strategy finetune does), "
-                                 "finetune (natural photos: frozen BatchNorm, SGD, L2-SP), train-bn (BatchNorm trained, "
-                                 "AdamW) or small-images (train-bn with crops, for images far smaller than the "
-                                 "backbone's input; give --image-size)", choices=RECIPES)
+                                 "finetune (natural photos: frozen BatchNorm, SGD, L2-SP), train-bn (BatchNorm "
+                                 "trained, AdamW) or small-images (train-bn with crops, for images far smaller than "
+                                 "the backbone's input; give --image-size)", choices=RECIPES)
     epochs: int | None = option(None, "fine-tuning epochs per task (default: the recipe's)",
                                 check=checks.at_least(1, "--epochs"))
     replay: int = option(20, "exemplars per old class for the replay method", check=checks.at_least(1, "--replay"))
