@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from .auto import AutoSearch
+from .auto.advice import data_findings
 from .backbones.model import BackboneInfo
 from .config import FitConfig
 from .constants import AUTO_BACKBONE, AUTO_STRATEGY
@@ -16,8 +17,9 @@ from .option_names import refuse_unknown
 from .report import write_report_safely
 from .runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from .runs.run import Run
-from .runs.source import load_source
+from .runs.source import load_source, resolve_info
 from .strategies import FitContext, Strategy, get_strategy
+from .strategies.recipes import apply_recipe
 from .train.distributed import from_main
 
 log = logging.getLogger("tlearn")
@@ -62,6 +64,7 @@ class FitJob(Job):
         self.backbone = None
         self.info: BackboneInfo | None = None
         self.fitter: Strategy | None = None
+        self.findings = None  # DataFindings: the data's facts, the recipe they chose, the probe's advice
 
     def load(self, ctx: JobContext) -> DataSplits:
         cfg = self.cfg
@@ -76,10 +79,14 @@ class FitJob(Job):
             name = cfg.backbone
             if name == AUTO_BACKBONE:
                 name, self.ranking = choose_backbone(cfg, ctx.splits, ctx.cache_dir)
-            # the data config is recorded in config.yaml, so predict/evaluate/export use it too
-            self.backbone, self.info = load_source(name, cfg.weights, cfg.weights_sha256, image_size=cfg.image_size,
-                                                   train_size=cfg.train_size, dicom_window=cfg.dicom_window)
-        info = self.info
+            self.backbone, native = load_source(name, cfg.weights, cfg.weights_sha256)
+        # data facts -> fine-tuning recipe (tlearn.strategies.recipes), the probe's advice (tlearn.auto.advice)
+        self.findings = data_findings(cfg, ctx.splits, self.backbone, native, ctx.cache_dir)
+        if self.findings is not None and self.findings.applied:
+            cfg = self.cfg = apply_recipe(cfg, self.findings.recipe)  # the user's explicit options stay
+        # the data config is recorded in config.yaml, so predict/evaluate/export use it too
+        info = self.info = resolve_info(native, image_size=cfg.image_size, train_size=cfg.train_size,
+                                        dicom_window=cfg.dicom_window)
         log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,
                  info.data_config.input_size, ctx.precision, ctx.device)
         if cfg.strategy == "linear-probe":
@@ -95,9 +102,17 @@ class FitJob(Job):
                              cache_dir=ctx.cache_dir)
         result = self.fitter.fit(fit_ctx)
         sections = {"rank": self.ranking.to_dict()} if self.ranking is not None else {}
-        return JobResult(model=result.model, history=result.history, details=result.details,
+        details, metrics = dict(result.details), {}
+        if self.findings is not None:
+            metrics["data_findings"] = self.findings.to_dict()
+            if self.findings.applied:  # the recipe finetune used and the fact that chose it
+                details["recipe"] = self.findings.recipe.to_dict()
+            else:  # a probe: the recipe finetune would use (extend carries it over)
+                sections["data_findings"] = {"recipe": self.findings.recipe.to_dict()}
+        return JobResult(model=result.model, history=result.history, details=details,
                          train_metrics=result.train_metrics, skipped=list(result.skipped), files=result.files,
-                         out_of_fold=result.out_of_fold, backbone_info=result.backbone_info, sections=sections)
+                         out_of_fold=result.out_of_fold, backbone_info=result.backbone_info, sections=sections,
+                         metrics=metrics)
 
     def fit_section(self) -> dict:
         return self.cfg.to_dict()

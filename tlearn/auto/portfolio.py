@@ -9,22 +9,11 @@ from dataclasses import dataclass, field
 
 from ..config import FitConfig
 from ..strategies.finetune import FineTune
+from ..strategies.recipes import FINETUNE_RECIPES, FROZEN_BN, SMALL_IMAGES, TRAIN_BN  # noqa: F401  (defined once, with
+# the rules that choose among them)
 
 # A candidate whose name is PROBE always runs first: it is the fallback when nothing else fits the budget.
 PROBE = "probe"
-
-# finetune as the `finetune` strategy's defaults (frozen BatchNorm, SGD with L2-SP), spelled out for the record
-FROZEN_BN = {"freeze_bn": True, "optimizer": FineTune.default_optimizer, "lr": FineTune.default_lr,
-             "l2_sp": FineTune.default_l2_sp, "augment": FineTune.default_augment,
-             "epochs": FineTune.default_epochs}
-# BatchNorm statistics trained, one AdamW rate for all layers, a head-only epoch first: 0.962 against 0.830 for
-# FROZEN_BN on a brain-MRI set (issue 24)
-TRAIN_BN = {"freeze_bn": False, "optimizer": "adamw", "lr": 1e-3, "lr_ratio": 1.0, "l2_sp": 0.0, "head_epochs": 1,
-            "augment": FineTune.default_augment, "epochs": FineTune.default_epochs}
-# TRAIN_BN at a small input size, crops without flips, 30 epochs: 0.952 test on 32 px traffic signs at 64 px
-SMALL_IMAGES = {**TRAIN_BN, "augment": "crop", "epochs": 30}
-# the recipes by the names other commands offer them under (tlearn incremental --recipe)
-FINETUNE_RECIPES = {"finetune": FROZEN_BN, "train-bn": TRAIN_BN, "small-images": SMALL_IMAGES}
 
 
 @dataclass

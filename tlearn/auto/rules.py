@@ -6,21 +6,15 @@ finds. Each rule is recorded with the fact that triggered it (or did not), so it
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+# thresholds and the small-image size: one definition, shared with finetune's recipe choice
+from ..strategies.recipes import (  # noqa: F401
+    FAR_DOMAIN_SHIFT, FEW_PER_CLASS, GREY_FRACTION, IMBALANCE, SMALL_SIDE_FRACTION, SMALL_SIZE, TINY_SIDE,
+    small_image_size,
+)
 from .facts import DataFacts
 from .portfolio import PROBE, SMALL_IMAGES, Candidate, ordered
-
-SMALL_SIDE_FRACTION = 1 / 3  # median short side below this share of the backbone's input: "small images"
-TINY_SIDE = 48  # images at most this size are trained and predicted at SMALL_SIZE
-SMALL_SIZE = 64  # 32 px traffic signs at 64 px: 0.952 test (README, gtsrb recipe)
-GREY_FRACTION = 0.9
-# Mean standardised shift of BatchNorm inputs: 0.15 on hymenoptera and flowers (natural photos), 0.28-0.38 on
-# chest X-rays, pneumoniamnist and 32 px traffic signs (measured on the shared sets with efficientnet_lite0).
-FAR_DOMAIN_SHIFT = 0.22
-FEW_PER_CLASS = 30  # median train images per class at or below this
-IMBALANCE = 2.5  # largest / smallest train class at or above this
 
 
 @dataclass
@@ -32,13 +26,6 @@ class RuleRecord:
 
     def to_dict(self) -> dict:
         return {"rule": self.name, "fired": self.fired, "fact": self.fact, "effect": self.effect}
-
-
-def small_image_size(short_side: float, input_size: int) -> int:
-    """Train/predict size for small images: SMALL_SIZE up to TINY_SIDE px, else 1.5x rounded up to 32."""
-    if short_side <= TINY_SIDE:
-        return SMALL_SIZE
-    return min(input_size, 32 * math.ceil(1.5 * short_side / 32))
 
 
 def _bump(candidates: list[Candidate], match, amount: float, reason: str) -> None:

@@ -25,6 +25,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..fitting import fit_config
+    from ..report.findings import findings_summary
 
     result = fit_config(config_from_args(FitConfig, args))
     if result is None:  # a torchrun worker other than rank 0: rank 0 writes and reports the run
@@ -33,6 +34,7 @@ def run(args) -> int:
     summary = split_summary(m)
     if m.get("groups", {}).get("shared_count"):
         summary["groups_in_two_splits"] = m["groups"]["shared_count"]
+    findings_summary(summary, m)  # leakage (figures without copies), recipe, the probe's advice
     summary.update(train_seconds=m["train_seconds"], phase_seconds=m["phase_seconds"], skipped=len(m["skipped"]),
                    run=str(result.path))
     print(json.dumps(summary, indent=2))

@@ -45,7 +45,7 @@ CROP_GAP = 0.15
 THUMB = 32  # side of the grey thumbnail both measures use
 THUMB_VERSION = 1
 LISTED = 200  # pairs of each kind written out; the counts cover all of them
-RESULT_VERSION = 1  # of the cached check result: bump when what the check finds changes
+RESULT_VERSION = 2  # of the cached check result: bump when what the check finds changes
 
 
 @dataclass
@@ -62,6 +62,9 @@ class LeakageReport:
     correlation: float = NEAR_CORRELATION
     checked: dict[str, int] = field(default_factory=dict)
     unhashed: int = 0  # files that could not be read or decoded (listed as skipped by training)
+    # held-out split -> every image of it with a copy (exact or near) in train, unabridged: the figures without
+    # copies (tlearn.evaluate.without_copies) leave them out
+    copied_from_train: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def __bool__(self) -> bool:
@@ -71,7 +74,7 @@ class LeakageReport:
         return {"exact": self.exact, "near": self.near, "exact_count": self.exact_count,
                 "near_count": self.near_count, "near_method": self.method(),
                 "label_conflicts": self.label_conflicts, "checked": self.checked, "unhashed": self.unhashed,
-                "seconds": round(self.seconds, 3)}
+                "copied_from_train": self.copied_from_train, "seconds": round(self.seconds, 3)}
 
     def method(self) -> str:
         return (f"64-bit DCT perceptual hashes within {self.bits} bits and {THUMB}x{THUMB} grey thumbnails "
@@ -270,7 +273,13 @@ def _cached_report(meta: dict, arrays: dict, checked: dict[str, int], bits: int,
         raise BadEntry("counts are not non-negative integers")
     if meta.get("checked") != checked:
         raise BadEntry(f"checked {meta.get('checked')} images, the splits hold {checked}")
-    return LeakageReport(bits=bits, correlation=correlation, checked=checked, **lists, **counts)
+    copied = meta.get("copied_from_train")
+    if not isinstance(copied, dict) or any(split not in checked or not isinstance(paths, list)
+                                           or not all(isinstance(p, str) for p in paths)
+                                           for split, paths in copied.items()):
+        raise BadEntry("copied_from_train is not a list of paths per split")
+    return LeakageReport(bits=bits, correlation=correlation, checked=checked, copied_from_train=copied, **lists,
+                         **counts)
 
 
 def check_leakage(splits: DataSplits, cache_dir: str | Path | None = None, *, near: bool = True,
@@ -309,6 +318,7 @@ def _check(report: LeakageReport, entries: Sequence[tuple[str, Sample]], classes
     for i, d in enumerate(digests):
         groups[d or f"unreadable:{paths[i]}"].append(i)  # one unreadable file listed twice is still one file
     exact_pairs: set[tuple[int, int]] = set()
+    copied: set[tuple[str, str]] = set()  # (held-out split, path) with a copy in train
     for members in groups.values():
         if len({labels[i] for i in members}) > 1:
             report.label_conflicts.append({"paths": [str(paths[i]) for i in members],
@@ -319,6 +329,8 @@ def _check(report: LeakageReport, entries: Sequence[tuple[str, Sample]], classes
                                  "labels": [labels[i] for i in members],
                                  "same_file": len({str(paths[i]) for i in members}) == 1})
             exact_pairs.update((i, j) for i in members for j in members if i != j)
+            if any(names[i] == "train" for i in members):  # figures without copies
+                copied.update((names[i], str(paths[i])) for i in members if names[i] != "train")
 
     if near:
         ok, hashes, vectors = signatures(paths, digests, cache_dir)
@@ -342,6 +354,9 @@ def _check(report: LeakageReport, entries: Sequence[tuple[str, Sample]], classes
         report.near = [{"paths": [str(paths[j]), str(paths[i])], "splits": [names[j], names[i]],
                         "labels": [labels[j], labels[i]], "correlation": round(-c, 4), "hash_bits": d}
                        for c, d, j, i in found[:LISTED]]
+        copied.update((names[i], str(paths[i])) for _, _, j, i in found if names[j] == "train")
+    report.copied_from_train = {split: sorted(p for s, p in copied if s == split)
+                                for split in SPLITS[1:] if any(s == split for s, _ in copied)}
     report.exact_count = len(report.exact)
     report.exact, report.label_conflicts = report.exact[:LISTED], report.label_conflicts[:LISTED]
 

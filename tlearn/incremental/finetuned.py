@@ -93,7 +93,9 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
     from ..train import train
     from .lwf import LwfLoss
 
-    fit = parent.fit.values  # the parent's recipe (optimizer, rates, BatchNorm rule, size) carries over
+    from ..strategies.recipes import inherited_fit
+
+    fit = inherited_fit(parent.config)  # the parent's recipe (optimizer, rates, BatchNorm rule, size) carries over
     # K exemplars per old class against hundreds of new images: unbalanced, the new classes win the old ones' images
     sampler = cfg.sampler or ("balanced" if cfg.replay else fit.get("sampler"))
     l2_sp = cfg.l2_sp if cfg.l2_sp is not None else (lwf_l2_sp(fit) if method == "lwf" else 0.0)

@@ -32,7 +32,9 @@ log = logging.getLogger("tlearn")
 
 PROTOCOL_METHODS = ("analytic", "lwf", "replay", "naive", "joint")
 FINETUNED_METHODS = ("lwf", "replay", "naive")
-RECIPES = ("finetune", "train-bn", "small-images")  # tlearn.auto.portfolio.FINETUNE_RECIPES, kept torch-free here
+# auto: chosen from the data's facts, as --strategy finetune does; the others are tlearn.strategies.recipes.
+# FINETUNE_RECIPES by name, kept torch-free here
+RECIPES = ("auto", "finetune", "train-bn", "small-images")
 RESULTS_JSON, RESULTS_HTML = "incremental.json", "incremental.html"
 
 
@@ -58,10 +60,11 @@ class IncrementalConfig:
     weights: str | None = option(None, "pretrained weights: omit for the registry's, 'none' for random init")
     image_size: int | None = option(None, "input size (e.g. 32 for 32 px images); default the backbone's")
     head: str = option(DEFAULT_HEAD, "analytic head", choices=HEADS)
-    recipe: str = option("finetune", "fine-tuning recipe of the first task and of joint fine-tuning, inherited by the "
-                                     "extensions: finetune (the strategy's defaults), train-bn (BatchNorm trained, "
-                                     "AdamW) or small-images (train-bn with crops, for images far smaller than the "
-                                     "backbone's input; give --image-size)", choices=RECIPES)
+    recipe: str = option("auto", "fine-tuning recipe of the first task and of joint fine-tuning, inherited by the "
+                                 "extensions: auto (chosen from the data's facts, as fit --strategy finetune does), "
+                                 "finetune (natural photos: frozen BatchNorm, SGD, L2-SP), train-bn (BatchNorm "
+                                 "trained, AdamW) or small-images (train-bn with crops, for images far smaller than "
+                                 "the backbone's input; give --image-size)", choices=RECIPES)
     epochs: int | None = option(None, "fine-tuning epochs per task (default: the recipe's)",
                                 check=checks.at_least(1, "--epochs"))
     replay: int = option(20, "exemplars per old class for the replay method", check=checks.at_least(1, "--replay"))
@@ -169,9 +172,10 @@ class Study:
                            image_size=self.cfg.image_size, device=self.cfg.device, cache_dir=self.cfg.cache_dir,
                            num_workers=self.cfg.num_workers, progress=self.cfg.progress)
             if strategy == "finetune":
-                from ..auto.portfolio import FINETUNE_RECIPES
+                from ..strategies.recipes import FINETUNE_RECIPES
 
-                options.update(FINETUNE_RECIPES[self.cfg.recipe])
+                if self.cfg.recipe != "auto":  # auto: fit picks the recipe from the data's facts
+                    options.update(FINETUNE_RECIPES[self.cfg.recipe])
                 if self.cfg.epochs:
                     options.update(epochs=self.cfg.epochs)
                 if self.cfg.train_batch_size:

@@ -23,6 +23,7 @@ from ..evaluate.metrics import (
 from ..files import atomic_write_text
 from . import plots
 from .contents import RunContents, load_run_contents
+from .findings import copy_free_rows, findings_lines
 from .gallery import confidently_wrong
 from .heatmaps import heatmap_gallery
 from .html import render, render_text
@@ -235,6 +236,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
 
     metric_rows = _metric_rows(rc, multilabel)
     headline = _headline(metric_rows)
+    metric_rows += copy_free_rows(rc.metrics)  # beside each held-out figure: the same without copies of train
     confusion = [_confusion_view(s, t.labels, t.probs, classes) for s, t in labelled.items()]
     # The split a reader judges the model by first (test, else val) is shown open; others folded.
     main_split = next((s for s in ("test", "val") if s in labelled), next(iter(labelled), None))
@@ -259,6 +261,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "version": __version__,
         "summary": _summary(rc, headline),
         "problems": rc.problems,
+        "findings": findings_lines(rc.config, rc.metrics),  # leakage, recipe, the probe's advice
         "unlabelled": unlabelled,
         "metric_rows": metric_rows,
         "auroc_key": "auroc" if len(classes) == 2 or multilabel is not None else (

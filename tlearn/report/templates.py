@@ -55,6 +55,11 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   <ul>{% for p in problems %}<li>{{ p }}</li>{% endfor %}</ul></section>
 {% endif %}
 
+{% if findings %}
+<section class="problems" id="findings"><h2>What tlearn found about the data</h2>
+  <ul>{% for f in findings %}<li>{{ f }}</li>{% endfor %}</ul></section>
+{% endif %}
+
 <section id="metrics">
   <h2>Metrics per split</h2>
   <p class="hint">val chooses the model; test is never used for choosing anything. Log loss and ECE: lower is better.

@@ -30,6 +30,7 @@ from ..backbones.registry import count_parameters
 from ..data.groups import groups_record, shared_groups, shared_groups_text
 from ..data.layout import SPLITS, DataSplits
 from ..data.leakage import check_leakage, log_leakage
+from ..evaluate.without_copies import figures_without_copies
 from ..device import settle_runtime
 from ..errors import DataError
 from ..evaluate.splits import SplitResults, evaluate_splits
@@ -206,8 +207,10 @@ def run_metrics(splits: DataSplits, result: JobResult, evaluated: SplitResults, 
     metrics.update(train_seconds=round(train_seconds, 3), total_seconds=round(time.perf_counter() - start, 3),
                    skipped=[s.to_dict() for s in skipped], params=count_parameters(model))
     metrics.update(result.metrics)
-    if leakage is not None:
+    if leakage is not None:  # and each held-out figure again on the images with no copy in train
         metrics["leakage"] = leakage.to_dict()
+        metrics["leakage"]["without_copies"] = figures_without_copies(evaluated.predictions,
+                                                                      leakage.copied_from_train)
     if groups is not None:
         metrics["groups"] = groups
     if skipped:
