@@ -7,6 +7,12 @@ Sources, the first one found is used (SOURCES):
 - scikit-learn's bundled handwritten digits (8x8 scans, 10 classes).
 A stratified, class-balanced subset is written once as a train/val/test class-folder tree in the tlearn cache,
 then trained on like any user folder. Per-class counts are cut down to what the source has.
+
+The study that follows trains scratch and the linear probe on nested subsets from a couple of labelled images per
+class up to all of them (DEMO_FRACTIONS, DEMO_SEEDS seeds), because that is where the curves separate: on a source
+as easy as the LFW crops both reach the ceiling with every label, and transfer's worth is how few labels it needs to
+get near it. label_savings() gives that figure: the labelled images each strategy needs to reach a target accuracy
+below scratch's best (TARGET_SHARE of it), and the share of labels the transfer strategy saves.
 """
 from __future__ import annotations
 
@@ -15,21 +21,25 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .errors import DataError
-from .features.cache import default_cache_dir
+from .caches import default_cache_dir
 
 log = logging.getLogger("tlearn")
 
 SPLITS = ("train", "val", "test")
 DEFAULT_PER_CLASS = {"train": 60, "val": 30, "test": 30}
 MIN_PER_CLASS = {"train": 2, "val": 1, "test": 1}  # the least a class can have in each split and still be trained
+# The demo's study: from 2 labelled images per class (at 50 per class) up to all of them, 3 seeds; a few minutes
+DEMO_FRACTIONS = [0.04, 0.08, 0.2, 0.5, 1.0]
+DEMO_SEEDS = 3
+TARGET_SHARE = 0.9  # label_savings: the target accuracy is this share of scratch's best mean accuracy
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
@@ -226,9 +236,12 @@ def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool
     run = fit(data.path, Path(out) / "linear-probe", progress=progress)
     result = {"data": data, "out": Path(out), "runs": {"linear-probe": run}}
     if study:
-        from .study.presets import run_demo_study
+        from .study.presets import demo_study_config
+        from .study.runner import run_study
 
-        result["study"] = run_demo_study(data.path, Path(out) / "study", train_images=data.counts["train"])
+        config = replace(demo_study_config(data.path, Path(out) / "study", train_images=data.counts["train"]),
+                         fractions=list(DEMO_FRACTIONS), seeds=DEMO_SEEDS)
+        result["study"] = run_study(config)
     result["seconds"] = time.perf_counter() - start
     return result
 
@@ -254,15 +267,13 @@ def summary_lines(result: dict) -> list[str]:
         reports.append(Path(run.path).resolve() / "report.html")
     if "study" in result:
         done = result["study"]
-        cells = done.study["cells"]
-        top = max(c["fraction"] for c in cells)
         fit_opts = done.study.get("fit_options", {})
-        lines.append(f"  transfer study at {fit_opts.get('image_size', '?')} px, {fit_opts.get('epochs', '?')} "
-                     "epochs, all training images:")
-        for cell in cells:
-            if cell["fraction"] == top:
-                lines.append(f"    {cell['strategy']:<12} {_accuracies(cell)}")
-        lines += [f"  {s}" for s in done.summary.get("sentences", [])]
+        lines.append(f"  transfer study at {fit_opts.get('image_size', '?')} px, {fit_opts.get('epochs', '?')} epochs, "
+                     f"{_seeds(done.study)}; {done.summary.get('metric', 'accuracy')} (mean over seeds) by labelled "
+                     "training images:")
+        lines += [f"    {line}" for line in curve_lines(done.summary)]
+        lines += [f"  {line}" for line in savings_lines(label_savings(done.summary), done.summary)]
+        lines += [f"  {s}" for s in done.summary.get("sentences", []) if s.startswith("Faster convergence")]
         reports.append(Path(done.report).resolve())
     lines += ["", "Reports (open in a browser):"] + [f"  {p}" for p in reports]
     lines += ["", "Next, on your own images (class folders DATA/train/CLASS/*.jpg, optional DATA/val and DATA/test):",
@@ -270,4 +281,88 @@ def summary_lines(result: dict) -> list[str]:
               "  tlearn evaluate RUN DATA/test        # metrics on labelled images",
               "  tlearn predict RUN IMAGE_OR_FOLDER   # CSV: path,label,probability",
               "  tlearn study DATA --out STUDY        # does transfer beat training from scratch on your data?"]
+    return lines
+
+
+def _seeds(study: dict) -> str:
+    n = study.get("config", {}).get("seeds", "?")
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def accuracy_curves(summary: dict) -> dict[str, dict[float, float]]:
+    """strategy -> {labelled training images (mean over seeds): mean accuracy}, from summary.json's table."""
+    curves: dict[str, dict[float, float]] = {}
+    for row in summary.get("table", []):
+        if row.get("accuracy_mean") is not None and row.get("n_train") is not None:
+            curves.setdefault(row["strategy"], {})[float(row["n_train"])] = float(row["accuracy_mean"])
+    return {s: dict(sorted(c.items())) for s, c in curves.items()}
+
+
+def labels_to_reach(curve: dict[float, float], target: float) -> float | None:
+    """The fewest labelled images (of those tested) at which the mean accuracy is at least target."""
+    return next((n for n, acc in sorted(curve.items()) if acc >= target - 1e-9), None)
+
+
+def label_savings(summary: dict, share: float = TARGET_SHARE, baseline: str = "scratch") -> dict:
+    """Labels each strategy needs for a target accuracy below the ceiling: `share` of the baseline's best mean
+    accuracy over the tested sizes. {"target", "baseline_best", "needed": {strategy: images or None},
+    "saved": {strategy: 1 - needed/baseline's needed, or None}, "gain_at_fewest": {strategy: (images, gain)}}.
+    Sizes are the tested ones only, so `needed` is an upper bound and `saved` is measured, not interpolated."""
+    curves = accuracy_curves(summary)
+    if baseline not in curves or not curves[baseline]:
+        return {}
+    best = max(curves[baseline].values())
+    target = share * best
+    needed = {s: labels_to_reach(c, target) for s, c in curves.items()}
+    base_needed = needed[baseline]
+    saved = {s: (None if n is None or not base_needed else 1.0 - n / base_needed)
+             for s, n in needed.items() if s != baseline}
+    fewest = min(curves[baseline])
+    gains = {s: (fewest, c[fewest] - curves[baseline][fewest]) for s, c in curves.items()
+             if s != baseline and fewest in c}
+    return {"share": share, "target": target, "baseline": baseline, "baseline_best": best, "needed": needed,
+            "saved": saved, "gain_at_fewest": gains}
+
+
+def _images(n: float) -> str:
+    return f"{n:.0f}" if float(n).is_integer() else f"{n:.1f}"
+
+
+def curve_lines(summary: dict) -> list[str]:
+    """A small table: one column per tested number of labelled images, one row per strategy."""
+    curves = accuracy_curves(summary)
+    sizes = sorted({n for c in curves.values() for n in c})
+    if not sizes:
+        return []
+    lines = [f"{'labelled images':<16}" + "".join(f"{_images(n):>7}" for n in sizes)]
+    for strategy, curve in curves.items():
+        lines.append(f"{strategy:<16}" + "".join(f"{curve[n]:>7.3f}" if n in curve else f"{'–':>7}" for n in sizes))
+    return lines
+
+
+def savings_lines(savings: dict, summary: dict) -> list[str]:
+    """Plain sentences: labels saved at the target accuracy, and the gain with the fewest labels."""
+    if not savings:
+        return []
+    curves = accuracy_curves(summary)
+    base = savings["baseline"]
+    metric = summary.get("metric", "accuracy")
+    lines = []
+    for strategy, saved in savings["saved"].items():
+        n, n_base = savings["needed"][strategy], savings["needed"][base]
+        head = (f"Fewer labels: to reach {savings['target']:.3f} {metric} ({savings['share']:.0%} of {base}'s best, "
+                f"{savings['baseline_best']:.3f}), {strategy} needed ")
+        if n is None:
+            lines.append(head + f"more labelled images than tested (best {max(curves[strategy].values()):.3f}); "
+                         f"{base} needed {_images(n_base)}: no labels saved.")
+        else:
+            lines.append(head + f"{_images(n)} labelled images, {base} {_images(n_base)}: "
+                         f"{saved:.0%} of the labels saved.")
+    top = max(curves[base])
+    for strategy, (fewest, gain) in savings["gain_at_fewest"].items():
+        at_top = curves[strategy].get(top)
+        tail = (f"; with all {_images(top)}, {at_top:.3f} against {curves[base][top]:.3f} ({at_top - curves[base][top]:+.3f})"
+                if at_top is not None else "")
+        lines.append(f"Higher accuracy: with {_images(fewest)} labelled images {strategy} reaches "
+                     f"{curves[strategy][fewest]:.3f} against {base}'s {curves[base][fewest]:.3f} ({gain:+.3f}){tail}.")
     return lines

@@ -7,7 +7,6 @@ extraction keeps what it computed.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 from pathlib import Path
 
@@ -15,17 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..caches import default_cache_dir  # noqa: F401 - its home before `tlearn cache`; importers keep working
 from ..hashing import stable_hash
 
 FEATURE_FORMAT_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    """TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else ~/.cache/tlearn."""
-    if os.environ.get("TLEARN_CACHE"):
-        return Path(os.environ["TLEARN_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tlearn"
 
 
 def module_fingerprint(module: nn.Module) -> str:
