@@ -39,7 +39,7 @@ def local_tracking_uri(root: str | Path) -> str:
 
 class MLflowCallback:
     """Logs one tlearn run as one MLflow run: the flattened config as parameters, each history.csv row as metrics
-    at step=epoch, metrics.json's numbers (95% intervals as `<split>_<metric>_ci_low/_ci_high`) and the run's files
+    at step=epoch, metrics.json's numbers (at the last epoch's step) (95% intervals as `<split>_<metric>_ci_low/_ci_high`) and the run's files
     (report.html, config.yaml, metrics.json, history.csv, model.safetensors) as artifacts."""
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = "tlearn", *, root: str | Path | None = None,
@@ -52,6 +52,8 @@ class MLflowCallback:
         self.run_name = run_name
         self.artifacts = tuple(artifacts)
         self.run_id: str | None = None
+        self.last_epoch = 0
+        self._last_time = 0
         self._client = None
 
     @property
@@ -88,12 +90,15 @@ class MLflowCallback:
     def on_epoch_end(self, row: dict) -> None:
         """Log the row's numbers with step=epoch."""
         epoch, values = epoch_metrics(row)
-        self._log_metrics(values, step=epoch or 0)
+        self.last_epoch = epoch if epoch is not None else self.last_epoch + 1
+        self._log_metrics(values, step=self.last_epoch)
 
     def on_run_end(self, run_dir: Path, metrics: dict) -> None:
-        """Log the final metrics and the run's files, then close the MLflow run as finished."""
+        """Log the final metrics and the run's files, then close the MLflow run as finished. The final metrics go
+        at the last epoch's step, logged after its row: a name both have (val_accuracy, val_loss) then shows the
+        evaluated model's figure as the run's value, its curve still the epochs'."""
         run_dir = Path(run_dir)
-        self._log_metrics(run_metrics(metrics), step=0)
+        self._log_metrics(run_metrics(metrics), step=self.last_epoch)
         self.client.set_tag(self._require_run(), "tlearn.run_dir", str(run_dir.resolve()))
         for name in self.artifacts:
             path = run_dir / name
@@ -117,7 +122,8 @@ class MLflowCallback:
         from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
         run_id = self._require_run()
-        now = int(time.time() * 1000)
+        now = max(int(time.time() * 1000), self._last_time + 1)  # later rows sort after earlier ones
+        self._last_time = now
         rows = [Metric(k, v, now, step) for k, v in values.items()]
         for start in range(0, len(rows), MAX_METRICS_PER_BATCH):
             self.client.log_batch(run_id, metrics=rows[start:start + MAX_METRICS_PER_BATCH])
