@@ -9,7 +9,7 @@ A stratified, class-balanced subset is written once as a train/val/test class-fo
 then trained on like any user folder. Per-class counts are cut down to what the source has.
 
 The study that follows trains scratch and the linear probe on nested subsets from a couple of labelled images per
-class up to all of them (DEMO_FRACTIONS, DEMO_SEEDS seeds), because that is where the curves separate: on a source
+class up to all of them (DEMO_LABELS_PER_CLASS, DEMO_SEEDS seeds), because that is where the curves separate: on a source
 as easy as the LFW crops both reach the ceiling with every label, and transfer's worth is how few labels it needs to
 get near it. label_savings() gives that figure: the labelled images each strategy needs to reach a target accuracy
 below scratch's best (TARGET_SHARE of it), and the share of labels the transfer strategy saves.
@@ -36,8 +36,8 @@ log = logging.getLogger("tlearn")
 SPLITS = ("train", "val", "test")
 DEFAULT_PER_CLASS = {"train": 60, "val": 30, "test": 30}
 MIN_PER_CLASS = {"train": 2, "val": 1, "test": 1}  # the least a class can have in each split and still be trained
-# The demo's study: from 2 labelled images per class (at 50 per class) up to all of them, 3 seeds; a few minutes
-DEMO_FRACTIONS = [0.04, 0.08, 0.2, 0.5, 1.0]
+# The demo's study: labelled images per class from 2 up to all of them, 3 seeds; a few minutes on 2 CPU cores
+DEMO_LABELS_PER_CLASS = (2, 4, 10, 25)  # and all of them; sizes at or above the training images per class drop out
 DEMO_SEEDS = 3
 TARGET_SHARE = 0.9  # label_savings: the target accuracy is this share of scratch's best mean accuracy
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -240,10 +240,15 @@ def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool
         from .study.runner import run_study
 
         config = replace(demo_study_config(data.path, Path(out) / "study", train_images=data.counts["train"]),
-                         fractions=list(DEMO_FRACTIONS), seeds=DEMO_SEEDS)
+                         fractions=study_fractions(data.per_class["train"]), seeds=DEMO_SEEDS)
         result["study"] = run_study(config)
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def study_fractions(train_per_class: int) -> list[float]:
+    """The study's labelled fractions: DEMO_LABELS_PER_CLASS images of each class, then all of them."""
+    return [n / train_per_class for n in DEMO_LABELS_PER_CLASS if n < train_per_class] + [1.0]
 
 
 def _accuracies(block: dict) -> str:
