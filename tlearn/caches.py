@@ -24,18 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import TlearnError
+from .files import default_cache_dir
 
 GB = 1e9  # --max-size is in GB of 10^9 bytes, as disks are sold
 IN_PROGRESS_SECONDS = 3600  # a write in progress younger than this may belong to a running process: kept
 OLDEST_SHOWN = 3
-
-
-def default_cache_dir() -> Path:
-    """TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else ~/.cache/tlearn."""
-    if os.environ.get("TLEARN_CACHE"):
-        return Path(os.environ["TLEARN_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tlearn"
 
 
 @dataclass

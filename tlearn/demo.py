@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 import shutil
 import time
@@ -29,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import DataError
-from .caches import default_cache_dir
+from .files import default_cache_dir
 
 log = logging.getLogger("tlearn")
 
@@ -39,6 +40,10 @@ MIN_PER_CLASS = {"train": 2, "val": 1, "test": 1}  # the least a class can have 
 # The demo's study: labelled images per class from 2 up to all of them, 3 seeds; a few minutes on 2 CPU cores
 DEMO_LABELS_PER_CLASS = (2, 4, 10, 25)  # and all of them; sizes at or above the training images per class drop out
 DEMO_SEEDS = 3
+# Every cell, the smallest included, gets at least the optimizer steps the study preset gives scratch on all the
+# images (its epochs are shared, so fewer images would mean fewer steps and an undertrained scratch); patience
+# stops the larger cells once validation accuracy has stopped improving, which keeps the study to a few minutes.
+DEMO_PATIENCE = 12
 TARGET_SHARE = 0.9  # label_savings: the target accuracy is this share of scratch's best mean accuracy
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -236,14 +241,24 @@ def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool
     run = fit(data.path, Path(out) / "linear-probe", progress=progress)
     result = {"data": data, "out": Path(out), "runs": {"linear-probe": run}}
     if study:
-        from .study.presets import demo_study_config
         from .study.runner import run_study
 
-        config = replace(demo_study_config(data.path, Path(out) / "study", train_images=data.counts["train"]),
-                         fractions=study_fractions(data.per_class["train"]), seeds=DEMO_SEEDS)
-        result["study"] = run_study(config)
+        result["study"] = run_study(demo_study(data, Path(out) / "study"))
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def demo_study(data: DemoData, out: Path):
+    """The demo's StudyConfig: scratch vs linear-probe at study_fractions, DEMO_SEEDS seeds, with epochs enough
+    for DEMO_MIN_STEPS optimizer steps on the smallest subset and DEMO_PATIENCE."""
+    from .constants import DEFAULT_TRAIN_BATCH_SIZE
+    from .study.presets import DEMO_MIN_STEPS, demo_study_config
+
+    config = demo_study_config(data.path, out, train_images=data.counts["train"])
+    smallest = min(data.per_class["train"], DEMO_LABELS_PER_CLASS[0]) * len(data.classes)
+    epochs = max(int(config.fit["epochs"]), math.ceil(DEMO_MIN_STEPS / math.ceil(smallest / DEFAULT_TRAIN_BATCH_SIZE)))
+    return replace(config, fractions=study_fractions(data.per_class["train"]), seeds=DEMO_SEEDS,
+                   fit={**config.fit, "epochs": epochs, "patience": DEMO_PATIENCE})
 
 
 def study_fractions(train_per_class: int) -> list[float]:
@@ -273,9 +288,10 @@ def summary_lines(result: dict) -> list[str]:
     if "study" in result:
         done = result["study"]
         fit_opts = done.study.get("fit_options", {})
-        lines.append(f"  transfer study at {fit_opts.get('image_size', '?')} px, {fit_opts.get('epochs', '?')} epochs, "
-                     f"{_seeds(done.study)}; {done.summary.get('metric', 'accuracy')} (mean over seeds) by labelled "
-                     "training images:")
+        patience = f" (stopping {fit_opts['patience']} without a better val accuracy)" if fit_opts.get("patience") else ""
+        lines.append(f"  transfer study at {fit_opts.get('image_size', '?')} px, up to {fit_opts.get('epochs', '?')} "
+                     f"epochs{patience}, {_seeds(done.study)}; {done.summary.get('metric', 'accuracy')} (mean over "
+                     "seeds) by labelled training images:")
         lines += [f"    {line}" for line in curve_lines(done.summary)]
         lines += [f"  {line}" for line in savings_lines(label_savings(done.summary), done.summary)]
         lines += [f"  {s}" for s in done.summary.get("sentences", []) if s.startswith("Faster convergence")]

@@ -7,6 +7,7 @@ extraction keeps what it computed.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..caches import default_cache_dir  # noqa: F401 - its home before `tlearn cache`; importers keep working
+from ..files import default_cache_dir  # noqa: F401 - re-exported: callers import it from here
 from ..hashing import stable_hash
 
 FEATURE_FORMAT_VERSION = 1
