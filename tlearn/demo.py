@@ -8,11 +8,11 @@ Sources, the first one found is used (SOURCES):
 A stratified, class-balanced subset is written once as a train/val/test class-folder tree in the tlearn cache,
 then trained on like any user folder. Per-class counts are cut down to what the source has.
 
-The study that follows trains scratch and the linear probe on nested subsets from a couple of labelled images per
-class up to all of them (DEMO_LABELS_PER_CLASS, DEMO_SEEDS seeds), because that is where the curves separate: on a source
-as easy as the LFW crops both reach the ceiling with every label, and transfer's worth is how few labels it needs to
-get near it. label_savings() gives that figure: the labelled images each strategy needs to reach a target accuracy
-below scratch's best (TARGET_SHARE of it), and the share of labels the transfer strategy saves.
+The study that follows trains scratch and the linear probe on nested subsets from two labelled images per class
+up to all of them (DEMO_LABELS_PER_CLASS, DEMO_SEEDS seeds), because that is where the curves separate: on a
+source as easy as the LFW crops both reach the ceiling with every label, and transfer's worth is how few labels
+it needs to get near it. label_savings() gives that figure: the labelled images each strategy needs to reach a
+target accuracy below scratch's best (TARGET_SHARE of it), and the share of labels the transfer strategy saves.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -256,7 +256,8 @@ def demo_study(data: DemoData, out: Path):
 
     config = demo_study_config(data.path, out, train_images=data.counts["train"])
     smallest = min(data.per_class["train"], DEMO_LABELS_PER_CLASS[0]) * len(data.classes)
-    epochs = max(int(config.fit["epochs"]), math.ceil(DEMO_MIN_STEPS / math.ceil(smallest / DEFAULT_TRAIN_BATCH_SIZE)))
+    steps_per_epoch = math.ceil(smallest / DEFAULT_TRAIN_BATCH_SIZE)
+    epochs = max(int(config.fit["epochs"]), math.ceil(DEMO_MIN_STEPS / steps_per_epoch))
     return replace(config, fractions=study_fractions(data.per_class["train"]), seeds=DEMO_SEEDS,
                    fit={**config.fit, "epochs": epochs, "patience": DEMO_PATIENCE})
 
@@ -288,7 +289,8 @@ def summary_lines(result: dict) -> list[str]:
     if "study" in result:
         done = result["study"]
         fit_opts = done.study.get("fit_options", {})
-        patience = f" (stopping {fit_opts['patience']} without a better val accuracy)" if fit_opts.get("patience") else ""
+        patience = (f" (stopping after {fit_opts['patience']} without a better val accuracy)"
+                    if fit_opts.get("patience") else "")
         lines.append(f"  transfer study at {fit_opts.get('image_size', '?')} px, up to {fit_opts.get('epochs', '?')} "
                      f"epochs{patience}, {_seeds(done.study)}; {done.summary.get('metric', 'accuracy')} (mean over "
                      "seeds) by labelled training images:")
@@ -382,7 +384,8 @@ def savings_lines(savings: dict, summary: dict) -> list[str]:
     top = max(curves[base])
     for strategy, (fewest, gain) in savings["gain_at_fewest"].items():
         at_top = curves[strategy].get(top)
-        tail = (f"; with all {_images(top)}, {at_top:.3f} against {curves[base][top]:.3f} ({at_top - curves[base][top]:+.3f})"
+        base_top = curves[base][top]
+        tail = (f"; with all {_images(top)}, {at_top:.3f} against {base_top:.3f} ({at_top - base_top:+.3f})"
                 if at_top is not None else "")
         lines.append(f"Higher accuracy: with {_images(fewest)} labelled images {strategy} reaches "
                      f"{curves[strategy][fewest]:.3f} against {base}'s {curves[base][fewest]:.3f} ({gain:+.3f}){tail}.")

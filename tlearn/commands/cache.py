@@ -34,7 +34,8 @@ def register(sub) -> None:
                                   "tlearn cache --max-size 5 --dry-run --json"))
     p.add_argument("--cache-dir", default=None, help="cache folder (default TLEARN_CACHE or ~/.cache/tlearn)")
     p.add_argument("--clear", nargs="?", const="all", default=None, metavar="KIND",
-                   choices=["all", *KIND_HELP], help=f"remove every entry, or those of one kind ({', '.join(KIND_HELP)})")
+                   choices=["all", *KIND_HELP],
+                   help=f"remove every entry, or those of one kind ({', '.join(KIND_HELP)})")
     p.add_argument("--max-size", type=gigabytes, default=None, metavar="GB",
                    help="remove the least recently used entries until the caches hold at most GB (10^9 bytes)")
     p.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")

@@ -39,8 +39,9 @@ def local_tracking_uri(root: str | Path) -> str:
 
 class MLflowCallback:
     """Logs one tlearn run as one MLflow run: the flattened config as parameters, each history.csv row as metrics
-    at step=epoch, metrics.json's numbers (at the last epoch's step) (95% intervals as `<split>_<metric>_ci_low/_ci_high`) and the run's files
-    (report.html, config.yaml, metrics.json, history.csv, model.safetensors) as artifacts."""
+    at step=epoch, metrics.json's numbers at the last epoch's step (95% intervals as `<split>_<metric>_ci_low` and
+    `_ci_high`) and the run's files (report.html, config.yaml, metrics.json, history.csv, model.safetensors) as
+    artifacts."""
 
     def __init__(self, tracking_uri: str | None = None, experiment: str = "tlearn", *, root: str | Path | None = None,
                  run_name: str | None = None, artifacts: Sequence[str] = ARTIFACTS):
