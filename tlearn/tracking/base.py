@@ -28,10 +28,13 @@ class Callback(Protocol):
 
 class Tracking:
     """Calls every callback in order. A callback that fails at the start stops the run (a wrong tracking URI is
-    found before training); one that fails later is logged and dropped, so tracking never loses a trained run."""
+    found before training); one that fails later is logged and dropped, so tracking never loses a trained run.
+    A row whose epoch was already sent is not sent again, so a pipeline may replay a job's whole history after
+    training (jobs without a training loop) without doubling what the loop sent live."""
 
     def __init__(self, callbacks: Iterable[Callback] = ()):
         self.callbacks = list(callbacks)
+        self._epochs: set = set()
 
     def on_run_start(self, config: dict) -> None:
         """Every callback's on_run_start; errors propagate (nothing has been trained yet)."""
@@ -39,7 +42,11 @@ class Tracking:
             cb.on_run_start(config)
 
     def on_epoch_end(self, row: dict) -> None:
-        """Every callback's on_epoch_end; a failing one is logged and dropped."""
+        """Every callback's on_epoch_end (once per epoch); a failing one is logged and dropped."""
+        epoch = row.get("epoch")
+        if epoch is not None and epoch in self._epochs:
+            return
+        self._epochs.add(epoch)
         self._each("on_epoch_end", row)
 
     def on_run_end(self, run_dir: Path, metrics: dict) -> None:
