@@ -167,3 +167,6 @@ def test_missing_cache_folder_and_the_environment_default(tmp_path, monkeypatch,
     assert caches.default_cache_dir() == tmp_path / "nothing-yet"
     assert main(["cache"]) == 0
     assert "does not exist yet" in capsys.readouterr().out
+    (tmp_path / "a-file").write_text("x")
+    assert main(["cache", "--cache-dir", str(tmp_path / "a-file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

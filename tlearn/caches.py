@@ -228,6 +228,9 @@ def scan(root: str | Path | None = None) -> CacheState:
     """What the cache folder holds: its entries by kind, and what tlearn did not write (unknown)."""
     root = Path(root).expanduser() if root else default_cache_dir()
     state = CacheState(root)
+    if root.exists() and not root.is_dir():
+        raise TlearnError(f"the cache folder {root} is a file, not a folder; give --cache-dir a folder (or set "
+                          "TLEARN_CACHE to one).")
     if not root.is_dir():
         return state
     for path in sorted(root.iterdir()):
