@@ -177,6 +177,15 @@ def test_label_savings_at_a_target_below_the_ceiling():
             "labelled images, scratch 50: 92% of the labels saved.") in lines
     assert ("Higher accuracy: with 4 labelled images linear-probe reaches 0.940 against scratch's 0.660 (+0.280); "
             "with all 100, 0.980 against 0.980 (+0.000).") in lines
+    assert savings["caught_up"] == {"linear-probe": 100}  # at 50 scratch is 0.07 behind
+    assert ("Where the curves meet: from 100 labelled images scratch is within 0.02 of linear-probe or better; "
+            "transfer's gain on this task is with fewer labels.") in lines
+
+
+def test_where_the_curves_meet():
+    assert demo.catches_up({4: 0.86, 8: 0.96, 20: 0.967, 100: 0.987}, {4: 0.94, 8: 0.947, 20: 0.973, 100: 0.98}) == 8
+    assert demo.catches_up({4: 0.95, 100: 0.99}, {4: 0.94, 100: 0.98}) == 4  # never behind
+    assert demo.catches_up({4: 0.5, 8: 0.99, 100: 0.7}, {4: 0.9, 8: 0.9, 100: 0.9}) is None  # behind at the top
 
 
 def test_label_savings_says_so_when_transfer_never_gets_there():
@@ -184,9 +193,9 @@ def test_label_savings_says_so_when_transfer_never_gets_there():
                         ("linear-probe", 100, 0.8)])
     savings = demo.label_savings(summary)
     assert savings["needed"] == {"scratch": 100, "linear-probe": None} and savings["saved"] == {"linear-probe": None}
-    [fewer, higher] = demo.savings_lines(savings, summary)
+    [fewer, higher, meet] = demo.savings_lines(savings, summary)
     assert "more labelled images than tested (best 0.800)" in fewer and "no labels saved" in fewer
-    assert "(-0.100)" in higher
+    assert "(-0.100)" in higher and "transfer bought no accuracy here" in meet
     assert demo.label_savings(_summary([("linear-probe", 4, 0.6)])) == {}  # no scratch: nothing to compare
 
 

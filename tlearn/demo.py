@@ -47,6 +47,7 @@ DEMO_SEEDS = 3
 # DEMO_CELL_SECONDS all the same, which LFW's cells stay under and which bounds a large source's (Fashion-MNIST).
 DEMO_CELL_SECONDS = 45
 TARGET_SHARE = 0.9  # label_savings: the target accuracy is this share of scratch's best mean accuracy
+CATCH_UP = 0.02  # scratch "catches up" from the size on which it stays within this of the transfer strategy
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
@@ -344,8 +345,21 @@ def label_savings(summary: dict, share: float = TARGET_SHARE, baseline: str = "s
     fewest = min(curves[baseline])
     gains = {s: (fewest, c[fewest] - curves[baseline][fewest]) for s, c in curves.items()
              if s != baseline and fewest in c}
+    caught_up = {s: catches_up(curves[baseline], c) for s, c in curves.items() if s != baseline}
     return {"share": share, "target": target, "baseline": baseline, "baseline_best": best, "needed": needed,
-            "saved": saved, "gain_at_fewest": gains}
+            "saved": saved, "gain_at_fewest": gains, "caught_up": caught_up}
+
+
+def catches_up(baseline: dict[float, float], curve: dict[float, float], tolerance: float = CATCH_UP) -> float | None:
+    """The fewest labelled images from which the baseline stays within `tolerance` of (or above) the curve at
+    every larger tested size; None when it is further behind even with all the labels."""
+    sizes = sorted(n for n in curve if n in baseline)
+    start = None
+    for n in reversed(sizes):
+        if baseline[n] < curve[n] - tolerance:
+            break
+        start = n
+    return start
 
 
 def _images(n: float) -> str:
@@ -390,4 +404,14 @@ def savings_lines(savings: dict, summary: dict) -> list[str]:
                 if at_top is not None else "")
         lines.append(f"Higher accuracy: with {_images(fewest)} labelled images {strategy} reaches "
                      f"{curves[strategy][fewest]:.3f} against {base}'s {curves[base][fewest]:.3f} ({gain:+.3f}){tail}.")
+        caught = savings.get("caught_up", {}).get(strategy)
+        if caught is None:
+            lines.append(f"Where the curves meet: nowhere tested; {base} stays more than {CATCH_UP:.2f} below "
+                         f"{strategy} at every size, all {_images(top)} labelled images included.")
+        elif caught > fewest:
+            lines.append(f"Where the curves meet: from {_images(caught)} labelled images {base} is within "
+                         f"{CATCH_UP:.2f} of {strategy} or better; transfer's gain on this task is with fewer labels.")
+        else:
+            lines.append(f"Where the curves meet: {base} is within {CATCH_UP:.2f} of {strategy} or better at every "
+                         f"tested size, {_images(fewest)} labelled images included: transfer bought no accuracy here.")
     return lines
