@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,14 @@ pytest.importorskip("ipykernel")
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "docs" / "quickstart.ipynb"
 CELL_TIMEOUT = 600  # seconds per cell; the fit and the explanation take well under a minute on 2 cores
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of IPython's tracebacks
 
 
 def _text(output) -> str:
     if output.get("output_type") == "stream":
         return output.get("text", "")
     if output.get("output_type") == "error":
-        return "\n".join(output.get("traceback", []))
+        return ANSI.sub("", "\n".join(output.get("traceback", [])))
     return "".join(output.get("data", {}).get("text/plain", ""))
 
 
@@ -33,9 +35,11 @@ def run_notebook(path: Path, workdir: Path):
     except nbclient.exceptions.CellExecutionError as exc:
         failing = next((c for c in nb.cells if c.cell_type == "code" and any(
             o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        where = f"cell {nb.cells.index(failing)}:\n{failing.source}\n--- output ---\n" + "".join(
-            _text(o) for o in failing.outputs) if failing is not None else ""
-        pytest.fail(f"{path.name} failed at {where}\n{exc}", pytrace=False)
+        if failing is None:
+            pytest.fail(f"{path.name} failed:\n{ANSI.sub('', str(exc))}", pytrace=False)
+        output = "".join(_text(o) for o in failing.outputs)
+        pytest.fail(f"{path.name} failed at cell {nb.cells.index(failing)}:\n{failing.source}\n--- output ---\n"
+                    f"{output}", pytrace=False)
     except nbclient.exceptions.CellTimeoutError as exc:
         pytest.fail(f"{path.name}: a cell ran longer than {CELL_TIMEOUT} s: {exc}", pytrace=False)
     return nb
