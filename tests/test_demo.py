@@ -129,6 +129,7 @@ def test_per_class_counts_are_scaled_to_what_a_source_has():
 def test_demo_end_to_end_through_the_cli_without_fashion_mnist(tmp_path, monkeypatch, capsys):
     """The README's first command's code path, as on a fresh machine, at a tiny size."""
     monkeypatch.setattr(demo, "FASHION_DIR", tmp_path / "no-fashion-here")
+    monkeypatch.setattr(demo, "DEMO_SEEDS", 1)
     out = tmp_path / "demo-out"
     assert main(["demo", "--out", str(out), "--no-progress", "--per-class", "6,3,3"]) == 0
     for name in ("metrics.json", "report.html", "model.safetensors"):
@@ -139,10 +140,69 @@ def test_demo_end_to_end_through_the_cli_without_fashion_mnist(tmp_path, monkeyp
     text = capsys.readouterr().out
     assert "Data: lfw-faces" in text and "per class: train 6, val 3, test 3" in text
     assert re.search(r"linear-probe\s+\d\.\d{3} / \d\.\d{3}", text)
-    assert re.search(r"scratch\s+\d\.\d{3} / \d\.\d{3}", text)
+    study = json.loads((out / "study" / "study.json").read_text())
+    assert study["config"]["fractions"] == pytest.approx([2 / 6, 4 / 6, 1.0]) and study["config"]["seeds"] == 1
+    assert re.search(r"labelled images\s+4\s+8\s+12\n", text)  # 2, 4 and all 6 per class, 2 classes
+    assert re.search(r"scratch(\s+\d\.\d{3}){3}\n", text) and re.search(r"linear-probe(\s+\d\.\d{3}){3}\n", text)
+    assert re.search(r"Fewer labels: to reach \d\.\d{3} test accuracy \(90% of scratch's best", text)
+    assert re.search(r"Higher accuracy: with 4 labelled images linear-probe reaches \d\.\d{3} against scratch's", text)
+    assert "(chosen on val) with 100% of the labels" not in text  # the demo's own labels-saved line, not the study's
+    assert "Faster convergence:" in text
     assert str((out / "linear-probe" / "report.html").resolve()) in text
     assert str((out / "study" / "report.html").resolve()) in text
     assert "tlearn fit DATA --out RUN" in text
+
+
+def _summary(rows: list[tuple[str, float, float]]) -> dict:
+    """A study summary.json with only what the demo reads: the table's strategy, n_train, accuracy_mean."""
+    return {"metric": "test accuracy", "table": [{"strategy": s, "fraction": n / 100, "n_train": n, "accuracy_mean": a}
+                                                 for s, n, a in rows]}
+
+
+def test_label_savings_at_a_target_below_the_ceiling():
+    """Both reach the ceiling with every label (the study's own labels_saved is then 0); the demo reports the
+    labels each needs to get to 90% of scratch's best, measured at the tested sizes."""
+    summary = _summary([("scratch", 4, 0.66), ("scratch", 20, 0.48), ("scratch", 50, 0.9), ("scratch", 100, 0.98),
+                        ("linear-probe", 4, 0.94), ("linear-probe", 20, 0.96), ("linear-probe", 50, 0.97),
+                        ("linear-probe", 100, 0.98)])
+    savings = demo.label_savings(summary)
+    assert savings["target"] == pytest.approx(0.882) and savings["baseline_best"] == 0.98
+    assert savings["needed"] == {"scratch": 50, "linear-probe": 4}  # scratch reaches 0.9 >= 0.882 at 50
+    assert savings["saved"] == {"linear-probe": pytest.approx(0.92)}
+    assert savings["gain_at_fewest"]["linear-probe"] == (4, pytest.approx(0.28))
+    lines = demo.curve_lines(summary) + demo.savings_lines(savings, summary)
+    assert lines[0].split() == ["labelled", "images", "4", "20", "50", "100"]
+    assert lines[1].split() == ["scratch", "0.660", "0.480", "0.900", "0.980"]
+    assert ("Fewer labels: to reach 0.882 test accuracy (90% of scratch's best, 0.980), linear-probe needed 4 "
+            "labelled images, scratch 50: 92% of the labels saved.") in lines
+    assert ("Higher accuracy: with 4 labelled images linear-probe reaches 0.940 against scratch's 0.660 (+0.280); "
+            "with all 100, 0.980 against 0.980 (+0.000).") in lines
+    assert savings["caught_up"] == {"linear-probe": 100}  # at 50 scratch is 0.07 behind
+    assert ("Where the curves meet: from 100 labelled images scratch is within 0.02 of linear-probe or better; "
+            "transfer's gain on this task is with fewer labels.") in lines
+
+
+def test_where_the_curves_meet():
+    assert demo.catches_up({4: 0.86, 8: 0.96, 20: 0.967, 100: 0.987}, {4: 0.94, 8: 0.947, 20: 0.973, 100: 0.98}) == 8
+    assert demo.catches_up({4: 0.95, 100: 0.99}, {4: 0.94, 100: 0.98}) == 4  # never behind
+    assert demo.catches_up({4: 0.5, 8: 0.99, 100: 0.7}, {4: 0.9, 8: 0.9, 100: 0.9}) is None  # behind at the top
+
+
+def test_label_savings_says_so_when_transfer_never_gets_there():
+    summary = _summary([("scratch", 4, 0.7), ("scratch", 100, 0.99), ("linear-probe", 4, 0.6),
+                        ("linear-probe", 100, 0.8)])
+    savings = demo.label_savings(summary)
+    assert savings["needed"] == {"scratch": 100, "linear-probe": None} and savings["saved"] == {"linear-probe": None}
+    [fewer, higher, meet] = demo.savings_lines(savings, summary)
+    assert "more labelled images than tested (best 0.800)" in fewer and "no labels saved" in fewer
+    assert "(-0.100)" in higher and "transfer bought no accuracy here" in meet
+    assert demo.label_savings(_summary([("linear-probe", 4, 0.6)])) == {}  # no scratch: nothing to compare
+
+
+def test_study_fractions_go_from_two_labels_per_class_to_all():
+    assert demo.study_fractions(50) == pytest.approx([0.04, 0.08, 0.2, 1.0])
+    assert demo.study_fractions(6) == pytest.approx([2 / 6, 4 / 6, 1.0])
+    assert demo.study_fractions(2) == [1.0]
 
 
 def test_readme_first_command_is_the_tested_one():

@@ -13,7 +13,7 @@ import sys
 from .errors import TlearnError
 
 COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "study", "report", "compare", "distill", "export",
-            "serve", "doctor", "explain", "rank", "extend", "incremental"]
+            "serve", "doctor", "explain", "rank", "extend", "incremental", "cache"]
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

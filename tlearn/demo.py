@@ -7,29 +7,47 @@ Sources, the first one found is used (SOURCES):
 - scikit-learn's bundled handwritten digits (8x8 scans, 10 classes).
 A stratified, class-balanced subset is written once as a train/val/test class-folder tree in the tlearn cache,
 then trained on like any user folder. Per-class counts are cut down to what the source has.
+
+The study that follows trains scratch and the linear probe on nested subsets from two labelled images per class
+up to all of them (DEMO_LABELS_PER_CLASS, DEMO_SEEDS seeds), because that is where the curves separate: on a
+source as easy as the LFW crops both reach the ceiling with every label, and transfer's worth is how few labels
+it needs to get near it. label_savings() gives that figure: the labelled images each strategy needs to reach a
+target accuracy below scratch's best (TARGET_SHARE of it), and the share of labels the transfer strategy saves.
 """
 from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .errors import DataError
-from .features.cache import default_cache_dir
+from .files import default_cache_dir
 
 log = logging.getLogger("tlearn")
 
 SPLITS = ("train", "val", "test")
 DEFAULT_PER_CLASS = {"train": 60, "val": 30, "test": 30}
 MIN_PER_CLASS = {"train": 2, "val": 1, "test": 1}  # the least a class can have in each split and still be trained
+# The demo's study: labelled images per class from 2 up to all of them, 3 seeds; a few minutes on 2 CPU cores
+DEMO_LABELS_PER_CLASS = (2, 4, 10)  # and all of them; sizes at or above the training images per class drop out
+DEMO_SEEDS = 3
+# Every cell, the smallest included, trains for at least the optimizer steps the study preset gives scratch on all
+# the images: the cells share their epochs, so with the preset's epochs the small subsets would get a handful of
+# steps and an undertrained scratch would flatter transfer. No early stopping either: scratch on a few images sits
+# at chance for dozens of epochs before it learns (docs/results.md#the-demos-study). A cell's training stops at
+# DEMO_CELL_SECONDS all the same, which LFW's cells stay under and which bounds a large source's (Fashion-MNIST).
+DEMO_CELL_SECONDS = 45
+TARGET_SHARE = 0.9  # label_savings: the target accuracy is this share of scratch's best mean accuracy
+CATCH_UP = 0.02  # scratch "catches up" from the size on which it stays within this of the transfer strategy
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                  "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
@@ -226,11 +244,30 @@ def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool
     run = fit(data.path, Path(out) / "linear-probe", progress=progress)
     result = {"data": data, "out": Path(out), "runs": {"linear-probe": run}}
     if study:
-        from .study.presets import run_demo_study
+        from .study.runner import run_study
 
-        result["study"] = run_demo_study(data.path, Path(out) / "study", train_images=data.counts["train"])
+        result["study"] = run_study(demo_study(data, Path(out) / "study"))
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def demo_study(data: DemoData, out: Path):
+    """The demo's StudyConfig: scratch vs linear-probe at study_fractions, DEMO_SEEDS seeds, with epochs enough
+    for DEMO_MIN_STEPS optimizer steps on the smallest subset, each cell's training capped at DEMO_CELL_SECONDS."""
+    from .constants import DEFAULT_TRAIN_BATCH_SIZE
+    from .study.presets import DEMO_MIN_STEPS, demo_study_config
+
+    config = demo_study_config(data.path, out, train_images=data.counts["train"])
+    smallest = min(data.per_class["train"], DEMO_LABELS_PER_CLASS[0]) * len(data.classes)
+    steps_per_epoch = math.ceil(smallest / DEFAULT_TRAIN_BATCH_SIZE)
+    epochs = max(int(config.fit["epochs"]), math.ceil(DEMO_MIN_STEPS / steps_per_epoch))
+    return replace(config, fractions=study_fractions(data.per_class["train"]), seeds=DEMO_SEEDS,
+                   fit={**config.fit, "epochs": epochs}, budget_minutes=DEMO_CELL_SECONDS / 60)
+
+
+def study_fractions(train_per_class: int) -> list[float]:
+    """The study's labelled fractions: DEMO_LABELS_PER_CLASS images of each class, then all of them."""
+    return [n / train_per_class for n in DEMO_LABELS_PER_CLASS if n < train_per_class] + [1.0]
 
 
 def _accuracies(block: dict) -> str:
@@ -254,15 +291,14 @@ def summary_lines(result: dict) -> list[str]:
         reports.append(Path(run.path).resolve() / "report.html")
     if "study" in result:
         done = result["study"]
-        cells = done.study["cells"]
-        top = max(c["fraction"] for c in cells)
         fit_opts = done.study.get("fit_options", {})
-        lines.append(f"  transfer study at {fit_opts.get('image_size', '?')} px, {fit_opts.get('epochs', '?')} "
-                     "epochs, all training images:")
-        for cell in cells:
-            if cell["fraction"] == top:
-                lines.append(f"    {cell['strategy']:<12} {_accuracies(cell)}")
-        lines += [f"  {s}" for s in done.summary.get("sentences", [])]
+        budget = f" or {fit_opts['max_seconds']:.0f} s" if fit_opts.get("max_seconds") else ""
+        lines.append(f"  transfer study at {fit_opts.get('image_size', '?')} px, {fit_opts.get('epochs', '?')} epochs"
+                     f"{budget} per cell, {_seeds(done.study)}; {done.summary.get('metric', 'accuracy')} (mean over "
+                     "seeds) by labelled training images:")
+        lines += [f"    {line}" for line in curve_lines(done.summary)]
+        lines += [f"  {line}" for line in savings_lines(label_savings(done.summary), done.summary)]
+        lines += [f"  {s}" for s in done.summary.get("sentences", []) if s.startswith("Faster convergence")]
         reports.append(Path(done.report).resolve())
     lines += ["", "Reports (open in a browser):"] + [f"  {p}" for p in reports]
     lines += ["", "Next, on your own images (class folders DATA/train/CLASS/*.jpg, optional DATA/val and DATA/test):",
@@ -270,4 +306,112 @@ def summary_lines(result: dict) -> list[str]:
               "  tlearn evaluate RUN DATA/test        # metrics on labelled images",
               "  tlearn predict RUN IMAGE_OR_FOLDER   # CSV: path,label,probability",
               "  tlearn study DATA --out STUDY        # does transfer beat training from scratch on your data?"]
+    return lines
+
+
+def _seeds(study: dict) -> str:
+    n = study.get("config", {}).get("seeds", "?")
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def accuracy_curves(summary: dict) -> dict[str, dict[float, float]]:
+    """strategy -> {labelled training images (mean over seeds): mean accuracy}, from summary.json's table."""
+    curves: dict[str, dict[float, float]] = {}
+    for row in summary.get("table", []):
+        if row.get("accuracy_mean") is not None and row.get("n_train") is not None:
+            curves.setdefault(row["strategy"], {})[float(row["n_train"])] = float(row["accuracy_mean"])
+    return {s: dict(sorted(c.items())) for s, c in curves.items()}
+
+
+def labels_to_reach(curve: dict[float, float], target: float) -> float | None:
+    """The fewest labelled images (of those tested) at which the mean accuracy is at least target."""
+    return next((n for n, acc in sorted(curve.items()) if acc >= target - 1e-9), None)
+
+
+def label_savings(summary: dict, share: float = TARGET_SHARE, baseline: str = "scratch") -> dict:
+    """Labels each strategy needs for a target accuracy below the ceiling: `share` of the baseline's best mean
+    accuracy over the tested sizes. {"target", "baseline_best", "needed": {strategy: images or None},
+    "saved": {strategy: 1 - needed/baseline's needed, or None}, "gain_at_fewest": {strategy: (images, gain)}}.
+    Sizes are the tested ones only, so `needed` is an upper bound and `saved` is measured, not interpolated."""
+    curves = accuracy_curves(summary)
+    if baseline not in curves or not curves[baseline]:
+        return {}
+    best = max(curves[baseline].values())
+    target = share * best
+    needed = {s: labels_to_reach(c, target) for s, c in curves.items()}
+    base_needed = needed[baseline]
+    saved = {s: (None if n is None or not base_needed else 1.0 - n / base_needed)
+             for s, n in needed.items() if s != baseline}
+    fewest = min(curves[baseline])
+    gains = {s: (fewest, c[fewest] - curves[baseline][fewest]) for s, c in curves.items()
+             if s != baseline and fewest in c}
+    caught_up = {s: catches_up(curves[baseline], c) for s, c in curves.items() if s != baseline}
+    return {"share": share, "target": target, "baseline": baseline, "baseline_best": best, "needed": needed,
+            "saved": saved, "gain_at_fewest": gains, "caught_up": caught_up}
+
+
+def catches_up(baseline: dict[float, float], curve: dict[float, float], tolerance: float = CATCH_UP) -> float | None:
+    """The fewest labelled images from which the baseline stays within `tolerance` of (or above) the curve at
+    every larger tested size; None when it is further behind even with all the labels."""
+    sizes = sorted(n for n in curve if n in baseline)
+    start = None
+    for n in reversed(sizes):
+        if baseline[n] < curve[n] - tolerance:
+            break
+        start = n
+    return start
+
+
+def _images(n: float) -> str:
+    return f"{n:.0f}" if float(n).is_integer() else f"{n:.1f}"
+
+
+def curve_lines(summary: dict) -> list[str]:
+    """A small table: one column per tested number of labelled images, one row per strategy."""
+    curves = accuracy_curves(summary)
+    sizes = sorted({n for c in curves.values() for n in c})
+    if not sizes:
+        return []
+    lines = [f"{'labelled images':<16}" + "".join(f"{_images(n):>7}" for n in sizes)]
+    for strategy, curve in curves.items():
+        lines.append(f"{strategy:<16}" + "".join(f"{curve[n]:>7.3f}" if n in curve else f"{'–':>7}" for n in sizes))
+    return lines
+
+
+def savings_lines(savings: dict, summary: dict) -> list[str]:
+    """Plain sentences: labels saved at the target accuracy, and the gain with the fewest labels."""
+    if not savings:
+        return []
+    curves = accuracy_curves(summary)
+    base = savings["baseline"]
+    metric = summary.get("metric", "accuracy")
+    lines = []
+    for strategy, saved in savings["saved"].items():
+        n, n_base = savings["needed"][strategy], savings["needed"][base]
+        head = (f"Fewer labels: to reach {savings['target']:.3f} {metric} ({savings['share']:.0%} of {base}'s best, "
+                f"{savings['baseline_best']:.3f}), {strategy} needed ")
+        if n is None:
+            lines.append(head + f"more labelled images than tested (best {max(curves[strategy].values()):.3f}); "
+                         f"{base} needed {_images(n_base)}: no labels saved.")
+        else:
+            lines.append(head + f"{_images(n)} labelled images, {base} {_images(n_base)}: "
+                         f"{saved:.0%} of the labels saved.")
+    top = max(curves[base])
+    for strategy, (fewest, gain) in savings["gain_at_fewest"].items():
+        at_top = curves[strategy].get(top)
+        base_top = curves[base][top]
+        tail = (f"; with all {_images(top)}, {at_top:.3f} against {base_top:.3f} ({at_top - base_top:+.3f})"
+                if at_top is not None else "")
+        lines.append(f"Higher accuracy: with {_images(fewest)} labelled images {strategy} reaches "
+                     f"{curves[strategy][fewest]:.3f} against {base}'s {curves[base][fewest]:.3f} ({gain:+.3f}){tail}.")
+        caught = savings.get("caught_up", {}).get(strategy)
+        if caught is None:
+            lines.append(f"Where the curves meet: nowhere tested; {base} stays more than {CATCH_UP:.2f} below "
+                         f"{strategy} at every size, all {_images(top)} labelled images included.")
+        elif caught > fewest:
+            lines.append(f"Where the curves meet: from {_images(caught)} labelled images {base} is within "
+                         f"{CATCH_UP:.2f} of {strategy} or better; transfer's gain on this task is with fewer labels.")
+        else:
+            lines.append(f"Where the curves meet: {base} is within {CATCH_UP:.2f} of {strategy} or better at every "
+                         f"tested size, {_images(fewest)} labelled images included: transfer bought no accuracy here.")
     return lines
