@@ -18,7 +18,7 @@ from tlearn.cli import main
 from tlearn.errors import DataError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-FIRST_COMMAND = "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && tlearn demo"
+FIRST_COMMAND = "python3 -m venv .venv && . .venv/bin/activate && pip install -e . -c constraints.txt && tlearn demo"
 TINY = {"train": 3, "val": 2, "test": 2}
 
 
