@@ -241,7 +241,7 @@ def run_demo(out: str | Path = "tlearn-demo", progress: bool = True, study: bool
     data = prepare_demo_data(per_class=per_class)
     log.info("demo data: %s (%s)\n  %s (train %d, val %d, test %d images)", data.name, data.source, data.path,
              data.counts["train"], data.counts["val"], data.counts["test"])
-    run = fit(data.path, Path(out) / "linear-probe", progress=progress)
+    run = fit(data.path, Path(out) / "linear-probe", progress=progress, overwrite=True)  # the demo owns its folder
     result = {"data": data, "out": Path(out), "runs": {"linear-probe": run}}
     if study:
         from .study.runner import run_study

@@ -191,10 +191,15 @@ def read_metrics(folder: Path) -> dict:
 
 # ---- preparing OUT ---------------------------------------------------------------------------------------------
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an OUT that is a file, or a non-empty folder that is not a tlearn run (unless overwrite)."""
+def check_out(out: Path, overwrite: bool, resume: bool = False) -> None:
+    """Refuse an OUT that is a file, a finished run (unless overwrite or resume), or a non-empty folder that is not
+    a tlearn run (unless overwrite). An interrupted run's folder is reused: its run starts again or resumes."""
     if out.exists() and not out.is_dir():
         raise TlearnError(f"--out {out} exists and is not a folder; choose another run directory.")
+    if not overwrite and not resume and is_complete(out):
+        raise TlearnError(
+            f"--out {out} holds a finished run (its model and metrics would be replaced); choose a new --out, or add "
+            "--overwrite (Python API: overwrite=True) to replace it.")
     if out.is_dir() and not overwrite and not is_run(out) and any(out.iterdir()):
         raise TlearnError(
             f"--out {out} is a folder with files that is not a tlearn run; choose a new or empty folder, or add "

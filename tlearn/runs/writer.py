@@ -97,7 +97,7 @@ class RunWriter:
         self.out = Path(out)
         self.resume, self.overwrite, self.nested, self.is_main = resume, overwrite, tuple(nested), is_main
         if is_main:  # the other torchrun processes neither write nor judge OUT (rank 0 may be writing it)
-            layout.check_out(self.out, overwrite)
+            layout.check_out(self.out, overwrite, resume)
 
     def start(self, inputs: dict) -> None:
         """Called once the inputs are known to be usable, before training."""
