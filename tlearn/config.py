@@ -21,10 +21,16 @@ TRAINING_GROUP = "fine-tuning (finetune, gradual, lp-ft, scratch)"
 
 def option(default=MISSING, help: str | None = None, *, choices: tuple | None = None, check=None,
            flags: tuple[str, ...] | None = None, metavar: str | None = None, group: str | None = None,
-           positional: bool = False, cli: bool = True, kw_only: bool = False):
-    """A config field with what its command-line argument needs (help, choices, flags) and its check."""
+           positional: bool = False, cli: bool = True, kw_only: bool = False,
+           deprecated: tuple[str, ...] = (), flag_value=None, parse=None):
+    """A config field with what its command-line argument needs (help, choices, flags) and its check.
+
+    The default is written here once: `--help` shows it. `deprecated`: older spellings still accepted (with a
+    warning). `flag_value`: a single-choice option given as a flag that sets this value. `parse`: the argument's
+    type when the annotation is not int, float, str or bool (e.g. a comma-separated list)."""
     meta = {"help": help, "choices": choices, "check": check, "flags": flags, "metavar": metavar, "group": group,
-            "positional": positional, "cli": cli}
+            "positional": positional, "cli": cli, "deprecated": tuple(deprecated), "flag_value": flag_value,
+            "parse": parse}
     return field(default=default, metadata=meta, kw_only=kw_only)
 
 
