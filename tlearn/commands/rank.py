@@ -1,11 +1,11 @@
-"""tlearn rank DATA [--sources a,b,RUN_DIR|offline] [--metric logme|leep|nce|hscore|all] [--verify probe] [--json]"""
+"""tlearn rank DATA [--rank-sources a,b,RUN_DIR|offline] [--rank-metric logme|leep|nce|hscore|all] [--verify-probe] [--json]"""
 from __future__ import annotations
 
 import json
 
 from ..rank.config import RankConfig
 from . import examples
-from .options import add_config_arguments, config_from_args
+from .options import add_config_arguments, add_json, config_from_args
 
 
 def register(sub) -> None:
@@ -15,10 +15,10 @@ def register(sub) -> None:
                     "directories) on DATA's train split, best first. Features are cached, so a later `tlearn fit` "
                     "from the winner reuses them.",
         **examples("tlearn rank flowers                                   # every backbone with weights here",
-                   "tlearn rank xray2 --sources efficientnet_lite0,runs/xray --metric all --json",
-                   "tlearn rank flowers --verify probe --out rank/        # with linear-probe val accuracy"))
+                   "tlearn rank xray2 --rank-sources efficientnet_lite0,runs/xray --rank-metric all --json",
+                   "tlearn rank flowers --verify-probe --out rank/        # with linear-probe val accuracy"))
     add_config_arguments(p, RankConfig)
-    p.add_argument("--json", action="store_true", help="print the ranking as JSON (a list, best first)")
+    add_json(p, "print the ranking as JSON (a list, best first) instead of a table")
     p.set_defaults(func=run)
 
 
