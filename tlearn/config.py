@@ -25,7 +25,7 @@ TRAINING_GROUP = "fine-tuning (finetune, gradual, lp-ft, scratch)"
 def option(default=MISSING, help: str | None = None, *, choices: tuple | None = None, check=None,
            flags: tuple[str, ...] | None = None, metavar: str | None = None, group: str | None = None,
            positional: bool = False, cli: bool = True, kw_only: bool = False,
-           deprecated: tuple[str, ...] = (), flag_value=None, parse=None):
+           deprecated: tuple[str, ...] = (), flag_value=None, parse=None, default_factory=MISSING):
     """A config field with what its command-line argument needs (help, choices, flags) and its check.
 
     The default is written here once: `--help` shows it. `deprecated`: older spellings still accepted (with a
@@ -34,6 +34,8 @@ def option(default=MISSING, help: str | None = None, *, choices: tuple | None = 
     meta = {"help": help, "choices": choices, "check": check, "flags": flags, "metavar": metavar, "group": group,
             "positional": positional, "cli": cli, "deprecated": tuple(deprecated), "flag_value": flag_value,
             "parse": parse}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=meta, kw_only=kw_only)
     return field(default=default, metadata=meta, kw_only=kw_only)
 
 

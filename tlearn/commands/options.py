@@ -84,7 +84,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, exclude:
             target.add_argument(f.name, help=meta.get("help"))
             continue
         kind = meta.get("parse") or _kind(f.type)
-        default = None if f.default is MISSING else f.default
+        default = (f.default if f.default is not MISSING else f.default_factory()
+                   if f.default_factory is not MISSING else None)
         kwargs: dict = {"help": meta.get("help") or ("(default: %(default)s)" if default is not None else None), "dest": f.name}
         flags = list(meta.get("flags") or [f"--{f.name.replace('_', '-')}"])
         value_kwargs: dict = {"type": kind}
@@ -101,7 +102,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, exclude:
                 kwargs["default"] = None
         else:
             kwargs.update(value_kwargs, default=default)
-        if f.default is MISSING:
+        if f.default is MISSING and f.default_factory is MISSING:
             kwargs["required"] = True
         target.add_argument(*flags, **kwargs)
         for old in meta.get("deprecated") or ():
