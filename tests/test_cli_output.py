@@ -37,10 +37,10 @@ def test_predict_writes_csv_that_odd_file_names_cannot_forge(tmp_path, capsys):
     assert main(["predict", str(run), str(odd)]) == 0
     out = capsys.readouterr().out
     rows = list(csv.reader(io.StringIO(out, newline="")))
-    assert rows[0] == ["path", "label", "probability"]
+    assert rows[0] == ["path", "predicted", "probability"]
     assert sorted(r[0] for r in rows[1:]) == sorted(str(odd / n) for n in names)
-    for path, label, probability in rows[1:]:
-        assert label in {"red", "green"} and 0 <= float(probability) <= 1
+    for path, predicted, probability in rows[1:]:
+        assert predicted in {"red", "green"} and 0 <= float(probability) <= 1
     # --json is unchanged: one object per line, the path as given
     assert main(["predict", str(run), str(odd / names[3]), "--json"]) == 0
     (line,) = capsys.readouterr().out.splitlines()

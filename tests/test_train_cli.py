@@ -73,8 +73,8 @@ def test_torchrun_two_cpu_processes_write_one_run(tiny, tmp_path):
 def test_imbalance_options_and_image_size_are_recorded_and_used(tmp_path):
     data = write_class_tree(tmp_path / "skewed", {"common": 30, "rare": 8}, size=36)
     out = tmp_path / "run"
-    tlearn("fit", str(data), "--out", str(out), "--strategy", "gradual", "--epochs", "2", "--class-weights",
-           "auto", "--sampler", "balanced", "--augment", "medium", *FAST)
+    tlearn("fit", str(data), "--out", str(out), "--strategy", "gradual", "--epochs", "2", "--balanced-loss",
+           "--balanced-sampler", "--augment", "medium", *FAST)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["fit"]["class_weights"] == "auto" and config["fit"]["sampler"] == "balanced"
     assert config["strategy"]["train_options"]["sampler"] == "balanced"

@@ -33,4 +33,6 @@ REPORT_HEATMAP_SECONDS = 60.0
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0  # fixed, so `tlearn evaluate` reproduces the intervals `fit` wrote
 
+INT8_MAX_ACCURACY_DROP = 0.02  # tlearn export --int8 refuses a model whose val accuracy drops by more
+
 LABEL_RANKINGS = ("self_confidence", "normalized_margin")  # how tlearn doctor ranks label issues
