@@ -21,7 +21,7 @@ from .base import FitContext, FitResult, log
 def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy", **overrides) -> TrainOptions:
     """The loop's options from the run's FitConfig; the options it leaves unset (None) take the strategy's
     defaults."""
-    hp = strategy.hyperparameters
+    hp = strategy.resolve(cfg)
     fields = dict(
         batch_size=cfg.train_batch_size, eval_batch_size=cfg.batch_size,
         optimizer=hp["optimizer"], weight_decay=cfg.weight_decay, label_smoothing=hp["label_smoothing"],
@@ -56,15 +56,15 @@ class PhasedStrategy:
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def setting(self, name: str):
-        """The run's value of a hyper-parameter, else this strategy's default (0 and False given count)."""
-        value = getattr(self.cfg, name, None)
-        return getattr(self.defaults, name) if value is None else value
+    def resolve(self, cfg) -> dict:
+        """Every hyper-parameter: cfg's value where it sets one (0 and False count), else this strategy's."""
+        return {f: getattr(self.defaults, f) if getattr(cfg, f, None) is None else getattr(cfg, f)
+                for f in DEFAULT_FIELDS}
 
     @property
     def hyperparameters(self) -> dict:
-        """Every hyper-parameter with its resolved value (recorded in config.yaml under strategy)."""
-        return {f: self.setting(f) for f in DEFAULT_FIELDS}
+        """The run's hyper-parameters, resolved (recorded in config.yaml under strategy)."""
+        return self.resolve(self.cfg)
 
     @property
     def lr(self) -> float:
