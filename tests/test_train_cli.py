@@ -59,7 +59,7 @@ def test_torchrun_two_cpu_processes_write_one_run(tiny, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tlearn",
-           "fit", str(tiny), "--out", str(out), "--strategy", "finetune", "--epochs", "1", *FAST]
+           "fit", str(tiny), "--out", str(out), "--strategy", "finetune", "--epochs", "1", "--json", *FAST]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('"run":') == 1  # only rank 0 reports
