@@ -100,3 +100,11 @@ def test_rank_options_without_backbone_auto_are_refused(colours, tmp_path, capsy
     assert main(["fit", str(colours), "--out", str(tmp_path / "r"), "--rank-metric", "leep", *FAST]) == 2
     assert "add --backbone auto" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_rank_image_size_scores_every_source_at_that_size(colours, source_run, tmp_path):
+    out = tmp_path / "small"
+    assert main(["rank", str(colours), "--rank-sources", f"efficientnet_lite0,{source_run}", "--image-size", "48",
+                 "--out", str(out), *FAST]) == 0
+    record = json.loads((out / "rank.json").read_text())
+    assert {row["input_size"] for row in record["table"]} == {48}

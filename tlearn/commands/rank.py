@@ -35,12 +35,12 @@ def run(args) -> int:
     splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
     if not fill_rank_features(splits, sources, verify=cfg.verify, batch_size=cfg.batch_size, precision=cfg.precision,
                               device=cfg.device, cache_dir=cfg.cache_dir, num_workers=cfg.num_workers,
-                              progress=cfg.progress):
+                              progress=cfg.progress, image_size=cfg.image_size):
         return 0  # a torchrun worker: its share of the features is in rank 0's cache, which ranks
     ranking = rank_sources(splits, sources, metrics, verify=cfg.verify, seed=cfg.seed,
                            val_fraction=cfg.val_fraction, batch_size=cfg.batch_size,
                            precision=cfg.precision, device=cfg.device, cache_dir=cfg.cache_dir,
-                           num_workers=cfg.num_workers, progress=cfg.progress)
+                           num_workers=cfg.num_workers, progress=cfg.progress, image_size=cfg.image_size)
     print(json.dumps(ranking.public(), indent=2) if args.json else format_table(ranking))
     if cfg.out:
         written = write_rank_outputs(ranking, cfg.out)

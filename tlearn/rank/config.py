@@ -23,6 +23,8 @@ class RankConfig:
                                       "the ground truth a ranking predicts (slower)", choices=("probe",),
                                 flags=("--verify-probe",), flag_value="probe", deprecated=("--verify",))
     out: str | None = option(None, "folder to write rank.json and rank.html into", metavar="DIR")
+    image_size: int | None = option_like(FitConfig, "image_size", help="score every source at this input size (as "
+                                         "`fit --image-size` would train it) (default: each source's own)", group=None)
     seed: int = option_like(RunOptions, "seed")
     val_fraction: float = option_like(RunOptions, "val_fraction")
     batch_size: int = option_like(RunOptions, "batch_size")
