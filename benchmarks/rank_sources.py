@@ -36,7 +36,7 @@ from tlearn.features.extract import extract_features
 from tlearn.rank.metrics import METRICS
 from tlearn.rank.ranking import rank_sources
 from tlearn.rank.sources import describe, load_source
-from tlearn.runs.writer import settle_runtime
+from tlearn.device import settle_runtime
 from tlearn.strategies.linear_probe import LinearProbe
 
 TARGETS = "hymenoptera,flower_photos,chest_xray_pneumonia,gtsrb_32px,pneumoniamnist"

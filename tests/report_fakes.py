@@ -9,7 +9,7 @@ import yaml
 
 from tlearn.data.layout import Sample
 from tlearn.evaluate.metrics import classification_metrics
-from tlearn.runs.layout import write_history, write_predictions
+from tlearn.runs.layout import write_history, write_marker, write_predictions
 
 
 def fake_run(root: Path, classes: list[str], images: dict[str, list[tuple[Path, int]]], *, seed: int = 0,
@@ -35,8 +35,8 @@ def fake_run(root: Path, classes: list[str], images: dict[str, list[tuple[Path, 
     config = {
         "fit": {"data": data_root, "strategy": "linear-probe", "seed": seed},
         "strategy": {"name": "linear-probe", "C": 1.0},
-        "backbone": {"name": "efficientnet_lite0", "weights": "pretrained", "weights_sha256": "ab" * 32,
-                     "data_config": {"input_size": 224}},
+        "backbone": {"name": "efficientnet_lite0", "architecture": "efficientnet_lite0", "feature_dim": 1280,
+                     "weights": "pretrained", "weights_sha256": "ab" * 32, "data_config": {"input_size": 224}},
         "data": {"root": data_root, "val_source": "val split", "classes": classes,
                  "counts": {"train": 100, **{s: len(v) for s, v in images.items()}}},
         "precision": "fp32", "device": "cpu", "created": "2026-01-01T00:00:00+00:00",
@@ -49,6 +49,8 @@ def fake_run(root: Path, classes: list[str], images: dict[str, list[tuple[Path, 
     rows = [{"epoch": e + 1, "lr": 0.01, "train_loss": 1.0 / (e + 1), "val_loss": 1.2 / (e + 1) + 0.1,
              "val_accuracy": 0.5 + 0.4 * e / max(history_rows, 1), "seconds": 1.0} for e in range(history_rows)]
     write_history(root / "history.csv", rows)
+    write_marker(root, "complete", {}, ["config.yaml", "classes.json", "metrics.json", "model.safetensors",
+                                        "history.csv", *(f"predictions/{split}.csv" for split in images)])
     return root
 
 

@@ -170,7 +170,7 @@ def test_training_cache_skips_and_lists_the_hostile_files(hostile_tree, tmp_path
 
 
 def test_predict_python_api_and_cli(hostile_run, hostile_tree):
-    from tlearn.run import Run
+    from tlearn.runs.run import Run
 
     red = hostile_tree / "red"
     predictions, skipped = Run(hostile_run).predict([red / "thin.png", red / "forged.png", red / "deep16.png"])

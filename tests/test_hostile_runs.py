@@ -14,10 +14,12 @@ from safetensors.torch import save_file
 
 from conftest import write_class_tree
 from tlearn.backbones import load_backbone
+from tlearn.runs.source import load_source
 from tlearn.errors import TlearnError
 from tlearn.fitting import fit
 from tlearn.runs import layout
 from tlearn.runs.run import Run
+from tlearn.runs.source import load_source
 from tlearn.train.checkpoint import MARKER, checkpoint_dirs, clear_checkpoints, load_checkpoint, save_checkpoint
 
 FAST = dict(backbone="compact_cnn", weights="none", image_size=24, num_workers=0, progress=False,
@@ -80,7 +82,7 @@ def test_a_run_that_crashes_while_being_written_is_refused_not_read_half_old(dat
     with pytest.raises(TlearnError, match="incomplete tlearn run"):
         Run(out)
     with pytest.raises(TlearnError, match="incomplete tlearn run"):
-        load_backbone(str(out))  # a run used as --backbone is read through the same reader
+        load_source(str(out))  # a run used as --backbone is read through the same reader
 
 
 # ---- 3. --out on an existing folder, stale checkpoints ----------------------------------------------------------
@@ -152,6 +154,49 @@ def test_checkpoints_are_kept_by_epoch_number_and_only_marked_folders_are_delete
     assert (folder / "epoch-10000" / MARKER).is_file() and load_checkpoint(folder)[2]["epoch"] == 10000
     assert clear_checkpoints(folder) == [folder / "epoch-0005"]
     assert (folder / "epoch-0005" / "notes.txt").read_text() == "mine" and not (folder / "last.json").exists()
+
+
+def test_resume_refuses_a_checkpoint_without_the_marker_naming_it(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    folder = tmp_path / "ckpt"
+    save_checkpoint(folder, 1, model.state_dict(), torch.optim.SGD(model.parameters(), lr=0.1), {"epoch": 1})
+    (folder / "epoch-0001" / MARKER).unlink()  # as an earlier format wrote it
+    with pytest.raises(TlearnError, match=r"epoch-0001 has no tlearn-checkpoint file.*without --resume"):
+        load_checkpoint(folder)
+    assert checkpoint_dirs(folder) == [] and clear_checkpoints(folder) == [folder / "epoch-0001"]  # never deleted
+
+
+def test_a_run_is_a_backbone_through_runs_source_only(data, tmp_path):
+    import tlearn
+
+    out = tmp_path / "run"
+    run = _scratch(data, out)
+    module, info = load_source(str(out))
+    assert info.weights == f"run:{out}" and info.weights_origin == "run" and info.architecture == "compact_cnn"
+    trained = {k.removeprefix("backbone."): v for k, v in run.model.state_dict().items() if k.startswith("backbone.")}
+    assert all(torch.equal(v, trained[k]) for k, v in module.state_dict().items())
+    assert tlearn.load_backbone is load_source  # the public API takes a run too
+    second = fit(data, tmp_path / "second", strategy="linear-probe", **{**FAST, "backbone": str(out), "weights": None})
+    assert second.config["backbone"]["weights"] == f"run:{out}"  # fit's --backbone goes through the same loader
+    with pytest.raises(TlearnError, match="exists but is not a tlearn run directory"):
+        load_backbone(str(out))  # the backbones layer knows no runs
+    with pytest.raises(TlearnError, match="cannot be combined with a run directory"):
+        load_source(str(out), weights="none")
+    with pytest.raises(TlearnError, match="exists but is not a tlearn run directory"):
+        load_source(str(data))
+
+
+def test_a_run_config_from_an_earlier_format_is_refused_naming_the_file_and_the_key(data, tmp_path):
+    import yaml
+
+    out = tmp_path / "run"
+    _scratch(data, out)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    del config["backbone"]["data_config"]["dicom_window"]  # as written before DICOM support
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    for read in (Run, lambda path: load_source(str(path))):
+        with pytest.raises(TlearnError, match=r"config\.yaml.*dicom_window"):
+            read(out)
 
 
 # ---- 4. --resume checks what changes the result ---------------------------------------------------------------

@@ -8,7 +8,7 @@ from torch import nn
 
 from tlearn.backbones.model import BackboneInfo, TransferModel, load_transfer_model
 from tlearn.data.transforms import DataConfig
-from tlearn.run import save_model
+from tlearn.runs.writer import save_model
 from tlearn.strategies.linear_probe import FEATURE_TREATMENTS, LinearProbe, l2_normalize
 
 

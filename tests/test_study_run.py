@@ -233,7 +233,8 @@ def test_an_interrupted_cell_resumes_from_its_checkpoints_or_starts_again(tiny_t
     fake_scratch.setitem(STRATEGIES, "scratch", SeesResume)
     SeesResume.seen.clear()
     record = run_cell(cell, cfg, 29, "k1", out, True)
-    assert SeesResume.seen == [True, False] and record["resumed"] is False  # resume refused -> a fresh start
+    # checkpoints without a run.json recording their inputs: the run writer refuses to resume -> a fresh start
+    assert SeesResume.seen == [False] and record["resumed"] is False
     assert not (folder / "checkpoints").exists() and not (folder / PENDING_FILE).exists()
     assert json.loads((folder / "cell.json").read_text())["key"] == "k1"
     # another key's leftovers are never resumed

@@ -77,7 +77,7 @@ def test_fine_tuning_crops_at_the_train_size_and_predicts_at_the_input_size():
     assert train_transform(cfg, "light")(square).shape == (3, 48, 48)
     assert train_transform(cfg, "none")(square).shape == eval_view(cfg)(square).shape == (3, 56, 56)
     assert DataConfig.from_dict(cfg.to_dict()) == cfg
-    assert DataConfig.from_dict({**cfg.to_dict(), "train_size": None}).training_size == 56  # older runs
+    assert DataConfig.from_dict({**cfg.to_dict(), "train_size": None}).training_size == 56  # trained at input_size
     assert cfg.with_size(32).training_size == 32  # a size the user chose is used for both
 
 

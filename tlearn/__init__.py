@@ -14,9 +14,9 @@ from .errors import DataError, TlearnError, WeightsError
 _LAZY = {  # public name -> (submodule, attribute)
     "DEFAULT_BACKBONE": (".constants", "DEFAULT_BACKBONE"),
     "list_backbones": (".backbones", "list_specs"),
-    "load_backbone": (".backbones", "load_backbone"),
+    "load_backbone": (".runs.source", "load_source"),  # a registry backbone or an earlier run
     "FitConfig": (".config", "FitConfig"),
-    "fit": (".fitting", "fit"),
+    "fit": (".api", "fit"),
     "fit_config": (".fitting", "fit_config"),
     "Run": (".runs.run", "Run"),
     "load_run": (".runs.run", "load_run"),
@@ -26,10 +26,12 @@ _LAZY = {  # public name -> (submodule, attribute)
 __all__ = ["__version__", "DataError", "TlearnError", "WeightsError", *_LAZY]
 
 if TYPE_CHECKING:
-    from .backbones import list_specs as list_backbones, load_backbone  # noqa: F401
+    from .backbones import list_specs as list_backbones  # noqa: F401
+    from .runs.source import load_source as load_backbone  # noqa: F401
     from .config import FitConfig  # noqa: F401
     from .constants import DEFAULT_BACKBONE  # noqa: F401
-    from .fitting import fit, fit_config  # noqa: F401
+    from .api import fit  # noqa: F401
+    from .fitting import fit_config  # noqa: F401
     from .rank.ranking import rank_sources  # noqa: F401
     from .runs.run import Run, load_run  # noqa: F401
 

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import torch
+
+from .files import default_cache_dir
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -32,3 +35,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def settle_runtime(device: str, precision: str, cache_dir: str | Path | None) -> tuple[torch.device, str, Path]:
+    """(torch device, resolved precision, cache folder): what every command that computes settles first."""
+    torch_device = pick_device(device)
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return torch_device, resolve_precision(precision, torch_device), cache

@@ -32,3 +32,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def default_cache_dir() -> Path:
+    """Where caches live unless a command is given --cache-dir: TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else
+    ~/.cache/tlearn."""
+    if os.environ.get("TLEARN_CACHE"):
+        return Path(os.environ["TLEARN_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tlearn"

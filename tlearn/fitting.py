@@ -1,27 +1,24 @@
-"""tlearn.fitting: data -> backbone -> strategy -> evaluation -> run directory (written by tlearn.runs.writer)."""
+"""tlearn.fitting: `tlearn fit` as a job of the run pipeline (tlearn.runs.pipeline): data -> backbone -> strategy."""
 from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from pathlib import Path
 
-import torch
-
-from .backbones.model import load_backbone
-from .backbones.registry import count_parameters
+from .auto import AutoSearch
+from .backbones.model import BackboneInfo
 from .config import FitConfig
-from .constants import AUTO_BACKBONE
-from .data.groups import groups_record, shared_groups, shared_groups_text
+from .constants import AUTO_BACKBONE, AUTO_STRATEGY
 from .data.layout import SPLITS, DataSplits, load_splits
-from .data.leakage import check_leakage, log_leakage
-from .errors import DataError
-from .features.sharded import Extraction, fill_cache
 from .data.multilabel import refuse_multilabel
+from .features.sharded import Extraction, fill_cache
+from .option_names import refuse_unknown
+from .report import write_report_safely
+from .runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from .runs.run import Run
-from .runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
-from .strategies import FitContext, get_strategy
-from .train.distributed import dist_env, from_main
+from .runs.source import load_source
+from .strategies import FitContext, Strategy, get_strategy
+from .train.distributed import from_main
 
 log = logging.getLogger("tlearn")
 
@@ -29,8 +26,10 @@ log = logging.getLogger("tlearn")
 def fit(data: str | Path, out: str | Path, **options) -> Run:
     """Train a classifier on DATA with a transfer strategy and write the run directory OUT.
 
-    options are FitConfig fields (strategy, backbone, weights, seed, ...). Returns the finished Run.
+    options are FitConfig fields (strategy, backbone, weights, seed, ...); tlearn.fit (tlearn.api) spells them
+    out for IDEs. An unknown option is refused with the closest valid name. Returns the finished Run.
     """
+    refuse_unknown(options, {f.name for f in dataclasses.fields(FitConfig)}, "tlearn.fit")
     return fit_config(FitConfig(data=str(data), out=str(out), **options))
 
 
@@ -51,77 +50,77 @@ def choose_backbone(cfg: FitConfig, splits, cache_dir: Path):
     return from_main(ranking.best() if ranking is not None else None), ranking
 
 
+class FitJob(Job):
+    """`tlearn fit`: a strategy (or the auto search) trains on the splits of DATA."""
+
+    who = ""
+
+    def __init__(self, cfg: FitConfig):
+        self.cfg = cfg
+        self.strategy = cfg.strategy
+        self.ranking = None
+        self.backbone = None
+        self.info: BackboneInfo | None = None
+        self.fitter: Strategy | None = None
+
+    def load(self, ctx: JobContext) -> DataSplits:
+        cfg = self.cfg
+        splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by, cfg.empty_label)
+        if cfg.strategy == AUTO_STRATEGY:  # its search compares candidates by val accuracy, a single-label score
+            refuse_multilabel(splits, "--strategy auto")
+        return splits
+
+    def prepare(self, ctx: JobContext) -> BackboneInfo | None:
+        cfg = self.cfg
+        with ctx.timer("backbone"):
+            name = cfg.backbone
+            if name == AUTO_BACKBONE:
+                name, self.ranking = choose_backbone(cfg, ctx.splits, ctx.cache_dir)
+            # the data config is recorded in config.yaml, so predict/evaluate/export use it too
+            self.backbone, self.info = load_source(name, cfg.weights, cfg.weights_sha256, image_size=cfg.image_size,
+                                                   train_size=cfg.train_size, dicom_window=cfg.dicom_window)
+        info = self.info
+        log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,
+                 info.data_config.input_size, ctx.precision, ctx.device)
+        if cfg.strategy == "linear-probe":
+            with ctx.timer("features"):
+                if not fill_probe_features(cfg, ctx.splits, self.backbone, info.data_config, ctx.cache_dir):
+                    return None  # a torchrun worker: its share of the features is in rank 0's cache
+        self.fitter = strategy_for(cfg)
+        return info
+
+    def train(self, ctx: JobContext) -> JobResult:
+        fit_ctx = FitContext(splits=ctx.splits, backbone=self.backbone, backbone_info=self.info, out=ctx.out,
+                             config=self.cfg, precision=ctx.precision, device=str(ctx.device),
+                             cache_dir=ctx.cache_dir)
+        result = self.fitter.fit(fit_ctx)
+        sections = {"rank": self.ranking.to_dict()} if self.ranking is not None else {}
+        return JobResult(model=result.model, history=result.history, details=result.details,
+                         train_metrics=result.train_metrics, skipped=list(result.skipped), files=result.files,
+                         out_of_fold=result.out_of_fold, backbone_info=result.backbone_info, sections=sections)
+
+    def fit_section(self) -> dict:
+        return self.cfg.to_dict()
+
+
+def strategy_for(cfg: FitConfig) -> Strategy:
+    """The strategy object of cfg.strategy; `auto` is the search of tlearn.auto (which builds on the others)."""
+    if cfg.strategy == AUTO_STRATEGY:
+        return AutoSearch(cfg)
+    return get_strategy(cfg.strategy, cfg)
+
+
+def pipeline_options(cfg: FitConfig) -> PipelineOptions:
+    """The pipeline's part of a fit's options."""
+    return PipelineOptions(out=cfg.out, seed=cfg.seed, device=cfg.device, precision=cfg.precision,
+                           cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, progress=cfg.progress,
+                           overwrite=cfg.overwrite, resume=cfg.resume, strict=cfg.strict, group_by=cfg.group_by,
+                           report=write_report_safely)
+
+
 def fit_config(cfg: FitConfig) -> Run | None:
     """Run the fit that cfg describes; None in a torchrun worker other than rank 0 (which writes the run)."""
-    start = time.perf_counter()
-    is_main = dist_env().is_main
-    writer = RunWriter(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume, is_main=is_main)
-    torch.manual_seed(cfg.seed)
-    device, precision, cache_dir = settle_runtime(cfg.device, cfg.precision, cfg.cache_dir)
-
-    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by, cfg.empty_label)
-    if cfg.strategy == "auto":  # its search compares candidates by val accuracy, a single-label score
-        refuse_multilabel(splits, "--strategy auto")
-    log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
-             len(splits.train), len(splits.val), splits.val_source, len(splits.test))
-    groups = check_groups(splits, cfg.strict, cfg.group_by)
-    leakage = check_leakage(splits, cache_dir) if is_main else None  # before training: loud, early
-    if leakage is not None:
-        log_leakage(leakage)
-    backbone_name, ranking = (choose_backbone(cfg, splits, cache_dir) if cfg.backbone == AUTO_BACKBONE
-                              else (cfg.backbone, None))
-    backbone, info = load_backbone(backbone_name, cfg.weights, cfg.weights_sha256)
-    if cfg.image_size:  # recorded in config.yaml, so predict/evaluate/export use it too
-        info = dataclasses.replace(info, data_config=info.data_config.with_size(cfg.image_size))
-    if cfg.dicom_window != info.data_config.dicom_window:  # recorded with the model, so predict/export decode alike
-        info = dataclasses.replace(info, data_config=dataclasses.replace(info.data_config,
-                                                                         dicom_window=cfg.dicom_window))
-    if cfg.train_size:
-        info = dataclasses.replace(info, data_config=dataclasses.replace(info.data_config, train_size=cfg.train_size))
-    log.info("backbone %s (%s weights, %s), %d px, %s on %s", info.name, info.weights, info.weights_origin,
-             info.data_config.input_size, precision, device)
-    if cfg.strategy == "linear-probe" and not fill_probe_features(cfg, splits, backbone, info.data_config, cache_dir):
-        return None  # a torchrun worker: its share of the features is in rank 0's cache
-    strategy = get_strategy(cfg.strategy, cfg)
-    writer.start(run_inputs(info, splits, cfg.strategy))  # only once the inputs are known to be usable
-    ctx = FitContext(splits=splits, backbone=backbone, backbone_info=info, out=writer.out, config=cfg,
-                     precision=precision, device=str(device), cache_dir=cache_dir)
-    result = strategy.fit(ctx)
-    info = result.backbone_info or info  # --strategy auto may have chosen another input size
-    if not is_main:  # under torchrun only rank 0 evaluates and writes the run directory
-        return None
-    train_seconds = time.perf_counter() - start
-
-    model = result.model.eval()
-    evaluated = evaluate_splits(model, splits, info.data_config, precision=precision, device=str(device),
-                                batch_size=cfg.batch_size, cache_dir=cache_dir, progress=cfg.progress,
-                                out_of_fold=result.out_of_fold)
-    metrics = {"train": result.train_metrics} if result.train_metrics else {}
-    metrics.update(evaluated.metrics)
-    skipped = list(splits.skipped) + list(result.skipped) + evaluated.skipped
-    if result.history and "val" in metrics and "val_accuracy" not in result.history[-1]:
-        result.history[-1].update(val_loss=metrics["val"]["loss"], val_accuracy=metrics["val"]["accuracy"])
-    metrics.update(
-        train_seconds=round(train_seconds, 3),
-        total_seconds=round(time.perf_counter() - start, 3),
-        skipped=[s.to_dict() for s in skipped],
-        params=count_parameters(model),
-    )
-    if leakage is not None:
-        metrics["leakage"] = leakage.to_dict()
-    if groups is not None:
-        metrics["groups"] = groups
-    if skipped:
-        log.warning("skipped %d unreadable or non-image file(s):\n%s", len(skipped),
-                    "\n".join(f"  {s.path}: {s.reason}" for s in skipped))
-    sections = {"fit": cfg.to_dict(), "strategy": {"name": cfg.strategy, **result.details}}
-    if ranking is not None:
-        sections["rank"] = ranking.to_dict()
-    if evaluated.task is not None:  # what evaluate, predict, export and serve need to score a multi-label run
-        sections["task"] = evaluated.task
-    config = run_config(sections, info, splits, precision, str(device))
-    return writer.finish(model, splits.classes, config, result.history, metrics, evaluated.predictions,
-                         extra_files=result.files)
+    return run_job(FitJob(cfg), pipeline_options(cfg))
 
 
 def fill_probe_features(cfg: FitConfig, splits: DataSplits, backbone, data_config, cache_dir: Path) -> bool:
@@ -130,20 +129,3 @@ def fill_probe_features(cfg: FitConfig, splits: DataSplits, backbone, data_confi
     jobs = [Extraction(backbone, splits.split(name), data_config) for name in SPLITS if splits.split(name)]
     return fill_cache(jobs, precision=cfg.precision, device=cfg.device, batch_size=cfg.batch_size,
                       cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress).is_main
-
-
-def check_groups(splits: DataSplits, strict: bool, group_by: str | None) -> dict | None:
-    """metrics.json's 'groups' record (None when no image has a group); a group (patient) in two splits is warned
-    about, or with strict refused before anything is trained."""
-    if not splits.has_groups:
-        return None
-    by_split = {name: splits.split(name) for name in SPLITS}
-    shared = shared_groups(by_split)
-    record = groups_record(by_split, group_by, splits.unmatched, shared)
-    log.info("groups: %s", ", ".join(f"{name} {n}" for name, n in record["counts"].items()))
-    if shared and strict:
-        raise DataError(f"--strict: {shared_groups_text(shared)}\nMove each group's images into one split (or "
-                        "drop --strict to train anyway, with a warning).")
-    if shared:
-        log.warning("%s", shared_groups_text(shared))
-    return record

@@ -5,8 +5,8 @@ next to a model on a machine without PyTorch:
 
     from tlearn.runtime import Classifier            # or: from runtime import Classifier (copied file)
     clf = Classifier("model.onnx")
-    for p in clf.predict_files(["bee.jpg"]):
-        print(p.label, p.probability)
+    for p in clf.predict(["bee.jpg", pil_image, numpy_array]):   # or one of them, or a folder
+        print(p.source, p.predicted, p.probability)
 
     python -m tlearn.runtime model.onnx IMAGE ...     # one line per image: path, predicted, probability
 
@@ -21,7 +21,8 @@ import io
 import json
 import sys
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_18
 
 
 DICOM_EXTENSIONS = (".dcm", ".dicom")
+# File names taken as images when a folder is listed (DICOM files are also found by their content).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+                              ".pbm", ".jfif", *DICOM_EXTENSIONS})
 DEFAULT_DICOM_WINDOW = "auto"  # the file's own VOI (LUT or window), else the values' min..max
 
 
@@ -177,6 +181,11 @@ def _shrink(img: Image.Image, target: int) -> Image.Image:
     return img.reduce(factor)
 
 
+def _orient(img: Image.Image, orientation) -> Image.Image:
+    """img turned upright by its EXIF orientation (ImageOps.exif_transpose would also copy an upright image)."""
+    return img.transpose(_ORIENTATION[orientation]) if orientation in _ORIENTATION else img
+
+
 def check_size(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
     """ImageError (too_large) for more pixels than max_pixels or a longer strip than MAX_ASPECT_RATIO."""
     if width * height > max_pixels:
@@ -272,9 +281,7 @@ def decode_image(data: bytes | str | Path, draft_size: int | None = None,
                 orientation = img.getexif().get(0x0112)
                 if draft_size and img.width * img.height > SHRINK_ABOVE_PIXELS:
                     img = _shrink(img, draft_size)
-                if orientation in _ORIENTATION:  # ImageOps.exif_transpose would also copy an upright image
-                    img = img.transpose(_ORIENTATION[orientation])
-                return to_rgb(img)
+                return to_rgb(_orient(img, orientation))
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -289,23 +296,181 @@ def decode_image(data: bytes | str | Path, draft_size: int | None = None,
         raise ImageError(f"corrupt or truncated image: {exc}", "corrupt") from None
 
 
+# --- images as people hold them: paths, folders, bytes, PIL images, numpy arrays, or lists of them ---
+
+def array_to_image(array, name: str = "<array>") -> Image.Image:
+    """A numpy image -> the PIL image that saving it as PNG and opening the file again gives (L, RGB or RGBA).
+
+    Shapes: H x W (grey), H x W x 1 (grey), H x W x 3 (RGB), H x W x 4 (RGBA, composited on white when
+    predicted, as a PNG with transparency is). uint8 values are taken as they are; float values must lie in
+    [0, 1], 1.0 being 255 (each value is rounded to the nearest of the 256 levels). Anything else is refused.
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or 0 in a.shape:
+        raise ImageError(f"{name}: an image array is H x W (grey) or H x W x C with C 1, 3 or 4 (grey, RGB, RGBA); "
+                         f"got shape {a.shape}", "not_image")
+    if a.dtype.kind == "f":
+        lo, hi = (float(np.min(a)), float(np.max(a))) if np.isfinite(a).all() else (float("nan"),) * 2
+        if not (0.0 <= lo and hi <= 1.0):
+            raise ImageError(f"{name}: a float image array must hold values in [0, 1] (1.0 = white = 255); this one "
+                             f"spans {lo:g}..{hi:g}: divide 0..255 values by 255, or pass uint8", "not_image")
+        a = np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise ImageError(f"{name}: image arrays are uint8 (0..255) or float in [0, 1]; got dtype {a.dtype}: "
+                         "convert it, e.g. np.clip(a, 0, 255).astype(np.uint8)", "not_image")
+    return Image.fromarray(np.ascontiguousarray(a))
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One image to predict on: a file or bytes (decoded when needed) or an image in memory; source names it."""
+
+    source: str  # the path as given (or found in a folder), or "<array 0>", "<PIL.Image 1>", "<bytes 2>"
+    path: Path | None = None
+    data: bytes | None = None
+    image: Image.Image | None = field(default=None, compare=False)  # oriented, in its own mode (L, RGB, RGBA...)
+
+    def decode(self, draft_size: int | None = None, max_pixels: int = MAX_PIXELS,
+               dicom_window: str = DEFAULT_DICOM_WINDOW) -> Image.Image:
+        """8-bit RGB, decoded as decode_image decodes a file; ImageError otherwise."""
+        if self.image is None:
+            return decode_image(self.path if self.path is not None else self.data, draft_size, max_pixels,
+                                dicom_window)
+        return finish_image(self.image, draft_size, max_pixels)
+
+
+def finish_image(img: Image.Image, draft_size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """An image in memory -> RGB with decode_image's limits and shrinking, as if it had been read from a file."""
+    check_size(img.width, img.height, max_pixels)
+    if draft_size and img.width * img.height > SHRINK_ABOVE_PIXELS:
+        img = _shrink(img, draft_size)
+    try:
+        return to_rgb(img)
+    except (OSError, ValueError) as exc:  # a lazily opened PIL image whose file is corrupt
+        raise ImageError(f"corrupt or truncated image: {exc}", "corrupt") from None
+
+
+def list_folder(folder: Path) -> list[Path]:
+    """The image files under a folder (recursively, sorted), by extension or DICOM content."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix.lower() in IMAGE_EXTENSIONS
+                                                                   or looks_like_dicom(p)))
+
+
+def _expand_path(path: Path) -> list[Path]:
+    """A folder -> its images; anything else is one path (decoding says when it is not a readable image)."""
+    if path.is_dir():
+        files = list_folder(path)
+        if not files:
+            raise ImageError(f"{path} contains no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})", "not_image")
+        return files
+    return [path]
+
+
+IMAGE_KINDS = "a path (str or Path), a folder, bytes, a PIL.Image, a numpy array (H x W or H x W x C), or a list of them"
+
+
+def image_inputs(images, expand: Callable[[Path], list[Path]] = _expand_path) -> list[ImageInput]:
+    """Whatever images a user holds -> one ImageInput per image, in order; a folder becomes its images (expand).
+
+    A str or Path is one path (never a sequence of characters); bytes are one encoded file; a PIL image is taken
+    as opening its file gives it (EXIF orientation applied, mode kept); an array as array_to_image reads it.
+    """
+    if isinstance(images, (str, Path, bytes, bytearray, memoryview, Image.Image, np.ndarray)):
+        images = [images]
+    elif not isinstance(images, Iterable) or _is_tensor(images):
+        raise TypeError(f"images: expected {IMAGE_KINDS}; got {_kind(images)}")
+    out: list[ImageInput] = []
+    for i, item in enumerate(images):
+        if isinstance(item, (str, Path)):
+            out.extend(ImageInput(str(p), path=Path(p)) for p in expand(Path(item)))
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            out.append(ImageInput(f"<bytes {i}>", data=bytes(item)))
+        elif isinstance(item, Image.Image):
+            name = f"<PIL.Image {i}>"
+            if 0 in item.size:
+                raise ImageError(f"{name}: an empty image ({item.width}x{item.height} pixels)", "not_image")
+            out.append(ImageInput(name, image=_orient(item, item.getexif().get(0x0112))))
+        elif isinstance(item, np.ndarray):
+            name = f"<array {i}>"
+            out.append(ImageInput(name, image=array_to_image(item, name)))
+        elif isinstance(item, ImageInput):
+            out.append(item)
+        else:
+            raise TypeError(f"images[{i}]: expected {IMAGE_KINDS}; got {_kind(item)}")
+    return out
+
+
+def _is_tensor(obj) -> bool:
+    return type(obj).__module__.split(".")[0] == "torch"
+
+
+def _kind(obj) -> str:
+    """The type's name, and for a torch tensor how to pass it instead."""
+    if _is_tensor(obj):
+        return (f"a torch {type(obj).__name__}: pass an image as a numpy array, e.g. "
+                "tensor.permute(1, 2, 0).numpy() for a C x H x W tensor")
+    return type(obj).__name__
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"Prediction.{old} is deprecated; use Prediction.{new}", DeprecationWarning, stacklevel=3)
+
+
 @dataclass
 class Prediction:
-    """label, probability: the top class. A multi-label model: labels are those at or above their thresholds,
-    label is them '|'-joined ("" for none), probability the highest, probabilities every label's."""
+    """The model's answer for one image: the predicted class and its probability, the k most probable classes
+    and every class's probability. A multi-label model: labels are those at or above their thresholds,
+    predicted is them '|'-joined ("" for none), probability the highest, probabilities every label's."""
 
-    label: str
+    source: str | None  # the path, "<array 0>", "<PIL.Image 1>"...; None when the caller named nothing
+    predicted: str
     probability: float
+    probabilities: dict[str, float]
     top: list[tuple[str, float]]  # the k most probable classes, most probable first
     labels: list[str] | None = None
-    probabilities: dict[str, float] | None = None
 
-    def to_dict(self) -> dict:
-        out = {"label": self.label, "probability": self.probability,
-               "top": [{"label": c, "probability": p} for c, p in self.top]}
+    @property
+    def path(self) -> str | None:
+        """Deprecated name of source."""
+        _deprecated("path", "source")
+        return self.source
+
+    @property
+    def label(self) -> str:
+        """Deprecated name of predicted (in tlearn's tables, label is the truth)."""
+        _deprecated("label", "predicted")
+        return self.predicted
+
+    def to_dict(self, probabilities: bool = True) -> dict:
+        """JSON-ready; 'path' and 'label' repeat source and predicted for readers of the earlier format."""
+        out = {} if self.source is None else {"source": self.source, "path": self.source}
+        out.update(predicted=self.predicted, label=self.predicted, probability=self.probability,
+                   top=[{"label": c, "probability": p} for c, p in self.top])
+        if probabilities or self.labels is not None:
+            out["probabilities"] = self.probabilities
         if self.labels is not None:
-            out.update(labels=self.labels, probabilities=self.probabilities)
+            out["labels"] = self.labels
         return out
+
+
+def predictions(probs: np.ndarray, classes: list[str], sources: list[str | None] | None = None, k: int = 5,
+                thresholds: np.ndarray | None = None) -> list[Prediction]:
+    """One Prediction per row of class probabilities; thresholds (one per class) make them multi-label."""
+    out = []
+    probs = np.atleast_2d(probs)
+    for i, row in enumerate(probs):
+        order = np.argsort(-row, kind="stable")[:max(1, k)]
+        top = [(classes[j], float(row[j])) for j in order]
+        every = {c: float(p) for c, p in zip(classes, row)}
+        source = sources[i] if sources is not None else None
+        if thresholds is not None:
+            on = [c for c, p, t in zip(classes, row, thresholds) if p >= t]
+            out.append(Prediction(source, "|".join(on), float(row.max()), every, top, on))
+        else:
+            out.append(Prediction(source, top[0][0], top[0][1], every, top))
+    return out
 
 
 def read_metadata(props: dict[str, str]) -> dict:
@@ -345,13 +510,17 @@ class Classifier:
     def input_size(self) -> int:
         return self.preprocess.input_size
 
-    def prepare(self, image: bytes | str | Path | Image.Image) -> np.ndarray:
-        """One image (bytes, file or PIL RGB) -> uint8 (S, S, 3) ready for the graph."""
-        if not isinstance(image, Image.Image):
-            image = decode_image(image, draft_size=self.preprocess.resize_size, max_pixels=self.max_pixels,
-                                 dicom_window=self.preprocess.dicom_window)
+    def prepare(self, image) -> np.ndarray:
+        """One image (a file, bytes, PIL image, numpy array or ImageInput) -> uint8 (S, S, 3) for the graph."""
+        if not isinstance(image, ImageInput):
+            found = image_inputs(image)
+            if len(found) != 1:
+                raise ValueError(f"prepare takes one image; {image!r} holds {len(found)}: use predict")
+            image = found[0]
+        rgb = image.decode(draft_size=self.preprocess.resize_size, max_pixels=self.max_pixels,
+                           dicom_window=self.preprocess.dicom_window)
         try:
-            return self.preprocess.to_array(image.convert("RGB"))
+            return self.preprocess.to_array(rgb)
         except (MemoryError, OverflowError, ValueError) as exc:
             raise ImageError(f"cannot be resized ({type(exc).__name__}: {exc})", "too_large") from None
 
@@ -362,26 +531,21 @@ class Classifier:
                              f"{batch.dtype} {batch.shape}")
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch)})[0]
 
-    def top_k(self, probs: np.ndarray, k: int = 5) -> list[Prediction]:
-        out = []
-        for row in np.atleast_2d(probs):
-            order = np.argsort(-row, kind="stable")[:max(1, k)]
-            top = [(self.classes[i], float(row[i])) for i in order]
-            if self.multilabel:
-                on = [c for c, p, t in zip(self.classes, row, self.thresholds) if p >= t]
-                out.append(Prediction("|".join(on), top[0][1], top, on,
-                                      {c: float(p) for c, p in zip(self.classes, row)}))
-            else:
-                out.append(Prediction(top[0][0], top[0][1], top))
-        return out
+    def top_k(self, probs: np.ndarray, k: int = 5, sources: list[str | None] | None = None) -> list[Prediction]:
+        """One Prediction per row of probabilities (sources name the images, when known)."""
+        return predictions(probs, self.classes, sources, k, self.thresholds)
 
-    def predict(self, images: list, k: int = 5) -> list[Prediction]:
-        """Images (bytes, files or PIL) -> top-k predictions; ImageError on the first unusable one."""
-        if not images:
+    def predict(self, images, k: int = 5) -> list[Prediction]:
+        """Top-k predictions for images as people hold them (see image_inputs: a path, a folder, bytes, a PIL
+        image, a numpy array, or a list mixing them), in order; ImageError on the first unusable one."""
+        items = image_inputs(images)
+        if not items:
             return []
-        return self.top_k(self.probabilities(np.stack([self.prepare(im) for im in images])), k)
+        batch = np.stack([self.prepare(item) for item in items])
+        return self.top_k(self.probabilities(batch), k, [item.source for item in items])
 
     def predict_files(self, paths: list[str | Path], k: int = 5) -> list[Prediction]:
+        """predict, kept for earlier callers."""
         return self.predict(list(paths), k)
 
 
@@ -400,9 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for path in argv[1:]:
         try:
-            pred = clf.predict([path], k=1)[0]
-            writer.writerow([path, pred.label, f"{pred.probability:.4f}"]
-                            + [f"{pred.probabilities[c]:.4f}" for c in clf.classes if clf.multilabel])
+            for pred in clf.predict([path], k=1):  # a folder: each of its images
+                writer.writerow([pred.source, pred.predicted, f"{pred.probability:.4f}"]
+                                + [f"{pred.probabilities[c]:.4f}" for c in clf.classes if clf.multilabel])
         except ImageError as exc:
             print(f"skipped {path}: {exc}", file=sys.stderr)
             status = 1

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from safetensors.torch import load_file
 
 from ..backbones.model import TransferModel, load_transfer_model
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.predict import predict_samples
-from ..files import atomic_write_text
 from ..strategies import FitContext, FitResult, get_strategy
 from ..strategies.finetune import train_options
+from ..runs import layout
+from ..runs.records import options_record, phase_record
 from ..runs.writer import save_model
 from ..train import train
 from ..train.selection import kept_row
@@ -39,8 +39,7 @@ def kept_epoch_row(history: list[dict], n_val: int) -> dict | None:
 def write_candidate_files(folder: Path, cfg_dict: dict, description: str) -> None:
     """config.yaml of the candidate: the FitConfig it trains with and the equivalent command-line options."""
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "config.yaml", yaml.safe_dump({"fit": cfg_dict, "options": description},
-                                                             sort_keys=False))
+    layout.write_yaml(folder / layout.CONFIG, {"fit": cfg_dict, "options": description})
 
 
 def run_probe(ctx: FitContext) -> dict:
@@ -110,10 +109,7 @@ def train_finetune(ctx: FitContext, control: EpochControl, head_from: Path | Non
     result = train(model, phases, ctx.splits.train, ctx.splits.val, ctx.backbone_info.data_config, options,
                    num_classes=num_classes, on_epoch=control)
     details = {**details, **{k: v for k, v in result.details.items() if k not in ("stopped",)},
-               "phases": [{"name": p.name, "epochs": p.epochs, "warmup_epochs": p.warmup_epochs,
-                           "lrs": {g: float(f"{lr:.3g}") for g, lr in p.lrs.items()}} for p in phases],
-               "train_options": {k: v for k, v in options.to_dict().items()
-                                 if k not in ("progress", "cache_dir", "checkpoint_dir", "resume", "tensorboard")}}
+               "phases": phase_record(phases), "train_options": options_record(options)}
     return result, details, skipped
 
 

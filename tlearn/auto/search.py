@@ -18,6 +18,7 @@ from ..backbones.registry import get_spec
 from ..data.layout import SkippedFile
 from ..errors import TlearnError
 from ..files import atomic_write_text
+from ..runs.source import resolve_info
 from ..strategies import FitContext, FitResult
 from ..train.distributed import dist_env
 from ..train.selection import standard_error, within_one_se
@@ -123,9 +124,7 @@ class Search:
         return Candidate.from_dict(rec)
 
     def _info(self, rec: dict):
-        size = rec["settings"].get("image_size")
-        return self.info if not size else dataclasses.replace(
-            self.info, data_config=self.info.data_config.with_size(size))
+        return resolve_info(self.info, image_size=rec["settings"].get("image_size"))
 
     def _sizes(self, rec: dict) -> tuple[int, int]:
         dc = self._info(rec).data_config

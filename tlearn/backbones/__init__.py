@@ -1,6 +1,6 @@
 """Backbone registry, offline weight resolution and the transfer model."""
 from .model import (
-    BackboneInfo, TransferModel, build_transfer_model, is_run_dir, load_backbone, load_imagenet_classifier,
+    BackboneInfo, TransferModel, build_transfer_model, load_backbone, load_imagenet_classifier,
     weights_available,
 )
 from . import compact  # noqa: F401  (registers compact_cnn)
@@ -8,7 +8,7 @@ from .registry import DEFAULT_BACKBONE, BackboneSpec, count_parameters, get_spec
 from .weights import WeightsSource, load_state_dict, resolve
 
 __all__ = [
-    "BackboneInfo", "TransferModel", "build_transfer_model", "is_run_dir", "load_backbone",
+    "BackboneInfo", "TransferModel", "build_transfer_model", "load_backbone",
     "load_imagenet_classifier", "weights_available", "DEFAULT_BACKBONE", "BackboneSpec", "count_parameters",
     "get_spec", "list_specs", "register", "WeightsSource", "load_state_dict", "resolve",
 ]

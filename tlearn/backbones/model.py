@@ -9,8 +9,6 @@ from torch import nn
 
 from ..data.transforms import DataConfig
 from ..errors import TlearnError, WeightsError
-from ..hashing import sha256_file
-from ..runs import layout as run_layout
 from .registry import DEFAULT_BACKBONE, BackboneSpec, get_spec
 from .weights import load_state_dict, resolve
 
@@ -110,43 +108,13 @@ def _build_pretrained(spec: BackboneSpec, weights: str | None, weights_sha256: s
     return spec.strip(model), resolved, resolved.origin
 
 
-def is_run_dir(path: str | Path) -> bool:
-    """A tlearn run directory (finished or not: an unfinished one is refused when loaded, with the reason)."""
-    return run_layout.is_run(path)
-
-
-def _backbone_from_run(run_dir: Path) -> tuple[nn.Module, BackboneInfo]:
-    """A tlearn run's trained backbone as the source for a new task (domain -> domain transfer)."""
-    run_layout.require_complete(run_dir)
-    config = run_layout.read_config(run_dir)
-    try:
-        source = BackboneInfo.from_dict(config["backbone"])
-    except (KeyError, TypeError) as exc:
-        raise TlearnError(f"{run_dir / run_layout.CONFIG} has no usable backbone section ({exc!r}); it cannot be "
-                          "used as --backbone.") from None
-    spec = get_spec(source.architecture)
-    module = spec.strip(spec.create())
-    state = load_state_dict(run_dir / run_layout.MODEL)
-    backbone_state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    module.load_state_dict(backbone_state, strict=True)
-    info = BackboneInfo(
-        name=str(run_dir), architecture=source.architecture, feature_dim=source.feature_dim,
-        data_config=source.data_config, weights=f"run:{run_dir}",
-        weights_sha256=sha256_file(run_dir / run_layout.MODEL), weights_origin="run",
-    )
-    return module, info
-
-
 def load_backbone(name: str = DEFAULT_BACKBONE, weights: str | None = None,
                   weights_sha256: str | None = None) -> tuple[nn.Module, BackboneInfo]:
-    """A feature extractor with its weights resolved offline first, and the record of what was loaded.
+    """A registry backbone's feature extractor with its weights resolved offline first, and the record of what was
+    loaded (an earlier run as the source: tlearn.runs.source.load_source).
 
     weights: None/"pretrained" for the registry's ImageNet weights, "none" for random init, or a file.
     """
-    if is_run_dir(name):
-        if weights not in PRETRAINED:
-            raise TlearnError("--weights cannot be combined with a run directory as backbone.")
-        return _backbone_from_run(Path(name))
     if Path(name).exists() and not name.startswith("timm:"):
         raise TlearnError(f"{name} exists but is not a tlearn run directory (config.yaml + model.safetensors).")
     spec = get_spec(name)

@@ -33,7 +33,8 @@ def run(args) -> int:
     summary = split_summary(m)
     if m.get("groups", {}).get("shared_count"):
         summary["groups_in_two_splits"] = m["groups"]["shared_count"]
-    summary.update(train_seconds=m["train_seconds"], skipped=len(m["skipped"]), run=str(result.path))
+    summary.update(train_seconds=m["train_seconds"], phase_seconds=m["phase_seconds"], skipped=len(m["skipped"]),
+                   run=str(result.path))
     lines = split_lines(summary) + [f"trained in {m['train_seconds']:.1f} s"
                                     + (f"; {summary['skipped']} unreadable file(s) skipped" if summary["skipped"] else "")]
     if summary.get("groups_in_two_splits"):

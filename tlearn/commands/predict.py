@@ -43,7 +43,7 @@ def run(args) -> int:
         # multi-label: predicted is the '|'-joined labels at or above their thresholds, then every label's probability
         extra = [f"p:{c}" for c in run.classes] if run.multilabel else []
         writer.writerow(CSV_FIELDS + extra)
-        writer.writerows([str(pred.path), pred.label, f"{pred.probability:.4f}"]
+        writer.writerows([str(pred.source), pred.predicted, f"{pred.probability:.4f}"]
                          + [f"{pred.probabilities[c]:.4f}" for c in run.classes if extra] for pred in predictions)
     sys.stdout.flush()
     for s in skipped:

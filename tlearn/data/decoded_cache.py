@@ -26,7 +26,7 @@ from ..hashing import file_digest, stable_hash
 from ..runtime import DEFAULT_DICOM_WINDOW
 from ..runtime import square_size as runtime_square_size
 from .images import UnreadableImage, load_transformed
-from .layout import Sample, SkippedFile
+from .samples import Sample, SkippedFile
 from .transforms import DataConfig, ResizeCrop
 
 DECODED_FORMAT_VERSION = 3  # 2: images over SHRINK_ABOVE_PIXELS box-reduced first; 3: the square resampled under its box

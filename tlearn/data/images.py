@@ -14,16 +14,11 @@ from typing import TypeVar
 
 from PIL import Image
 
-from ..runtime import (DEFAULT_DICOM_WINDOW, DICOM_EXTENSIONS, IMAGE_FORMATS, MAX_ASPECT_RATIO, MAX_PIXELS,
+from ..runtime import (DEFAULT_DICOM_WINDOW, IMAGE_EXTENSIONS, IMAGE_FORMATS, MAX_ASPECT_RATIO, MAX_PIXELS,
                        ImageError, decode_image, looks_like_dicom, to_rgb)
 
 __all__ = ["IMAGE_EXTENSIONS", "IMAGE_FORMATS", "MAX_ASPECT_RATIO", "MAX_PIXELS", "UnreadableImage",
            "has_image_extension", "is_image_file", "load_rgb", "load_transformed", "to_rgb"]
-
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jfif",
-     *DICOM_EXTENSIONS}
-)
 
 # What decoding or resizing an image can raise because of the image itself (its size, its bytes).
 IMAGE_ERRORS = (MemoryError, OverflowError, ValueError, Image.DecompressionBombError)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sklearn.model_selection import train_test_split
@@ -20,49 +19,13 @@ from sklearn.model_selection import train_test_split
 from ..errors import DataError
 from .groups import apply_group_regex, grouped_holdout
 from .images import is_image_file
+from .multilabel import TASK_MULTILABEL, load_multilabel_splits, manifest_kind
+from .samples import SPLITS, DataSplits, Sample, SkippedFile
 
-SPLITS = ("train", "val", "test")
+__all__ = ["SPLITS", "DataSplits", "Sample", "SkippedFile", "list_images", "load_splits", "read_class_tree",
+           "read_labelled_folder"]
 
 log = logging.getLogger("tlearn")
-
-
-@dataclass(frozen=True)
-class Sample:
-    path: Path
-    label: int  # index into DataSplits.classes; -1 when unlabeled
-    group: str | None = None  # patient / subject id: a group never spans two splits
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    path: str
-    reason: str
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "reason": self.reason}
-
-
-@dataclass
-class DataSplits:
-    root: str
-    classes: list[str]
-    train: list[Sample]
-    val: list[Sample]
-    test: list[Sample]
-    val_source: str
-    skipped: list[SkippedFile] = field(default_factory=list)
-    group_by: str | None = None  # the --group-by regex, when groups came from file names
-    unmatched: int = 0  # images the --group-by regex found no group in
-
-    @property
-    def has_groups(self) -> bool:
-        return any(s.group is not None for name in SPLITS for s in self.split(name))
-
-    def split(self, name: str) -> list[Sample]:
-        return {"train": self.train, "val": self.val, "test": self.test}[name]
-
-    def counts(self) -> dict[str, int]:
-        return {name: len(self.split(name)) for name in SPLITS}
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -269,8 +232,6 @@ def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0, grou
     root = Path(data).expanduser().resolve()  # absolute: run files and reports work from any folder
     if not root.exists():
         raise DataError(f"data path {root} does not exist.")
-    from .multilabel import TASK_MULTILABEL, load_multilabel_splits, manifest_kind  # it builds on this module
-
     if manifest_kind(root) == TASK_MULTILABEL:
         return load_multilabel_splits(root, val_fraction, seed, empty_label)
     if empty_label is not None:

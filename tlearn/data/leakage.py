@@ -25,7 +25,7 @@ from scipy.fft import dctn
 
 from ..hashing import file_digest
 from .images import UnreadableImage, load_rgb
-from .layout import SPLITS, DataSplits
+from .samples import SPLITS, DataSplits
 
 log = logging.getLogger("tlearn")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .layout import SPLITS, DataSplits, Sample
+from .samples import SPLITS, DataSplits, Sample
 
 TASK_SINGLE, TASK_MULTILABEL = "single-label", "multilabel"
 SEPARATOR = "|"

@@ -40,14 +40,15 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataConfig":
+        """The record to_dict wrote; a missing key (a record from an earlier format) raises KeyError naming it."""
         return cls(
             input_size=int(d["input_size"]),
             mean=tuple(float(x) for x in d["mean"]),
             std=tuple(float(x) for x in d["std"]),
             crop_pct=float(d["crop_pct"]),
             interpolation=str(d["interpolation"]),
-            train_size=int(d["train_size"]) if d.get("train_size") else None,
-            dicom_window=str(d.get("dicom_window", DEFAULT_DICOM_WINDOW)),
+            train_size=int(d["train_size"]) if d["train_size"] is not None else None,
+            dicom_window=str(d["dicom_window"]),
         )
 
     def with_size(self, size: int | None) -> "DataConfig":

@@ -10,7 +10,6 @@ keyed by the files' contents), so epochs and later runs pay no decoding and memo
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -18,17 +17,22 @@ from pathlib import Path
 
 import torch
 
-from ..backbones.model import BackboneInfo, TransferModel, load_backbone
+from ..backbones.model import BackboneInfo, TransferModel
 from ..constants import ALONE_DIR
 from ..data.decoded_cache import decode_joined
 from ..data.layout import DataSplits, Sample, list_images, load_splits
 from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
 from ..evaluate.metrics import classification_metrics
+from ..evaluate.splits import SplitResults
 from ..hashing import file_digest, sha256_file
+from ..report import write_report_safely
 from ..runs import layout
+from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
+from ..runs.records import options_record, phase_record
 from ..runs.run import Run
-from ..runs.writer import RunWriter, SplitResults, evaluate_splits, run_config, run_inputs, settle_runtime
+from ..runs.sections import read_sections
+from ..runs.source import load_source
 from ..train import Phase, TrainOptions, TrainResult, train
 from ..train.data import default_train_workers
 from .config import MIXUP_ALPHA, DistillConfig
@@ -53,16 +57,16 @@ def distill(data: str | Path, teacher: str | Path, out: str | Path, **options) -
 
 def _warn_if_teacher_saw_other_data(teacher: Teacher, splits: DataSplits) -> None:
     """The teacher must not have trained on the images the student is evaluated on."""
+    if teacher.source == "model":
+        return
     try:
-        tconf = layout.read_config(layout.require_complete(teacher.source)) if teacher.source != "model" else {}
+        data = read_sections(layout.require_complete(teacher.source)).data
     except TlearnError:
         return
-    tdata = tconf.get("data", {})
-    if tdata and (Path(tdata.get("root", "")).resolve() != Path(splits.root).resolve()
-                  or tdata.get("val_source") != splits.val_source):
+    if Path(data.root).resolve() != Path(splits.root).resolve() or data.val_source != splits.val_source:
         log.warning("the teacher %s was trained on %s (%s), the student on %s (%s): make sure the teacher never "
                     "saw the student's val/test images, or its accuracy and the student's are optimistic.",
-                    teacher.source, tdata.get("root"), tdata.get("val_source"), splits.root, splits.val_source)
+                    teacher.source, data.root, data.val_source, splits.root, splits.val_source)
 
 
 def unlabeled_samples(folder: str | Path, splits: DataSplits) -> list[Sample]:
@@ -110,93 +114,143 @@ def student_phases(model: TransferModel, cfg: DistillConfig) -> list[Phase]:
     return [Phase("all", cfg.epochs, {g: cfg.lr for g in groups}, warmup_epochs=min(2.0, cfg.epochs / 5))]
 
 
-def _headline_metrics(model: TransferModel, info: BackboneInfo, splits: DataSplits, cfg: DistillConfig, device,
-                      who: str) -> SplitResults:
-    """val/test metrics through the run writer's evaluation, exactly as fit computes them (fp32, no cache)."""
-    return evaluate_splits(model, splits, info.data_config, precision="fp32", device=str(device),
-                           batch_size=cfg.batch_size, cache_dir=None, use_cache=False, progress=cfg.progress,
-                           who=who)
-
-
 def _fit_section(cfg: DistillConfig) -> dict:
     return {**cfg.to_dict(), "strategy": "distill", "backbone": cfg.student, "weights": cfg.student_weights}
 
 
+def pipeline_options(cfg: DistillConfig, out: str | Path | None = None, **changes) -> PipelineOptions:
+    """The pipeline's part of a distillation's options: val/test scored in fp32 without the feature cache (the
+    student's and the teacher's headline figures are computed alike)."""
+    options = dict(out=str(out or cfg.out), seed=cfg.seed, device=cfg.device, precision=cfg.precision,
+                   cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, progress=cfg.progress,
+                   overwrite=cfg.overwrite, group_by=cfg.group_by, eval_precision="fp32", eval_cache=False,
+                   report=write_report_safely)
+    return PipelineOptions(**{**options, **changes})
+
+
 def distill_config(cfg: DistillConfig) -> Run:
     """Run a distillation described by cfg; see distill()."""
-    start = time.perf_counter()
-    writer = RunWriter(cfg.out, overwrite=cfg.overwrite)
-    device, precision, cache_dir = settle_runtime(cfg.device, cfg.precision, cfg.cache_dir)
-    torch.manual_seed(cfg.seed)
+    return run_job(DistillJob(cfg), pipeline_options(cfg))
 
-    splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by)
-    refuse_multilabel(splits, "distill")
-    teacher = Teacher.from_run(cfg.teacher)
-    teacher.check_classes(splits.classes, cfg.data)
-    _warn_if_teacher_saw_other_data(teacher, splits)
-    unlabeled = unlabeled_samples(cfg.unlabeled, splits) if cfg.unlabeled else []
 
-    backbone, info = load_backbone(cfg.student, cfg.student_weights)
-    info.data_config = dataclasses.replace(info.data_config.with_size(cfg.student_size),
-                                           dicom_window=cfg.dicom_window)
-    student = TransferModel(backbone, info.feature_dim, len(splits.classes), info.architecture)
-    scfg = info.data_config
-    log.info("data %s: %d classes; train %d (+%d unlabeled), val %d, test %d", splits.root, len(splits.classes),
-             len(splits.train), len(unlabeled), len(splits.val), len(splits.test))
-    log.info("recipe %s: teacher %s (%s, %d px) -> student %s (%s weights, %d px); T=%g, alpha=%g, %d epochs, "
-             "augment %s%s", cfg.recipe, teacher.source, teacher.model.architecture, teacher.data_config.input_size,
-             cfg.student, info.weights, scfg.input_size, cfg.temperature, cfg.alpha, cfg.epochs, cfg.augment,
-             ", mixup on the shared view" if cfg.consistent else "")
-    writer.start(run_inputs(info, splits, "distill"))
+class DistillJob(Job):
+    """The student trained with the teacher (and, for comparison, alone), as a job of the run pipeline."""
 
-    options = train_options(cfg, cache_dir)
-    # --crops teacher: augmented crops are cut at the larger resolution, and each model gets them at its own size
-    # (consistent: mixup makes every view new, so crops are paired even without other augmentation)
-    paired = cfg.crops == "teacher" and (cfg.augment != "none" or cfg.consistent)
-    view = paired_view(scfg, teacher.data_config) if paired else scfg
-    alone = _train_alone(student, splits, cfg, options, scfg, view) if cfg.student_alone else None
-    taught = _train_with_teacher(student, teacher, splits, unlabeled, cfg, options, scfg, view, cache_dir, device,
-                                 precision)
-    student = taught.model
+    strategy = "distill"
+    who = "student"
 
-    t0 = time.perf_counter()
-    evaluated = _headline_metrics(student, info, splits, cfg, device, "student")
-    alone_evaluated = _headline_metrics(alone.model, info, splits, cfg, device, "student alone") if alone else None
-    block = _distillation_block(cfg, teacher, student, scfg, splits, evaluated.metrics,
-                                alone_evaluated.metrics if alone_evaluated else {}, len(unlabeled), cache_dir,
-                                device, precision)
-    # what each part cost, so a user can weigh the gain against it (the latency figures are in the block too)
-    block["seconds"] = {"decode_unlabeled": round(taught.decode_seconds, 3),
-                        "teacher_outputs": round(taught.teacher_seconds, 3),
-                        "distill_train": round(taught.result.seconds, 3),
-                        "alone_train": round(alone.seconds, 3) if alone else None,
-                        "evaluate_and_latency": round(time.perf_counter() - t0, 3),
-                        "total": round(time.perf_counter() - start, 3)}
-    metrics = evaluated.metrics
-    skipped = list(splits.skipped) + list(taught.result.skipped) + evaluated.skipped
-    metrics.update(train_seconds=round(taught.result.seconds, 3),
-                   total_seconds=round(time.perf_counter() - start, 3), skipped=[s.to_dict() for s in skipped],
-                   params=block["student_params"], distillation=block)
-    if alone is not None:  # a complete run of its own, inside the student's, written before the student's
-        _write_alone(writer.out / ALONE_DIR, alone, alone_evaluated, info, splits, cfg, options,
-                     block["student_params"])
-    log.info("%s accuracy: teacher %.4f, distilled student %.4f%s; student %.1fx faster at batch 1 (%.2f vs %.2f ms)",
-             block["split"], block["teacher_accuracy"], block["student_accuracy"],
-             "" if alone is None else f", student alone {block['student_alone_accuracy']:.4f}",
-             block["speedup_batch1"], block["student_ms_batch1"], block["teacher_ms_batch1"])
-    strategy = {"name": "distill", "recipe": cfg.recipe, "teacher": teacher.source, "temperature": cfg.temperature,
-                "alpha": cfg.alpha, "mixup": MIXUP_ALPHA if cfg.consistent else None,
-                "feature_weight": cfg.feature_weight, "augment": cfg.augment,
-                "teacher_outputs": taught.teacher_outputs, "crops": cfg.crops, "crop_px": view.input_size,
-                "unlabeled_images": len(unlabeled), "phases": _phase_record(taught.phases),
-                "train_options": _options_record(options), "best_epoch": taught.result.best_epoch,
-                "stopped": taught.result.stopped}
-    teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,
-                                  "data_config": teacher.data_config.to_dict(),
-                                  "model_sha256": _teacher_sha(teacher)}}
-    config = run_config({"fit": _fit_section(cfg), "strategy": strategy, **teacher_record}, info, splits, "fp32",
-                        str(cfg.device))
-    return writer.finish(student, splits.classes, config, taught.result.history, metrics, evaluated.predictions)
+    def __init__(self, cfg: DistillConfig):
+        self.cfg = cfg
+        self.teacher: Teacher | None = None
+        self.unlabeled: list[Sample] = []
+
+    def load(self, ctx: JobContext) -> DataSplits:
+        cfg = self.cfg
+        splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by)
+        refuse_multilabel(splits, "distill")
+        self.teacher = Teacher.from_run(cfg.teacher)
+        self.teacher.check_classes(splits.classes, cfg.data)
+        _warn_if_teacher_saw_other_data(self.teacher, splits)
+        self.unlabeled = unlabeled_samples(cfg.unlabeled, splits) if cfg.unlabeled else []
+        if self.unlabeled:
+            log.info("unlabeled images: %d (%s)", len(self.unlabeled), cfg.unlabeled)
+        return splits
+
+    def prepare(self, ctx: JobContext) -> BackboneInfo:
+        cfg, teacher = self.cfg, self.teacher
+        with ctx.timer("backbone"):
+            backbone, self.info = load_source(cfg.student, cfg.student_weights, image_size=cfg.student_size,
+                                              dicom_window=cfg.dicom_window)
+        self.student = TransferModel(backbone, self.info.feature_dim, len(ctx.splits.classes),
+                                     self.info.architecture)
+        scfg = self.info.data_config
+        log.info("recipe %s: teacher %s (%s, %d px) -> student %s (%s weights, %d px); T=%g, alpha=%g, %d epochs, "
+                 "augment %s%s", cfg.recipe, teacher.source, teacher.model.architecture,
+                 teacher.data_config.input_size, cfg.student, self.info.weights, scfg.input_size, cfg.temperature,
+                 cfg.alpha, cfg.epochs, cfg.augment, ", mixup on the shared view" if cfg.consistent else "")
+        return self.info
+
+    def train(self, ctx: JobContext) -> JobResult:
+        cfg, teacher, splits, scfg = self.cfg, self.teacher, ctx.splits, self.info.data_config
+        self.options = options = train_options(cfg, ctx.cache_dir)
+        # --crops teacher: augmented crops are cut at the larger resolution, and each model gets them at its own
+        # size (consistent: mixup makes every view new, so crops are paired even without other augmentation)
+        paired = cfg.crops == "teacher" and (cfg.augment != "none" or cfg.consistent)
+        view = paired_view(scfg, teacher.data_config) if paired else scfg
+        self.alone = _train_alone(self.student, splits, cfg, options, scfg, view) if cfg.student_alone else None
+        taught = self.taught = _train_with_teacher(self.student, teacher, splits, self.unlabeled, cfg, options, scfg,
+                                                   view, ctx.cache_dir, ctx.device, ctx.precision)
+        self.trained_at = time.perf_counter()
+        details = {"recipe": cfg.recipe, "teacher": teacher.source, "temperature": cfg.temperature,
+                   "alpha": cfg.alpha, "mixup": MIXUP_ALPHA if cfg.consistent else None,
+                   "feature_weight": cfg.feature_weight, "augment": cfg.augment,
+                   "teacher_outputs": taught.teacher_outputs, "crops": cfg.crops, "crop_px": view.input_size,
+                   "unlabeled_images": len(self.unlabeled), "phases": phase_record(taught.phases),
+                   "train_options": options_record(options), "best_epoch": taught.result.best_epoch,
+                   "stopped": taught.result.stopped}
+        teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,
+                                      "data_config": teacher.data_config.to_dict(),
+                                      "model_sha256": _teacher_sha(teacher)}}
+        return JobResult(model=taught.model, history=taught.result.history, details=details,
+                         skipped=list(taught.result.skipped), sections=teacher_record,
+                         train_seconds=taught.result.seconds)
+
+    def after_evaluation(self, ctx: JobContext, result: JobResult, evaluated: SplitResults) -> None:
+        """The student alone written as its own run inside the student's; then the distillation block."""
+        cfg, alone, taught = self.cfg, self.alone, self.taught
+        alone_metrics = {}
+        if alone is not None:  # a complete run of its own, inside the student's, written before the student's
+            alone_run = run_job(_AloneJob(ctx.splits, self.info, alone, cfg, self.options),
+                                pipeline_options(cfg, ctx.out / ALONE_DIR, overwrite=True, check_leakage=False,
+                                                 report=None))
+            alone_metrics = alone_run.metrics
+        block = _distillation_block(cfg, self.teacher, result.model, self.info.data_config, ctx.splits,
+                                    evaluated.metrics, alone_metrics, len(self.unlabeled), ctx.cache_dir, ctx.device,
+                                    ctx.precision)
+        # what each part cost, so a user can weigh the gain against it (the latency figures are in the block too)
+        block["seconds"] = {"decode_unlabeled": round(taught.decode_seconds, 3),
+                            "teacher_outputs": round(taught.teacher_seconds, 3),
+                            "distill_train": round(taught.result.seconds, 3),
+                            "alone_train": round(alone.seconds, 3) if alone else None,
+                            "evaluate_and_latency": round(time.perf_counter() - self.trained_at, 3),
+                            "total": round(time.perf_counter() - ctx.start, 3)}
+        result.metrics.update(params=block["student_params"], distillation=block)
+        log.info("%s accuracy: teacher %.4f, distilled student %.4f%s; student %.1fx faster at batch 1 (%.2f vs "
+                 "%.2f ms)", block["split"], block["teacher_accuracy"], block["student_accuracy"],
+                 "" if alone is None else f", student alone {block['student_alone_accuracy']:.4f}",
+                 block["speedup_batch1"], block["student_ms_batch1"], block["teacher_ms_batch1"])
+
+    def fit_section(self) -> dict:
+        return _fit_section(self.cfg)
+
+
+class _AloneJob(Job):
+    """The student trained without the teacher, alongside the distilled one: written as its own run."""
+
+    strategy = "student-alone"
+    who = "student alone"
+
+    def __init__(self, splits: DataSplits, info: BackboneInfo, alone: TrainResult, cfg: DistillConfig,
+                 options: TrainOptions):
+        self.splits, self.info, self.alone, self.cfg, self.options = splits, info, alone, cfg, options
+
+    def load(self, ctx: JobContext) -> DataSplits:
+        return self.splits
+
+    def prepare(self, ctx: JobContext) -> BackboneInfo:
+        return self.info
+
+    def train(self, ctx: JobContext) -> JobResult:
+        alone = self.alone
+        details = {"phases": phase_record(student_phases(alone.model, self.cfg)),
+                   "train_options": options_record(self.options), "best_epoch": alone.best_epoch,
+                   "note": "same student, labelled data, epochs and initial weights as the distilled student; "
+                           "cross-entropy on the labels only"}
+        return JobResult(model=alone.model, history=alone.history, details=details, skipped=list(alone.skipped),
+                         train_seconds=alone.seconds)
+
+    def fit_section(self) -> dict:
+        return _fit_section(self.cfg)
 
 
 def _train_alone(student: TransferModel, splits: DataSplits, cfg: DistillConfig, options: TrainOptions, scfg,
@@ -297,29 +351,6 @@ def _distillation_block(cfg: DistillConfig, teacher: Teacher, student: TransferM
             if alone_accuracy is not None:
                 block[split]["gain_points"] = round(100 * (metrics[split]["accuracy"] - alone_accuracy), 2)
     return block
-
-
-def _write_alone(folder: Path, alone: TrainResult, evaluated: SplitResults, info: BackboneInfo,
-                 splits: DataSplits, cfg: DistillConfig, options: TrainOptions, params: int) -> None:
-    metrics = {**evaluated.metrics, "train_seconds": round(alone.seconds, 3), "params": params}
-    strategy = {"name": "student-alone", "phases": _phase_record(student_phases(alone.model, cfg)),
-                "train_options": _options_record(options), "best_epoch": alone.best_epoch,
-                "note": "same student, labelled data, epochs and initial weights as the distilled student; "
-                        "cross-entropy on the labels only"}
-    writer = RunWriter(folder, overwrite=True)
-    writer.start(run_inputs(info, splits, "student-alone"))
-    writer.finish(alone.model, splits.classes,
-                  run_config({"fit": _fit_section(cfg), "strategy": strategy}, info, splits, "fp32", str(cfg.device)),
-                  alone.history, metrics, evaluated.predictions, report=False)
-
-
-def _phase_record(phases: list[Phase]) -> list[dict]:
-    return [{"name": p.name, "epochs": p.epochs, "lrs": {g: float(f"{lr:.3g}") for g, lr in p.lrs.items()},
-             "warmup_epochs": p.warmup_epochs} for p in phases]
-
-
-def _options_record(options: TrainOptions) -> dict:
-    return {k: v for k, v in options.to_dict().items() if k not in ("progress", "cache_dir", "checkpoint_dir")}
 
 
 def _teacher_sha(teacher: Teacher) -> str | None:

@@ -2,7 +2,6 @@
 and outliers, from the same feature cache that `tlearn fit` uses (a doctor run then a fit extracts nothing twice)."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
 from ..features.extract import extract_features
 from ..features.sharded import Extraction, fill_cache
-from ..runs.writer import settle_runtime
+from ..device import settle_runtime
 from .classes import class_counts
 from .config import DoctorConfig
 from .duplicates import find_duplicates
@@ -90,8 +89,8 @@ def diagnose(data: str | Path, backbone: str = _D.backbone, *, weights: str | No
              num_workers: int | None = _D.num_workers, progress: bool = _D.progress) -> DoctorReport | None:
     """Examine DATA (any layout `fit` accepts, split the way `fit` would with the same seed and val_fraction).
     Under torchrun the features are extracted over all processes and rank 0 examines (None on the others).
-    The keywords are DoctorConfig's fields (`ranking` is its rank_by); diagnose_config takes the config."""
-    from ..backbones.model import load_backbone
+    The keywords are DoctorConfig's fields (`ranking` is its rank_by)."""
+    from ..runs.source import load_source  # the backbone and the data config exactly as fit resolves them
 
     if ranking not in LABEL_RANKINGS:
         raise TlearnError(f"ranking {ranking!r}: choose one of {', '.join(LABEL_RANKINGS)}.")
@@ -108,9 +107,7 @@ def diagnose(data: str | Path, backbone: str = _D.backbone, *, weights: str | No
     # the same seed, device, precision and cache as `fit`, so fit finds every feature this computes
     torch.manual_seed(seed)
     torch_device, precision, cache = settle_runtime(device, precision, cache_dir)
-    module, info = load_backbone(backbone, weights)
-    if image_size:
-        info = dataclasses.replace(info, data_config=info.data_config.with_size(image_size))
+    module, info = load_source(backbone, weights, image_size=image_size)
     t = time.perf_counter()
     filled = fill_cache([Extraction(module, [s for _, s in entries], info.data_config)], precision=precision,
                         device=device, batch_size=batch_size, cache_dir=cache, num_workers=num_workers,

@@ -1,7 +1,8 @@
 """Classification metrics from true labels and predicted class probabilities.
 
 Everything here is computed from (y_true, probs) arrays, so the same numbers come out of `tlearn fit`,
-`tlearn evaluate`, the HTML report and the training loop's validation (confusion_metrics, from summed counts).
+`tlearn evaluate` and the HTML report; confusion_metrics (from summed counts, shared with the training loop's
+validation) lives in tlearn.confusion and is re-exported here.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
     roc_auc_score,
 )
+
+from ..confusion import confusion_metrics
 
 
 @dataclass(frozen=True)
@@ -57,25 +60,6 @@ def reliability_bins(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> R
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
     return reliability_bins(y_true, probs, bins).ece
-
-
-def confusion_metrics(counts: np.ndarray) -> dict:
-    """accuracy, balanced_accuracy and macro_f1 from (K, K) counts (row = true, column = predicted class).
-
-    Averages run over the classes present among the true labels, as scikit-learn's do; counts may be summed
-    over processes (the training loop's validation under DDP) before this is called.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    n = counts.sum()
-    tp = np.diag(counts)
-    support, predicted = counts.sum(1), counts.sum(0)
-    present = support > 0
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=present)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
-    return {"accuracy": float(tp.sum() / n) if n else 0.0,
-            "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-            "macro_f1": float(f1[present].mean()) if present.any() else 0.0}
 
 
 def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:

@@ -1,11 +1,12 @@
 """Where a trained model looks: class-activation heatmaps (Grad-CAM and kin, via pytorch-grad-cam).
 
-Explainer (a model's maps for tensors), explain_files (image files through the run's eval transform), the
-target layer per backbone family (targets.py) and the overlays (overlay.py). Torch loads on first use.
+Explainer (a model's maps for tensors), explain_images (paths, folders, PIL images or numpy arrays through the
+run's eval transform; explain_files is its earlier name), the target layer per backbone family (targets.py) and
+the overlays (overlay.py). Torch loads on first use.
 """
 from __future__ import annotations
 
-__all__ = ["Explainer", "explain_files", "cam_target", "METHODS"]
+__all__ = ["Explainer", "explain_images", "explain_files", "cam_target", "METHODS"]
 
 
 def __getattr__(name: str):
@@ -13,10 +14,10 @@ def __getattr__(name: str):
         from .cam import Explainer
 
         return Explainer
-    if name == "explain_files":
-        from .explain import explain_files
+    if name in ("explain_images", "explain_files"):
+        from . import explain
 
-        return explain_files
+        return getattr(explain, name)
     if name == "cam_target":
         from .targets import cam_target
 

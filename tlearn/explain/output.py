@@ -17,8 +17,7 @@ from .._version import __version__
 from ..data.layout import SkippedFile
 from ..errors import TlearnError
 from ..files import atomic_path, atomic_write_text
-from ..report.html import fmt
-from ..report.templates import HEAD, STYLE
+from ..pages import HEAD, STYLE, fmt
 from .explain import ImageExplanation
 from .overlay import encode, enlarged, overlay
 

@@ -15,17 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import default_cache_dir  # noqa: F401 - re-exported: callers import it from here
 from ..hashing import stable_hash
 
 FEATURE_FORMAT_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    """TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else ~/.cache/tlearn."""
-    if os.environ.get("TLEARN_CACHE"):
-        return Path(os.environ["TLEARN_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tlearn"
 
 
 def module_fingerprint(module: nn.Module) -> str:

@@ -30,9 +30,14 @@ def space_for(treatment: str) -> str:
     return "l2" if treatment == "l2" else "features"
 
 
-def to_space(X: np.ndarray, space: str) -> np.ndarray:
-    from ..strategies.linear_probe import l2_normalize
+def l2_normalize(X: np.ndarray) -> np.ndarray:
+    """Unit length, scaled by sqrt(d) so each dimension is of order 1 (the same C grid suits every treatment)."""
+    norm = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.maximum(norm, 1e-12) * np.sqrt(X.shape[1])
 
+
+def to_space(X: np.ndarray, space: str) -> np.ndarray:
+    """X as float64 in the given space: the features as they are, or l2_normalize(X)."""
     X = np.asarray(X, dtype=np.float64)
     return l2_normalize(X) if space == "l2" else X
 

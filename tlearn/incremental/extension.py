@@ -20,15 +20,17 @@ import numpy as np
 import torch
 
 from ..backbones.model import TransferModel
-from ..backbones.registry import count_parameters
 from ..data.layout import DataSplits, Sample, load_splits
 from ..data.multilabel import refuse_multilabel
 from ..errors import DataError, TlearnError
 from ..evaluate.metrics import classification_metrics
 from ..features.extract import extract_features
 from ..features.statistics import STATS_FILE, FeatureStatistics, to_space
+from ..backbones.model import BackboneInfo
+from ..evaluate.splits import SplitResults
+from ..report import write_report_safely
+from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from ..runs.run import Run
-from ..runs.writer import RunWriter, evaluate_splits, run_config, run_inputs, settle_runtime
 from .analytic import solve_head
 from .config import ExtendConfig
 from .lineage import added_classes, lineage_splits, parent_lineage, parent_strategy, remap, union
@@ -49,75 +51,90 @@ def extend(run: str | Path, data: str | Path, out: str | Path, **options) -> Run
 
 
 def extend_config(cfg: ExtendConfig) -> Run:
-    start = time.perf_counter()
-    parent = Run(cfg.run)
-    if Path(cfg.out).resolve() == parent.path.resolve():
-        raise TlearnError(f"--out {cfg.out} is the run being extended; write the extension to a new folder (the "
-                          "parent is never overwritten).")
-    method = cfg.method or default_method(parent)
-    if method == "analytic":
-        check_analytic_parent(parent)
-    fit = parent.config.get("fit", {})
-    seed = fit.get("seed", 0) if cfg.seed is None else cfg.seed
-    val_fraction = fit.get("val_fraction", 0.2) if cfg.val_fraction is None else cfg.val_fraction
-    device, precision, cache_dir = settle_runtime(cfg.device or fit.get("device", "auto"),
-                                                  parent.config.get("precision", "auto"),
-                                                  cfg.cache_dir or fit.get("cache_dir"))
-    torch.manual_seed(seed)
-    if parent.multilabel:
-        raise TlearnError(f"{parent.path} is a multi-label run; tlearn extend handles single-label runs only.")
-    new = load_splits(cfg.data, val_fraction, seed, fit.get("group_by"), min_classes=1)  # the parent's patients rule
-    refuse_multilabel(new, "tlearn extend")
-    added = added_classes(parent.classes, new.classes, cfg.data)
-    classes = list(parent.classes) + added
-    new_train = remap(new.train, new.classes, classes)
-    log.info("extend %s (%s) with %s by %s: %d new class(es) %s, %d train images", parent.path,
-             parent_strategy(parent), new.root, method, len(added), added, len(new_train))
-    step = {"step": None, "run": str(Path(cfg.out).resolve()), "parent": str(parent.path), "method": method,
-            "data": new.root, "val_fraction": val_fraction, "seed": seed, "group_by": fit.get("group_by"),
-            "classes_added": added,
-            "images_added": {c: sum(1 for s in new_train if classes[s.label] == c) for c in new.classes}}
-    lineage = parent_lineage(parent)
-    step["step"] = len(lineage)
-    lineage.append(step)
-    writer = RunWriter(cfg.out, overwrite=cfg.overwrite)
-    parts, gone = lineage_splits(lineage, classes)
-    evaluation = DataSplits(new.root, classes, new_train, union([p.val for p in parts]),
-                            union([p.test for p in parts]), "the val/test of every data folder in the lineage",
-                            list(new.skipped))
-    if method == "analytic":
-        writer.start(run_inputs(parent.backbone_info, evaluation, "analytic"))
-        result = _analytic(parent, new_train, classes, cfg, precision, device, cache_dir)
-    else:
-        writer.start(run_inputs(parent.backbone_info, evaluation, method))
-        from .finetuned import extend_finetuned  # imports the training loop
+    """Run the extension cfg describes; see extend()."""
+    job = ExtendJob(cfg)
+    fit = job.parent.sections.fit
+    options = PipelineOptions(out=cfg.out, seed=job.seed, device=cfg.device or fit.device,
+                              precision=job.parent.sections.precision, cache_dir=cfg.cache_dir or fit.cache_dir,
+                              batch_size=fit.batch_size, progress=cfg.progress, overwrite=cfg.overwrite,
+                              group_by=fit.group_by, report=write_report_safely)
+    return run_job(job, options)
 
-        result = extend_finetuned(parent, new_train, classes, added, parts, lineage, cfg, method, seed, precision,
-                                  device, cache_dir)
-    train_seconds = time.perf_counter() - start
-    step["seconds"] = round(train_seconds, 3)
-    model = result.model.eval()
-    evaluated = evaluate_splits(model, evaluation, parent.data_config, precision=precision, device=str(device),
-                                batch_size=fit.get("batch_size", 64), cache_dir=cache_dir, progress=cfg.progress)
-    metrics = {"train": result.train_metrics} if result.train_metrics else {}
-    metrics.update(evaluated.metrics)
-    metrics.update(
-        train_seconds=round(train_seconds, 3), total_seconds=round(time.perf_counter() - start, 3),
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        skipped=[s.to_dict() for s in list(new.skipped) + list(result.skipped) + evaluated.skipped],
-        params=count_parameters(model),
-        lineage=[{k: s.get(k) for k in ("step", "method", "data", "classes_added", "images_added", "train_images",
-                                        "seconds") if k in s} for s in lineage],
-        evaluated_on={"data": [p.root for p in parts], "gone": gone},
-    )
-    if gone:
-        log.warning("val/test of %s left out of the metrics: the folder is gone or changed", ", ".join(gone))
-    sections = {"fit": {**fit, "seed": seed, "val_fraction": val_fraction},
-                "strategy": {"name": method, **result.details},
-                "extend": {**cfg.to_dict(), "method": method, "parent": str(parent.path)}, "lineage": lineage}
-    config = run_config(sections, parent.backbone_info, evaluation, precision, str(device))
-    return writer.finish(model, classes, config, result.history, metrics, evaluated.predictions,
-                         extra_files=result.files)
+
+class ExtendJob(Job):
+    """RUN2 from RUN and NEWDATA: the parent's classes then the new ones, evaluated on the val/test of every data
+    folder in its lineage."""
+
+    def __init__(self, cfg: ExtendConfig):
+        self.cfg = cfg
+        self.parent = parent = Run(cfg.run)
+        if Path(cfg.out).resolve() == parent.path.resolve():
+            raise TlearnError(f"--out {cfg.out} is the run being extended; write the extension to a new folder (the "
+                              "parent is never overwritten).")
+        if parent.multilabel:
+            raise TlearnError(f"{parent.path} is a multi-label run; tlearn extend handles single-label runs only.")
+        self.strategy = self.method = cfg.method or default_method(parent)
+        if self.method == "analytic":
+            check_analytic_parent(parent)
+        fit = parent.sections.fit
+        self.seed = fit.seed if cfg.seed is None else cfg.seed
+        self.val_fraction = fit.val_fraction if cfg.val_fraction is None else cfg.val_fraction
+
+    def load(self, ctx: JobContext) -> DataSplits:
+        cfg, parent, method = self.cfg, self.parent, self.method
+        new = load_splits(cfg.data, self.val_fraction, self.seed, parent.sections.fit.group_by,
+                          min_classes=1)  # the parent's patients rule
+        refuse_multilabel(new, "tlearn extend")
+        added = self.added = added_classes(parent.classes, new.classes, cfg.data)
+        classes = self.classes = list(parent.classes) + added
+        new_train = self.new_train = remap(new.train, new.classes, classes)
+        log.info("extend %s (%s) with %s by %s: %d new class(es) %s, %d train images", parent.path,
+                 parent_strategy(parent), new.root, method, len(added), added, len(new_train))
+        step = self.step = {
+            "step": None, "run": str(Path(cfg.out).resolve()), "parent": str(parent.path), "method": method,
+            "data": new.root, "val_fraction": self.val_fraction, "seed": self.seed,
+            "group_by": parent.sections.fit.group_by, "classes_added": added,
+            "images_added": {c: sum(1 for s in new_train if classes[s.label] == c) for c in new.classes}}
+        lineage = self.lineage = parent_lineage(parent)
+        step["step"] = len(lineage)
+        lineage.append(step)
+        self.parts, self.gone = lineage_splits(lineage, classes)
+        return DataSplits(new.root, classes, new_train, union([p.val for p in self.parts]),
+                          union([p.test for p in self.parts]), "the val/test of every data folder in the lineage",
+                          list(new.skipped))
+
+    def prepare(self, ctx: JobContext) -> BackboneInfo:
+        return self.parent.backbone_info
+
+    def train(self, ctx: JobContext) -> JobResult:
+        cfg, parent, method = self.cfg, self.parent, self.method
+        if method == "analytic":
+            result = _analytic(parent, self.new_train, self.classes, cfg, ctx.precision, ctx.device, ctx.cache_dir)
+        else:
+            from .finetuned import extend_finetuned  # imports the training loop
+
+            result = extend_finetuned(parent, self.new_train, self.classes, self.added, self.parts, self.lineage,
+                                      cfg, method, self.seed, ctx.precision, ctx.device, ctx.cache_dir)
+        self.step["seconds"] = round(time.perf_counter() - ctx.start, 3)
+        fit = parent.sections.fit
+        sections = {"extend": {**cfg.to_dict(), "method": method, "parent": str(parent.path)},
+                    "lineage": self.lineage}
+        self.fit = {**fit.values, "seed": self.seed, "val_fraction": self.val_fraction}
+        return JobResult(model=result.model, history=result.history, details=result.details,
+                         train_metrics=result.train_metrics, skipped=list(result.skipped), files=result.files,
+                         sections=sections)
+
+    def after_evaluation(self, ctx: JobContext, result: JobResult, evaluated: SplitResults) -> None:
+        result.metrics.update(
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            lineage=[{k: s.get(k) for k in ("step", "method", "data", "classes_added", "images_added",
+                                            "train_images", "seconds") if k in s} for s in self.lineage],
+            evaluated_on={"data": [p.root for p in self.parts], "gone": self.gone})
+        if self.gone:
+            log.warning("val/test of %s left out of the metrics: the folder is gone or changed", ", ".join(self.gone))
+
+    def fit_section(self) -> dict:
+        return self.fit
 
 
 def check_analytic_parent(parent: Run) -> None:
@@ -127,7 +144,7 @@ def check_analytic_parent(parent: Run) -> None:
                           f"analytic extension); {parent.path} was trained with {strategy!r}. Use --method lwf "
                           "(or naive) for a fine-tuned run.")
     if not (parent.path / STATS_FILE).is_file():
-        data = parent.config.get("data", {}).get("root", "DATA")
+        data = parent.sections.data.root
         raise TlearnError(f"{parent.path / STATS_FILE} is missing: {parent.path} was fitted by a tlearn that did not "
                           f"keep the linear probe's feature statistics. Fit it again (`tlearn fit {data} --out NEWRUN`;"
                           " its features come from the cache) and extend the new run.")
@@ -142,7 +159,7 @@ def _analytic(parent: Run, train: list[Sample], classes: list[str], cfg: ExtendC
                           "folder was edited. Extend an intact run.")
     backbone = parent.model.backbone
     fs = extract_features(backbone, train, parent.data_config, precision=precision, device=device,
-                          batch_size=parent.config.get("fit", {}).get("batch_size", 64), cache_dir=cache_dir,
+                          batch_size=parent.sections.fit.batch_size, cache_dir=cache_dir,
                           progress=cfg.progress, desc="new train features")
     log.info("new train features: %d images (%d from cache) in %.1fs", len(fs.samples), fs.from_cache, fs.seconds)
     empty = [c for k, c in enumerate(classes[len(parent.classes):], len(parent.classes)) if k not in set(fs.labels)]

@@ -12,6 +12,7 @@ from ..backbones.model import TransferModel
 from ..data.layout import DataSplits, Sample
 from ..errors import TlearnError
 from ..features.extract import extract_features
+from ..runs.records import phase_record
 from ..runs.run import Run
 from .config import DEFAULT_LWF_L2_SP, ExtendConfig
 from .lineage import union
@@ -92,7 +93,7 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
     from ..train import train
     from .lwf import LwfLoss
 
-    fit = parent.config.get("fit", {})  # the parent's recipe (optimizer, rates, BatchNorm rule, size) carries over
+    fit = parent.fit.values  # the parent's recipe (optimizer, rates, BatchNorm rule, size) carries over
     # K exemplars per old class against hundreds of new images: unbalanced, the new classes win the old ones' images
     sampler = cfg.sampler or ("balanced" if cfg.replay else fit.get("sampler"))
     l2_sp = cfg.l2_sp if cfg.l2_sp is not None else (lwf_l2_sp(fit) if method == "lwf" else 0.0)
@@ -123,7 +124,7 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
     details = {**result.details, "l2_sp_to_parent": l2_sp, "replay_per_class": cfg.replay,
                "replayed_images": len(replayed), "sampler": sampler, "epochs": strategy.epochs, "lr": strategy.lr,
                **({"lwf_weight": cfg.lwf_weight, "temperature": cfg.temperature} if method == "lwf" else {}),
-               "phases": [{"name": p.name, "epochs": p.epochs, "warmup_epochs": p.warmup_epochs} for p in phases]}
+               "phases": phase_record(phases)}
     files = {}
     if cfg.replay:
         files[EXEMPLARS_FILE] = lambda path: write_exemplars(path, exemplars, cfg.replay)

@@ -21,7 +21,7 @@ log = logging.getLogger("tlearn")
 
 
 def parent_strategy(parent: Run) -> str:
-    return str(parent.config.get("strategy", {}).get("name") or parent.config.get("fit", {}).get("strategy", "?"))
+    return parent.strategy.name
 
 
 def _normal(name: str) -> str:
@@ -54,12 +54,12 @@ def remap(samples: list[Sample], source: list[str], target: list[str]) -> list[S
 
 def parent_lineage(parent: Run) -> list[dict]:
     """The steps that made the parent: its own lineage, or for a fitted run one step, the fit."""
-    if isinstance(parent.config.get("lineage"), list):
-        return copy.deepcopy(parent.config["lineage"])
-    fit, data = parent.config.get("fit", {}), parent.config.get("data", {})
-    return [{"step": 0, "run": str(parent.path), "method": parent_strategy(parent), "data": data.get("root"),
-             "val_fraction": fit.get("val_fraction", DEFAULT_VAL_FRACTION), "seed": fit.get("seed", 0), "group_by": fit.get("group_by"),
-             "classes_added": list(parent.classes), "train_images": (data.get("counts") or {}).get("train")}]
+    if parent.sections.lineage:
+        return copy.deepcopy(parent.sections.lineage)
+    fit, data = parent.fit, parent.data
+    return [{"step": 0, "run": str(parent.path), "method": parent_strategy(parent), "data": data.root,
+             "val_fraction": fit.val_fraction, "seed": fit.seed, "group_by": fit.group_by,
+             "classes_added": list(parent.classes), "train_images": data.counts.get("train")}]
 
 
 def lineage_splits(lineage: list[dict], classes: list[str]) -> tuple[list[DataSplits], list[str]]:
@@ -103,5 +103,5 @@ def union(parts: list[list[Sample]]) -> list[Sample]:
 
 def lineage_samples(run: Run, split: str) -> list[Sample]:
     """The val or test images of an extended run: those of every data folder in its lineage still on disk."""
-    parts, _ = lineage_splits(run.config.get("lineage") or [], run.classes)
+    parts, _ = lineage_splits(run.sections.lineage, run.classes)
     return union([p.split(split) for p in parts])

@@ -19,7 +19,7 @@ from ..data.multilabel import refuse_multilabel
 from ..errors import DataError, TlearnError
 from ..features.extract import extract_features
 from ..features.sharded import Extraction, fill_cache
-from ..runs.writer import settle_runtime
+from ..device import settle_runtime
 from ..train.distributed import dist_env
 from .config import RankConfig as _R  # the defaults, declared once with the command-line options
 from .metrics import METRICS, NEEDS_SOURCE_OUTPUTS

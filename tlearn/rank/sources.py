@@ -5,7 +5,6 @@ the source's own classifier over those features: the ImageNet head of a registry
 """
 from __future__ import annotations
 
-import dataclasses
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,9 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..backbones.model import BackboneInfo, is_run_dir, load_backbone, load_imagenet_classifier, weights_available
+from ..backbones.model import BackboneInfo, load_imagenet_classifier, weights_available
 from ..backbones.registry import get_spec, list_specs
 from ..errors import TlearnError
+from ..runs import layout
+from ..runs.source import load_source as load_backbone_or_run
 
 OFFLINE = "offline"  # every registry backbone whose pretrained weights are found without a network
 
@@ -43,7 +44,7 @@ def parse_sources(text: str | None) -> list[str]:
 
 
 def source_kind(name: str) -> str:
-    return "run" if is_run_dir(name) else "timm" if name.startswith("timm:") else "registry"
+    return "run" if layout.is_run(name) else "timm" if name.startswith("timm:") else "registry"
 
 
 @dataclass
@@ -67,9 +68,7 @@ def load_source(name: str, image_size: int | None = None) -> Source:
     """Load one candidate; a clear TlearnError when it cannot be used (no weights, not a run, unknown name).
     image_size: score it at this input size instead of its own (as `fit --image-size` would train it)."""
     kind = source_kind(name)
-    backbone, info = load_backbone(name)
-    if image_size:
-        info = dataclasses.replace(info, data_config=info.data_config.with_size(image_size))
+    backbone, info = load_backbone_or_run(name, image_size=image_size)
     return Source(name=name, backbone=backbone, info=info, kind=kind)
 
 

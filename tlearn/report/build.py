@@ -160,45 +160,39 @@ def _binary_view(tables: dict, classes: list[str], positive: int) -> dict | None
 
 
 def _summary(rc: RunContents, headline: dict | None) -> dict:
-    cfg = rc.config
-    backbone = cfg.get("backbone", {})
-    data = cfg.get("data", {})
-    strategy = cfg.get("strategy", {})
-    counts = data.get("counts", {})
+    run = rc.sections
     return {
-        "task": _task_text(rc.classes, (rc.config.get("task") or {}).get("kind") == "multilabel"),
-        "data": data.get("root", cfg.get("fit", {}).get("data", "–")),
-        "counts": " / ".join(f"{k} {v}" for k, v in counts.items() if v) or "–",
-        "backbone": backbone.get("name", "–"),
-        "weights": backbone.get("weights", "–"),
-        "input_size": backbone.get("data_config", {}).get("input_size"),
-        "strategy": strategy.get("name", cfg.get("fit", {}).get("strategy", "–")),
+        "task": _task_text(rc.classes, run.task.multilabel),
+        "data": run.data.root,
+        "counts": " / ".join(f"{k} {v}" for k, v in run.data.counts.items() if v) or "–",
+        "backbone": run.backbone.name,
+        "weights": run.backbone.weights,
+        "input_size": run.backbone.data_config.get("input_size"),
+        "strategy": run.strategy.name or "–",
         "train_time": _fmt_seconds(rc.metrics.get("train_seconds")),
         "model_size": _fmt_bytes(rc.model_bytes),
         "params": rc.metrics.get("params"),
-        "created": cfg.get("created", "–"),
-        "device": f"{cfg.get('device', '?')}, {cfg.get('precision', '?')}",
+        "created": rc.config.get("created", "–"),
+        "device": f"{run.device}, {run.precision}",
         "headline": headline,
     }
 
 
 def _config_items(rc: RunContents) -> list[tuple[str, str]]:
-    cfg = rc.config
-    fit = cfg.get("fit", {})
-    backbone = cfg.get("backbone", {})
-    strategy = {k: v for k, v in cfg.get("strategy", {}).items()
-                if k != "name" and not isinstance(v, (dict, list))}  # nested settings: see config.yaml
+    run = rc.sections
+    backbone = run.backbone
+    strategy = {k: v for k, v in run.strategy.details.items()
+                if not isinstance(v, (dict, list))}  # nested settings: see config.yaml
     items = [
-        ("data", str(cfg.get("data", {}).get("root", fit.get("data")))),
-        ("validation", str(cfg.get("data", {}).get("val_source", "–"))),
-        ("backbone", f"{backbone.get('name')} ({backbone.get('weights')}, {backbone.get('weights_origin', '')})"),
-        ("weights sha256", str(backbone.get("weights_sha256") or "–")),
-        ("strategy", f"{cfg.get('strategy', {}).get('name')}: "
-                     + ", ".join(f"{k}={v}" for k, v in strategy.items())),
-        ("seed", str(fit.get("seed", "–"))),
-        ("device / precision", f"{cfg.get('device', '–')} / {cfg.get('precision', '–')}"),
-        ("created", str(cfg.get("created", "–"))),
-        ("versions", ", ".join(f"{k} {v}" for k, v in cfg.get("versions", {}).items())),
+        ("data", str(run.data.root)),
+        ("validation", str(run.data.val_source)),
+        ("backbone", f"{backbone.name} ({backbone.weights}, {backbone.weights_origin or ''})"),
+        ("weights sha256", str(backbone.weights_sha256 or "–")),
+        ("strategy", f"{run.strategy.name}: " + ", ".join(f"{k}={v}" for k, v in strategy.items())),
+        ("seed", str(run.fit.seed)),
+        ("device / precision", f"{run.device} / {run.precision}"),
+        ("created", str(rc.config.get("created", "–"))),
+        ("versions", ", ".join(f"{k} {v}" for k, v in rc.config.get("versions", {}).items())),
     ]
     return items
 
@@ -249,7 +243,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         bins = {s: reliability_bins(t.labels, t.probs) for s, t in labelled.items()}
         calibration = {"plot": plots.to_data_uri(plots.reliability_diagram(bins, len(classes))),
                        "ece": {s: b.ece for s, b in bins.items()}}
-    best_epoch = rc.config.get("strategy", {}).get("best_epoch")
+    best_epoch = rc.sections.strategy.details.get("best_epoch")
     curves_fig = plots.learning_curves(rc.history, best_epoch if isinstance(best_epoch, (int, float)) else None)
     history_keys = list(dict.fromkeys(k for row in rc.history for k in row))
     gallery = {s: confidently_wrong(rc.predictions[s], GALLERY_PER_SPLIT) for s in labelled}

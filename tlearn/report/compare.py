@@ -21,15 +21,13 @@ TERMINAL_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
 
 def run_row(rc: RunContents) -> dict:
     """The facts of one run that a comparison needs, flat."""
-    cfg = rc.config
-    data = cfg.get("data", {})
-    backbone = cfg.get("backbone", {})
-    root = str(data.get("root", cfg.get("fit", {}).get("data", "")))
+    run = rc.sections
+    root = str(run.data.root)
     row = {
         "run": rc.name, "path": str(rc.path), "data": Path(root).name or root, "data_root": root,
-        "classes": len(rc.classes), "counts": data.get("counts", {}),
-        "backbone": backbone.get("name", "?"), "weights": backbone.get("weights", "?"),
-        "strategy": cfg.get("strategy", {}).get("name", "?"),
+        "classes": len(rc.classes), "counts": run.data.counts,
+        "backbone": run.backbone.name, "weights": run.backbone.weights,
+        "strategy": run.strategy.name or "?",
         "train_seconds": rc.metrics.get("train_seconds"), "model_bytes": rc.model_bytes,
         "params": rc.metrics.get("params"),
         "report": str(rc.path / "report.html") if (rc.path / "report.html").is_file() else None,

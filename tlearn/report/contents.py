@@ -15,6 +15,7 @@ import yaml
 from ..errors import TlearnError
 from ..evaluate.predictions import PredictionTable, read_predictions
 from ..runs import layout as run_layout
+from ..runs.sections import RunSections
 
 # Splits in the order a reader expects them; any other saved split (evaluate --save-as NAME) follows.
 SPLIT_ORDER = ("train", "val", "test")
@@ -27,7 +28,7 @@ def split_sort_key(name: str) -> tuple[int, str]:
 @dataclass
 class RunContents:
     path: Path
-    config: dict
+    sections: RunSections  # config.yaml, typed (its whole mapping: sections.config)
     classes: list[str]
     metrics: dict
     history: list[dict]
@@ -35,6 +36,11 @@ class RunContents:
     model_bytes: int | None
     config_text: str
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> dict:
+        """config.yaml as a mapping (the sections a job adds: rank, teacher, extend, lineage)."""
+        return self.sections.config
 
     @property
     def name(self) -> str:
@@ -74,34 +80,38 @@ def load_run_contents(run_dir: str | Path) -> RunContents:
     path = Path(run_dir)
     if not path.is_dir():
         raise TlearnError(f"{path} is not a folder; give a run directory written by `tlearn fit`.")
-    if not (path / "config.yaml").is_file() or not (path / "classes.json").is_file():
-        raise TlearnError(f"{path} is not a tlearn run directory: config.yaml or classes.json is missing.")
-    if not run_layout.is_complete(path) and (path / run_layout.MARKER).is_file():
+    if not (path / run_layout.CONFIG).is_file() or not (path / run_layout.CLASSES).is_file():
+        raise TlearnError(f"{path} is not a tlearn run directory: {run_layout.CONFIG} or {run_layout.CLASSES} is "
+                          "missing.")
+    if not run_layout.is_complete(path):
         run_layout.require_complete(path)  # says why and what to do
     problems: list[str] = []
-    config_text = run_layout.read_text(path / "config.yaml")
+    config_text = run_layout.read_text(path / run_layout.CONFIG)
     try:
         config = yaml.safe_load(config_text) or {}
-        classes = json.loads(run_layout.read_text(path / "classes.json"))
+        classes = json.loads(run_layout.read_text(path / run_layout.CLASSES))
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise TlearnError(f"{path}: config.yaml or classes.json is damaged ({exc}); re-run `tlearn fit`.") from None
+        raise TlearnError(f"{path}: {run_layout.CONFIG} or {run_layout.CLASSES} is damaged ({exc}); re-run "
+                          "`tlearn fit`.") from None
+    sections = RunSections.from_config(path, config)
     metrics: dict = {}
-    if (path / "metrics.json").is_file():
+    if (path / run_layout.METRICS).is_file():
         try:
-            metrics = json.loads(run_layout.read_text(path / "metrics.json"))
+            metrics = json.loads(run_layout.read_text(path / run_layout.METRICS))
         except json.JSONDecodeError as exc:
             problems.append(f"metrics.json is damaged ({exc}); metrics below are recomputed from predictions.")
     else:
         problems.append("metrics.json is missing; metrics below are recomputed from predictions.")
     predictions: dict[str, PredictionTable] = {}
-    for csv_path in sorted((path / "predictions").glob("*.csv")):
+    for csv_path in sorted((path / run_layout.PREDICTIONS).glob("*.csv")):
         try:
             predictions[csv_path.stem] = read_predictions(csv_path, classes)
         except TlearnError as exc:
             problems.append(str(exc))
-    model = path / "model.safetensors"
+    model = path / run_layout.MODEL
     return RunContents(
-        path=path, config=config, classes=classes, metrics=metrics, history=_read_history(path / "history.csv"),
+        path=path, sections=sections, classes=classes, metrics=metrics,
+        history=_read_history(path / run_layout.HISTORY),
         predictions=predictions, model_bytes=model.stat().st_size if model.is_file() else None,
         config_text=config_text, problems=problems,
     )

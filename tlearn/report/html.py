@@ -1,31 +1,12 @@
 """Jinja2 rendering of report pages (autoescaped: class names and paths come from the user's files)."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
 from jinja2 import Environment, StrictUndefined, select_autoescape
 
+from ..pages import fmt, pct
 from .templates import TEMPLATES
 
-
-def fmt(value, digits: int = 3) -> str:
-    """A number with fixed decimals, '–' for missing or NaN; integers with thousands separators."""
-    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
-        return "–"
-    if isinstance(value, (bool, np.bool_)):
-        return str(value)
-    if isinstance(value, (int, np.integer)):
-        return f"{value:,}"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def pct(value, digits: int = 0) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * value:.{digits}f}"
+__all__ = ["fmt", "pct", "render", "render_text"]
 
 
 def _environment() -> Environment:

@@ -15,8 +15,8 @@ RUN/
   head_stats.safetensors  linear-probe runs and their extensions: feature statistics (tlearn.features.statistics)
   exemplars.json   extensions with --replay: the exemplar images (paths + sha256) the run keeps
 
-Runs written before run.json existed (config.yaml + classes.json + model.safetensors, no run.json) are read
-as complete. Torch-free: backbones and reports read runs through here.
+A folder with a run's files but no run.json (an older run format) is refused by require_complete, with the
+file named. Torch-free: backbones and reports read runs through here.
 """
 from __future__ import annotations
 
@@ -112,15 +112,12 @@ def record_file(folder: Path, name: str) -> None:
 
 
 def written_files(folder: Path) -> list[str]:
-    """What tlearn wrote in the run folder (relative paths): from run.json, or for a run written before run.json
-    existed, its standard files and predictions."""
+    """What tlearn wrote in the run folder (relative paths), as its run.json lists them."""
     marker = read_marker(folder)
-    if marker is not None and isinstance(marker.get("files"), list):
-        return [f for f in marker["files"] if isinstance(f, str) and ".." not in Path(f).parts
-                and not Path(f).is_absolute()]
-    if marker is not None or not is_run(folder):
+    if marker is None or not isinstance(marker.get("files"), list):
         return []
-    return [*RUN_FILES, *(f"{PREDICTIONS}/{p.name}" for p in (folder / PREDICTIONS).glob("*.csv"))]
+    return [f for f in marker["files"] if isinstance(f, str) and ".." not in Path(f).parts
+            and not Path(f).is_absolute()]
 
 
 # ---- reading ---------------------------------------------------------------------------------------------------
@@ -148,11 +145,8 @@ def is_run(folder: str | Path) -> bool:
 
 
 def is_complete(folder: str | Path) -> bool:
-    folder = Path(folder)
-    marker = read_marker(folder)
-    if marker is not None:
-        return marker.get("status") == "complete"
-    return folder.is_dir() and all((folder / n).is_file() for n in REQUIRED)
+    marker = read_marker(Path(folder))
+    return marker is not None and marker.get("status") == "complete"
 
 
 def require_complete(folder: str | Path) -> Path:
@@ -161,6 +155,9 @@ def require_complete(folder: str | Path) -> Path:
     if not folder.is_dir():
         raise TlearnError(f"{folder} is not a tlearn run directory: no such folder.")
     marker = read_marker(folder)
+    if marker is None and all((folder / n).is_file() for n in REQUIRED):
+        raise TlearnError(f"{folder / MARKER} is missing: {folder} was written by an older tlearn, whose runs this "
+                          f"version does not read. Train it again (`tlearn fit ... --out {folder}`).")
     if marker is not None and marker.get("status") != "complete":
         raise TlearnError(
             f"{folder} is an incomplete tlearn run (status {marker.get('status')!r}): its training was "

@@ -4,37 +4,24 @@ Reading goes through tlearn.runs.layout, which refuses a run that is not complet
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..backbones.model import BackboneInfo, TransferModel, load_transfer_model
 from ..data.layout import Sample, SkippedFile, list_images, read_labelled_folder
 from ..errors import TlearnError
 from ..evaluate.intervals import add_intervals, add_multilabel_intervals
-from ..data.multilabel import TASK_MULTILABEL, label_matrix, read_multilabel_folder
+from ..data.multilabel import label_matrix, read_multilabel_folder
 from ..evaluate.metrics import classification_metrics
-from ..evaluate.multilabel import multilabel_metrics, positive_labels
+from ..evaluate.multilabel import multilabel_metrics
 from ..evaluate.predict import predict_samples
 from ..features.sharded import Extraction, fill_cache
+from ..runtime import ImageInput, Prediction, image_inputs, predictions, to_rgb
 from ..train.distributed import dist_env
 from . import layout
-
-
-@dataclass
-class Prediction:
-    """label/probability: the top class and its probability. A multi-label run: labels are those at or above
-    their thresholds, label is them '|'-joined ("" for none), probability the highest label probability."""
-
-    path: str
-    label: str
-    probability: float
-    probabilities: dict[str, float]
-    labels: list[str] | None = None
-
-    def to_dict(self) -> dict:
-        out = {"path": self.path, "label": self.label, "probability": self.probability,
-               "probabilities": self.probabilities}
-        return out if self.labels is None else {**out, "labels": self.labels}
+from .sections import DataSection, FitSection, RunSections, StrategySection, TaskSection
 
 
 class Run:
@@ -43,9 +30,10 @@ class Run:
     def __init__(self, path: str | Path):
         self.path = layout.require_complete(path)
         self.config: dict = layout.read_config(self.path)
+        self.sections: RunSections = RunSections.from_config(self.path, self.config)  # typed: fit, data, task, ...
         self.classes: list[str] = layout.read_classes(self.path)
         try:
-            self.backbone_info = BackboneInfo.from_dict(self.config["backbone"])
+            self.backbone_info = BackboneInfo.from_dict(self.sections.backbone.to_dict())
         except (KeyError, TypeError) as exc:
             raise TlearnError(f"{self.path / layout.CONFIG} has no usable backbone section ({exc!r}); train the "
                               "run again.") from None
@@ -59,8 +47,26 @@ class Run:
         return layout.read_metrics(self.path)
 
     @property
+    def fit(self) -> FitSection:
+        """config.yaml's fit section: the options the run was trained with."""
+        return self.sections.fit
+
+    @property
+    def strategy(self) -> StrategySection:
+        return self.sections.strategy
+
+    @property
+    def data(self) -> DataSection:
+        """Where the run's images came from and how they were split."""
+        return self.sections.data
+
+    @property
+    def task(self) -> TaskSection:
+        return self.sections.task
+
+    @property
     def multilabel(self) -> bool:
-        return (self.config.get("task") or {}).get("kind") == TASK_MULTILABEL
+        return self.sections.task.multilabel
 
     @property
     def thresholds(self) -> list[float] | None:
@@ -97,25 +103,23 @@ class Run:
         )
 
     def predict(self, images, batch_size: int = 32, precision: str | None = None,
-                progress: bool = False, tta: str | None = None) -> tuple[list[Prediction], list[SkippedFile]]:
-        """Label image files: a path, a folder (recursive) or a list of paths.
+                progress: bool = False, tta: str | None = None, k: int = 5
+                ) -> tuple[list[Prediction], list[SkippedFile]]:
+        """Predictions for images as people hold them: a path (str or Path), a folder (its images, recursively),
+        a PIL image, a numpy array (H x W or H x W x C, C in 1/3/4; uint8, or float in [0, 1] meaning 0..255),
+        bytes of an image file, or a list mixing them; and the images that could not be read, with the reason.
 
+        Each Prediction names its source (the path, or "<array 0>", "<PIL.Image 1>": the position in the list)
+        and holds the top-k classes. An image in memory gives the prediction its PNG file would give.
         tta: None, "flip" or "crops": average the probabilities over flipped / cropped views (see evaluate.tta).
         """
-        paths = [p for item in ([images] if isinstance(images, (str, Path)) else images) for p in list_images(item)]
-        samples = [Sample(p, -1) for p in paths]
-        probs, fs = self._predict(samples, precision, batch_size, progress, use_cache=False, tta=tta)
-        out = []
-        if self.multilabel:
-            for s, p, on in zip(fs.samples, probs, positive_labels(probs, self.classes, self.thresholds)):
-                out.append(Prediction(str(s.path), "|".join(on), float(p.max()),
-                                      {c: float(x) for c, x in zip(self.classes, p)}, on))
-            return out, fs.skipped
-        for s, p in zip(fs.samples, probs):
-            k = int(p.argmax())
-            out.append(Prediction(str(s.path), self.classes[k], float(p[k]),
-                                  {c: float(x) for c, x in zip(self.classes, p)}))
-        return out, fs.skipped
+        with _as_files(image_inputs(images, expand=list_images)) as (paths, sources):
+            samples = [Sample(p, -1) for p in paths]
+            probs, fs = self._predict(samples, precision, batch_size, progress, use_cache=False, tta=tta)
+            names = [sources[str(s.path)] for s in fs.samples]
+            skipped = [SkippedFile(sources.get(s.path, s.path), s.reason) for s in fs.skipped]
+        thresholds = self.thresholds if self.multilabel else None
+        return predictions(probs, self.classes, names, k, thresholds), skipped
 
     def evaluate(self, split: str | Path, batch_size: int = 64, precision: str | None = None,
                  progress: bool = True, save_as: str | None = None, tta: str | None = None) -> dict:
@@ -139,10 +143,9 @@ class Run:
         return metrics
 
     def _labelled(self, split: str | Path) -> tuple[list[Sample], list[SkippedFile]]:
-        fit = self.config.get("fit", {})
         if self.multilabel:
-            return read_multilabel_folder(split, self.classes, fit.get("empty_label")), []
-        return read_labelled_folder(split, self.classes, fit.get("group_by"))
+            return read_multilabel_folder(split, self.classes, self.fit.empty_label), []
+        return read_labelled_folder(split, self.classes, self.fit.group_by)
 
     def fill_features(self, split: str | Path, batch_size: int = 64, precision: str | None = None,
                       tta: str | None = None, progress: bool = True) -> bool:
@@ -151,11 +154,38 @@ class Run:
         env = dist_env()
         if not env.enabled or tta:  # test-time views are not cached: rank 0 computes them alone
             return env.is_main
-        fit = self.config.get("fit", {})
         job = Extraction(self.model.backbone, self._labelled(split)[0], self.data_config)
-        return fill_cache([job], precision=precision or self.config.get("precision", "auto"),
-                          device=fit.get("device", "auto"), batch_size=batch_size, cache_dir=fit.get("cache_dir"),
-                          progress=progress).is_main
+        return fill_cache([job], precision=precision or self.sections.precision, device=self.fit.device,
+                          batch_size=batch_size, cache_dir=self.fit.cache_dir, progress=progress).is_main
+
+
+# Modes a PNG file keeps as they are; an image in another mode is saved as the RGB that decoding gives it.
+_PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")
+
+
+@contextmanager
+def _as_files(items: list[ImageInput]) -> Iterator[tuple[list[Path], dict[str, str]]]:
+    """(files, {file: source}) for predict: paths as given; images in memory and bytes written losslessly (PNG)
+    to a temporary folder, removed afterwards, so they are decoded, resized, batched and test-time augmented
+    exactly as the same image in a file is."""
+    if all(item.path is not None for item in items):
+        yield [item.path for item in items], {str(item.path): item.source for item in items}
+        return
+    with tempfile.TemporaryDirectory(prefix="tlearn-predict-") as tmp:
+        paths, sources = [], {}
+        for i, item in enumerate(items):
+            path = item.path
+            if path is None:
+                path = Path(tmp) / f"{i:06d}"
+                if item.image is None:
+                    path.write_bytes(item.data)
+                else:
+                    image = item.image if item.image.mode in _PNG_MODES else to_rgb(item.image)
+                    path = path.with_suffix(".png")
+                    image.save(path, format="PNG", compress_level=1)
+            paths.append(path)
+            sources[str(path)] = item.source
+        yield paths, sources
 
 
 def load_run(path: str | Path) -> Run:

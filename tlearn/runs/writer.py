@@ -1,19 +1,17 @@
-"""Writing a run directory: every command that produces a run (fit, distill, study cells) goes through RunWriter.
+"""Writing a run directory: every job that produces a run goes through RunWriter (driven by tlearn.pipeline).
 
 start()   before training: refuse an OUT that is not a run (unless --overwrite); on a new run clear what an
           earlier run left there (files and checkpoints tlearn wrote, never others); on --resume check that the
           inputs recorded when the run started (backbone, weights, sample lists) are the same. run.json says
           "training" from here on, so an interrupted run is never read as a finished one.
-evaluate  val/test predictions and metrics of the trained model (evaluate_splits).
-finish()  model, classes, config, history, predictions, metrics, in that order, then run.json "complete",
-          then the report (a report failure never loses the run).
+finish()  model, classes, config, history, predictions, metrics, in that order, then run.json "complete".
+The report is written above this layer, by the pipeline, after finish() (a report failure never loses the run).
 """
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,17 +22,9 @@ from ..backbones.model import BackboneInfo, TransferModel, model_file_metadata
 from ..config import library_versions
 from ..constants import ALONE_DIR
 from ..data.layout import DataSplits, Sample
-from ..data.multilabel import TASK_MULTILABEL, is_multilabel, label_matrix
-from ..device import pick_device, resolve_precision
 from ..errors import TlearnError
-from ..evaluate.intervals import add_intervals, add_multilabel_intervals
-from ..evaluate.metrics import classification_metrics
-from ..evaluate.multilabel import choose_thresholds, multilabel_metrics
-from ..evaluate.predict import predict_samples
-from ..features.cache import default_cache_dir
 from ..files import atomic_path
 from ..hashing import stable_hash
-from ..runtime import DEFAULT_DICOM_WINDOW
 from ..train.checkpoint import clear_checkpoints
 from . import layout
 from .run import Run
@@ -47,13 +37,6 @@ def save_model(model: TransferModel, path: Path, metadata: dict | None = None) -
     metadata = {**{k: str(v) for k, v in (metadata or {}).items()}, **model_file_metadata(model)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
-
-
-def settle_runtime(device: str, precision: str, cache_dir: str | None):
-    """(torch device, resolved precision, cache folder): what every training command settles first."""
-    torch_device = pick_device(device)
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return torch_device, resolve_precision(precision, torch_device), cache
 
 
 def run_inputs(info: BackboneInfo, splits: DataSplits, strategy: str) -> dict:
@@ -74,8 +57,6 @@ def _input_changes(saved: dict, current: dict) -> list[str]:
     if saved.get("strategy") != current["strategy"]:
         changes.append(f"strategy {saved.get('strategy')!r} -> {current['strategy']!r}")
     old, new = saved.get("backbone", {}), current["backbone"]
-    if isinstance(old.get("data_config"), dict):  # runs from before DICOM support decoded with the default window
-        old = {**old, "data_config": {"dicom_window": DEFAULT_DICOM_WINDOW, **old["data_config"]}}
     for key in ("name", "architecture", "weights", "weights_sha256", "data_config"):
         if old.get(key) != new[key]:
             changes.append("the input size, normalisation or DICOM window changed" if key == "data_config"
@@ -89,81 +70,9 @@ def _input_changes(saved: dict, current: dict) -> list[str]:
     return changes
 
 
-@dataclass
-class SplitResults:
-    """Predictions and metrics of a model on the val/test splits."""
-
-    metrics: dict = field(default_factory=dict)  # split -> classification metrics
-    predictions: dict = field(default_factory=dict)  # split -> (samples, probabilities)
-    skipped: list = field(default_factory=list)
-    task: dict | None = None  # multi-label: config.yaml's task section (kind, thresholds and where they come from)
-
-
-def evaluate_splits(model: TransferModel, splits: DataSplits, data_config, *, precision: str, device: str,
-                    batch_size: int, cache_dir: Path | None, use_cache: bool = True, progress: bool = True,
-                    who: str = "", out_of_fold: tuple | None = None) -> SplitResults:
-    """val/test through predict_samples, exactly as every run computes its headline metrics (a multi-label
-    task: tlearn.evaluate.multilabel, thresholds chosen on val, else on out_of_fold train predictions)."""
-    if is_multilabel(splits.train):
-        return _evaluate_multilabel(model, splits, data_config, out_of_fold, precision=precision, device=device,
-                                    batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
-                                    progress=progress)
-    results = SplitResults()
-    for split in ("val", "test"):
-        samples = splits.split(split)
-        if not samples:
-            continue
-        probs, fs = predict_samples(model, samples, data_config, precision=precision, device=device,
-                                    batch_size=batch_size, cache_dir=cache_dir, use_cache=use_cache,
-                                    progress=progress, desc=f"{split} {who or 'features'}")
-        results.skipped += fs.skipped
-        m = results.metrics[split] = add_intervals(classification_metrics(fs.labels, probs), fs.labels, probs,
-                                                   [s.group for s in fs.samples])
-        results.predictions[split] = (fs.samples, probs)
-        log.info("%s%s: accuracy %.4f, balanced %.4f, macro-F1 %.4f (n=%d)", f"{who} " if who else "", split,
-                 m["accuracy"], m["balanced_accuracy"], m["macro_f1"], m["n"])
-    return results
-
-
-def _evaluate_multilabel(model: TransferModel, splits: DataSplits, data_config, out_of_fold, **predict) -> SplitResults:
-    results, classes = SplitResults(), splits.classes
-    scored = {}
-    for split in ("val", "test"):
-        if splits.split(split):
-            probs, fs = predict_samples(model, splits.split(split), data_config, desc=f"{split} features",
-                                        multilabel=True, **predict)
-            results.skipped += fs.skipped
-            scored[split] = (fs.samples, probs)
-    if scored.get("val") and len(scored["val"][0]):
-        source, (samples, probs) = "val (Youden's J per label)", scored["val"]
-    elif out_of_fold is not None:
-        source, (samples, probs) = "train out-of-fold predictions (no val split; Youden's J per label)", out_of_fold
-    else:
-        source, samples, probs = "0.5 (no val split to choose thresholds on)", [], None
-    thresholds = (choose_thresholds(label_matrix(samples, len(classes)), probs) if probs is not None
-                  else [0.5] * len(classes))
-    for split, (samples, probs) in scored.items():
-        y = label_matrix(samples, len(classes))
-        m = results.metrics[split] = add_multilabel_intervals(multilabel_metrics(y, probs, classes, thresholds), y,
-                                                              probs, [s.group for s in samples])
-        results.predictions[split] = (samples, probs)
-        if m["n"]:
-            log.info("%s: macro AUROC %s, micro AP %s, subset accuracy %.4f, Hamming loss %.4f (n=%d)", split,
-                     _fmt(m["macro_auroc"]), _fmt(m["micro_average_precision"]), m["subset_accuracy"],
-                     m["hamming_loss"], m["n"])
-    values = {c: t for c, t in zip(classes, thresholds)}
-    results.metrics["thresholds"] = {"source": source, "values": values}
-    results.task = {"kind": TASK_MULTILABEL, "thresholds": values, "threshold_source": source}
-    log.info("label thresholds chosen on %s", source)
-    return results
-
-
-def _fmt(x: float | None) -> str:
-    return "–" if x is None else f"{x:.4f}"
-
-
 def run_config(sections: dict, info: BackboneInfo, splits: DataSplits, precision: str, device: str) -> dict:
-    """config.yaml: the given sections (fit, strategy, ...) with backbone, data, runtime and versions."""
+    """config.yaml, the one record of a run's options and phases: the job's sections (fit, strategy, then its
+    own: rank, teacher, extend, lineage, task) with backbone, data, runtime and versions, in one order."""
     return {
         **{k: v for k, v in sections.items() if k in ("fit", "strategy")},
         "backbone": info.to_dict(),
@@ -204,8 +113,10 @@ class RunWriter:
     def _check_resume(self, marker: dict | None, inputs: dict) -> None:
         if marker is None or not marker.get("inputs"):
             if (self.out / layout.CHECKPOINTS).is_dir():
-                log.warning("--resume: %s records no inputs (written by an older tlearn); the backbone, weights "
-                            "and images cannot be checked against its checkpoints", self.out)
+                raise TlearnError(
+                    f"cannot resume {self.out}: {self.out / layout.MARKER} records no inputs (an older run format), "
+                    "so its checkpoints cannot be checked against the backbone, weights and images. Rerun without "
+                    "--resume to train from the start, or use a new --out.")
             return
         changes = _input_changes(marker["inputs"], inputs)
         if changes:
@@ -224,7 +135,7 @@ class RunWriter:
                               "checkpoints; move them away (tlearn does not delete them) or use a new --out.")
 
     def finish(self, model: TransferModel, classes: list[str], config: dict, history: list[dict], metrics: dict,
-               predictions: dict[str, tuple[Sequence[Sample], np.ndarray]], report: bool = True,
+               predictions: dict[str, tuple[Sequence[Sample], np.ndarray]],
                extra_files: dict[str, Callable[[Path], None]] | None = None) -> Run:
         """Write the run in one order, the model first; run.json says complete only when all is on disk.
 
@@ -246,11 +157,6 @@ class RunWriter:
             layout.write_predictions(out / layout.PREDICTIONS / f"{split}.csv", samples, probs, classes, thresholds)
         layout.write_json(out / layout.METRICS, metrics)
         layout.write_marker(out, "complete", inputs, files)
-        if report:
-            log.info("run written to %s (%.1fs)", out, metrics.get("total_seconds", 0.0))
-            from ..report import write_report_safely  # after completion: a report failure never loses a run
-
-            write_report_safely(out)
         return Run(out)
 
 

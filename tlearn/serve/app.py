@@ -164,7 +164,8 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None, ru
         stats["images"] += len(arrays)
         preds = clf.top_k(probs, k)
         return {"model": model_name,
-                "predictions": [{"file": name, **p.to_dict()} for (name, _), p in zip(files, preds)],
+                "predictions": [{"file": name, **p.to_dict(probabilities=clf.multilabel)}
+                                for (name, _), p in zip(files, preds)],
                 "seconds": round(time.perf_counter() - start, 4)}
 
     if explainer is not None:

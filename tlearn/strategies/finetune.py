@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..backbones.model import TransferModel, build_transfer_model
 from ..runs.layout import CHECKPOINTS
+from ..runs.records import options_record, phase_record
 from ..strategy_defaults import DEFAULT_FIELDS, LOOP, STRATEGY_DEFAULTS, StrategyDefaults
 from ..train import Phase, TrainOptions, TrainResult, discriminative_lrs, train
 from .base import FitContext, FitResult, log
@@ -93,10 +94,7 @@ class PhasedStrategy:
         details.update(result.details)
         details.update(
             hyperparameters=self.hyperparameters,
-            phases=[{"name": p.name, "epochs": p.epochs, "lrs": {g: float(f"{lr:.3g}") for g, lr in p.lrs.items()},
-                     "warmup_epochs": p.warmup_epochs} for p in phases],
-            train_options={k: v for k, v in options.to_dict().items()
-                           if k not in ("progress", "cache_dir", "checkpoint_dir", "resume")},
+            phases=phase_record(phases), train_options=options_record(options),
             decode_seconds=round(result.decode_seconds, 3), loop_seconds=round(result.seconds, 3),
         )
         return FitResult(model=result.model, history=result.history, skipped=skipped + result.skipped,

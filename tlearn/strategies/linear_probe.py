@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..features.statistics import l2_normalize  # re-exported: doctor and tests import it from here
 
 # How the probe may treat features before the logistic regression. Each is scaled so that one grid of C
 # values fits all three (per-dimension RMS about 1); the choice is made by cross-validation on train.
@@ -52,77 +57,109 @@ class FeatureTreatment:
         return torch.from_numpy(X)
 
 
-def l2_normalize(X: np.ndarray) -> np.ndarray:
-    """Unit length, scaled by sqrt(d) so each dimension is of order 1 (the same C grid suits every treatment)."""
-    norm = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.maximum(norm, 1e-12) * np.sqrt(X.shape[1])
+# The grid of C values: 7 at tol 1e-3 give the C of a finer grid in a quarter of the time
+# (docs/results.md#linear-probe).
+DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 1, 7))
 
 
-class LinearProbe:
+class LinearProbe(ClassifierMixin, BaseEstimator):
     """Feature treatment, then L2 logistic regression; the treatment and C are chosen by stratified CV on train.
 
-    features: "auto" (choose among FEATURE_TREATMENTS by mean CV log-likelihood) or one treatment.
-    After fit: treatment_ (chosen), C_ (chosen), cv_scores_ ({treatment: best mean CV log-likelihood}),
-    classes_.
+    A scikit-learn estimator: hyper-parameters in the constructor (get_params / set_params / clone), fit /
+    predict / predict_proba / score, so it fits in a Pipeline or GridSearchCV.
+    features: "auto" (choose among FEATURE_TREATMENTS by mean CV log-likelihood) or one treatment. Cs: the
+    grid of C (None: DEFAULT_CS). seed: the CV folds' shuffle.
+    After fit: classes_, treatment_ (the chosen FeatureTreatment; `treatment` is its name), C_ (chosen),
+    cv_scores_ ({treatment: best mean CV log-likelihood}), folds_used_, model_ (the LogisticRegressionCV),
+    n_iter_, n_features_in_. fit(X, y, num_classes): y holds class indices 0..num_classes-1, classes_ is
+    range(num_classes) and predict_proba has a column for each, also for classes absent from y (never
+    predicted); without num_classes, classes_ are y's distinct values (any labels, e.g. strings).
     """
 
-    def __init__(self, Cs: tuple[float, ...] | None = None, folds: int = 5, max_iter: int = 500, tol: float = 1e-3,
-                 class_weight: str | None = None, seed: int = 0, features: str = "auto"):
-        # 7 values at tol 1e-3: the C of a finer grid in a quarter of the time (docs/results.md#linear-probe)
-        self.Cs = Cs if Cs is not None else tuple(np.logspace(-4, 1, 7))
-        self.tol = tol
+    def __init__(self, Cs: tuple[float, ...] | None = DEFAULT_CS, folds: int = 5, max_iter: int = 500,
+                 tol: float = 1e-3, class_weight: str | dict | None = None, seed: int = 0, features: str = "auto"):
+        self.Cs = Cs
         self.folds = folds
         self.max_iter = max_iter
+        self.tol = tol
         self.class_weight = class_weight
         self.seed = seed
         self.features = features
 
-    def fit(self, X: np.ndarray, y: np.ndarray, num_classes: int | None = None) -> "LinearProbe":
-        self.num_classes_ = int(num_classes or y.max() + 1)
-        folds = min(self.folds, int(np.bincount(y).min()))
+    def fit(self, X, y, num_classes: int | None = None) -> "LinearProbe":
+        """Choose the treatment and C by CV on (X, y), then fit on all of it."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        if num_classes is not None:
+            if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0 or y.max() >= num_classes:
+                raise ValueError(f"with num_classes={num_classes}, y must hold class indices 0..{num_classes - 1}")
+            self.classes_, encoded = np.arange(int(num_classes)), y.astype(np.int64)
+        else:
+            self.classes_, encoded = np.unique(y, return_inverse=True)
+        self.num_classes_ = len(self.classes_)
+        counts = np.bincount(encoded, minlength=self.num_classes_)
+        folds = min(self.folds, int(counts[counts > 0].min()))
         if folds < 2:
-            raise ValueError("every class needs at least 2 training images for the linear probe's cross-validation")
+            rare = [self.classes_[i] for i in np.flatnonzero(counts == 1)]
+            raise ValueError(f"class(es) {rare} have 1 sample: every class needs at least 2 training images for "
+                             "the linear probe's cross-validation")
         self.folds_used_ = folds
+        Cs = list(DEFAULT_CS if self.Cs is None else self.Cs)
         candidates = FEATURE_TREATMENTS if self.features == "auto" else (self.features,)
         self.cv_scores_: dict[str, float] = {}
         best = None
         for name in candidates:
             treatment = FeatureTreatment(name).fit(X)
             model = LogisticRegressionCV(
-                Cs=list(self.Cs), cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed),
-                scoring="neg_log_loss", max_iter=self.max_iter, tol=self.tol, class_weight=self.class_weight,
-                l1_ratios=(0.0,), use_legacy_attributes=False,
-            ).fit(treatment.transform(X), y)
-            score = float(model.scores_.reshape(-1, len(self.Cs)).mean(0).max())  # (folds, l1_ratios, Cs)
+                Cs=Cs, cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed),
+                scoring="neg_log_loss", max_iter=self.max_iter, tol=self.tol,
+                class_weight=self._class_weight(encoded), l1_ratios=(0.0,), use_legacy_attributes=False,
+            ).fit(treatment.transform(X), encoded)
+            score = float(model.scores_.reshape(-1, len(Cs)).mean(0).max())  # (folds, l1_ratios, Cs)
             self.cv_scores_[name] = score
             if best is None or score > best[0]:
                 best = (score, treatment, model)
         _, self.treatment_, self.model_ = best
-        self.classes_ = self.model_.classes_
         self.C_ = float(np.ravel(self.model_.C_)[0])
+        self.n_iter_ = int(np.max(self.model_.n_iter_))  # the most solver iterations of any CV or final fit
         return self
+
+    def _class_weight(self, encoded: np.ndarray):
+        """class_weight for the regression on class indices: a dict keyed by label is re-keyed by index."""
+        if not isinstance(self.class_weight, dict):
+            return self.class_weight
+        index = {label: i for i, label in enumerate(self.classes_.tolist())}
+        return {index[k]: v for k, v in self.class_weight.items() if k in index}
 
     @property
     def treatment(self) -> str:
+        """The chosen feature treatment's name."""
         return self.treatment_.name
 
     def linear_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight, bias) of one nn.Linear giving the same class probabilities: over raw features, or over
         l2_normalize(features) when the chosen treatment is l2."""
+        check_is_fitted(self)
         coef, intercept = self.model_.coef_, self.model_.intercept_
         if coef.shape[0] == 1:  # binary: p(class 1) = sigmoid(z) = softmax([0, z])
             coef = np.vstack([np.zeros_like(coef), coef])
             intercept = np.concatenate([[0.0], intercept])
         full_w = np.zeros((self.num_classes_, coef.shape[1]))
         full_b = np.full(self.num_classes_, -1e4)  # classes absent from train are never predicted
-        full_w[self.classes_] = coef
-        full_b[self.classes_] = intercept
+        present = self.model_.classes_  # indices into classes_
+        full_w[present] = coef
+        full_b[present] = intercept
         return self.treatment_.fold(full_w, full_b)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, len(classes_)) class probabilities, in float64."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         w, b = self.linear_weights()
-        logits = self.treatment_.head_input(X) @ w.T + b
-        return torch.softmax(logits.double(), dim=1).numpy()
+        logits = self.treatment_.head_input(X).double() @ w.double().T + b.double()
+        return torch.softmax(logits, dim=1).numpy()
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_proba(X).argmax(1)
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row (an element of classes_)."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(1)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..config import FitConfig
+from ..constants import AUTO_STRATEGY
 from ..data.layout import load_splits
 from ..data.multilabel import refuse_multilabel
 from ..errors import TlearnError
@@ -54,9 +55,10 @@ def check_strategies(strategies: list[str] | None) -> list[str]:
         strategies = [s for s in DEFAULT_STRATEGIES if s in STRATEGIES]
     if not strategies:
         raise TlearnError("--strategies is empty; name at least one, e.g. scratch,linear-probe.")
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    available = [*STRATEGIES, AUTO_STRATEGY]  # auto: tlearn.auto's search over the registered strategies
+    unknown = [s for s in strategies if s not in available]
     if unknown:
-        raise TlearnError(f"unknown strategy(ies) {unknown} in --strategies; available: {', '.join(STRATEGIES)}.")
+        raise TlearnError(f"unknown strategy(ies) {unknown} in --strategies; available: {', '.join(available)}.")
     if BASELINE not in strategies:
         log.warning("no '%s' in --strategies: the study has no baseline, so it cannot answer its three questions",
                     BASELINE)

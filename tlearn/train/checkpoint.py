@@ -105,12 +105,8 @@ def checkpoint_dirs(folder: Path) -> list[tuple[int, Path]]:
 
 
 def _is_checkpoint(path: Path) -> bool:
-    """Carries the marker, or (written before the marker existed) holds exactly a checkpoint's files."""
-    if (path / MARKER).is_file():
-        return True
-    names = {p.name for p in path.iterdir()} if path.is_dir() else set()
-    return {"state.json", "model.safetensors", "optimizer.safetensors"} <= names and all(
-        n == "state.json" or n.endswith(".safetensors") for n in names)
+    """Carries tlearn's marker (an epoch folder without it is not tlearn's, and is never read or removed)."""
+    return (path / MARKER).is_file()
 
 
 def clear_checkpoints(folder: Path) -> list[Path]:
@@ -143,6 +139,9 @@ def load_checkpoint(folder: Path) -> tuple[dict, dict, dict] | None:
         target = folder / json.loads(pointer.read_text())["dir"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TlearnError(f"checkpoint pointer {pointer} is unreadable ({exc}); rerun without --resume.") from None
+    if not _is_checkpoint(target):
+        raise TlearnError(f"checkpoint {target} has no {MARKER} file (not written by this tlearn); rerun without "
+                          "--resume to start over.")
     try:
         state = json.loads((target / "state.json").read_text())
         model_state = load_file(str(target / "model.safetensors"))

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..backbones.model import TransferModel
+from ..confusion import confusion_metrics
 from ..data.augment import eval_view, mix_batch, train_transform
 from ..data.decoded_cache import DecodedImages, decode_images
 from ..data.layout import Sample, SkippedFile
@@ -26,8 +27,7 @@ from ..data.multilabel import is_multilabel, label_matrix
 from ..data.transforms import DataConfig
 from ..device import autocast, resolve_precision
 from ..errors import DataError, TlearnError
-from ..evaluate.metrics import confusion_metrics
-from ..features.cache import default_cache_dir
+from ..files import default_cache_dir
 from ..hashing import stable_hash
 from .batchnorm import bn_by_group, describe_modes, set_bn_modes
 from .checkpoint import BEST, load_checkpoint, save_checkpoint, save_weights

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..device import autocast
+
 log = logging.getLogger("tlearn")
 
 STAGE_CONTAINERS = ("blocks", "stages", "layers", "features")  # timm and torchvision names of the stage list
@@ -82,8 +84,6 @@ def saved_bytes_per_image(model: nn.Module, size: int, precision: str = "fp32",
                           device: torch.device | str = "cpu") -> float:
     """Bytes autograd keeps for backward per image of `size` px with every parameter trainable (the most a
     phase can keep): the difference between forwards of 2 and 1 images, so the weights do not count."""
-    from ..device import autocast
-
     device = torch.device(device)
     flags = [(p, p.requires_grad) for p in model.parameters()]
     modes = [(m, m.training) for m in model.modules()]
