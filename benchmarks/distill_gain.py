@@ -120,9 +120,10 @@ def run_seeds(args: argparse.Namespace) -> list[Path]:
             continue
         command = [sys.executable, "-m", "tlearn", "distill", args.data, "--teacher", args.teacher, "--out",
                    str(out), "--seed", str(seed), "--recipe", args.recipe, "--no-progress"]
-        for flag in ("student", "student_weights", "student_size", "unlabeled", "epochs"):
+        for flag, option in (("student", "--student"), ("student_weights", "--student-weights"),
+                             ("student_size", "--image-size"), ("unlabeled", "--unlabeled"), ("epochs", "--epochs")):
             if getattr(args, flag) is not None:
-                command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+                command += [option, str(getattr(args, flag))]
         command += shlex.split(args.distill_args)
         print("$ " + " ".join(command), file=sys.stderr, flush=True)
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

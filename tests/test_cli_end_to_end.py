@@ -55,10 +55,10 @@ def test_evaluate_reproduces_the_recorded_accuracy(hymenoptera_run, hymenoptera)
 def test_predict_labels_a_bee_as_bees(hymenoptera_run, hymenoptera):
     bee = sorted((hymenoptera / "val" / "bees").iterdir())[0]
     rows = [json.loads(line) for line in tlearn("predict", str(hymenoptera_run), str(bee), "--json").stdout.splitlines()]
-    assert rows[0]["label"] == "bees" and rows[0]["probability"] > 0.5
+    assert rows[0]["predicted"] == "bees" and rows[0]["probability"] > 0.5
     out = tlearn("predict", str(hymenoptera_run), str(hymenoptera / "val" / "ants")).stdout
     plain = list(csv.DictReader(io.StringIO(out)))
-    assert len(plain) == 70 and sum(row["label"] == "ants" for row in plain) >= 60
+    assert len(plain) == 70 and sum(row["predicted"] == "ants" for row in plain) >= 60
 
 
 def test_second_fit_reuses_cached_features(hymenoptera_run, hymenoptera, tmp_path):

@@ -1,5 +1,5 @@
-"""What the CLI prints: every command's --help has an example, and `tlearn predict` writes CSV that an odd file
-name cannot forge."""
+"""What the CLI prints: every command's --help has an example, fit a short summary, and `tlearn predict` writes
+CSV (path,predicted,probability) that an odd file name cannot forge."""
 from __future__ import annotations
 
 import csv
@@ -27,7 +27,10 @@ def test_predict_writes_csv_that_odd_file_names_cannot_forge(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["fit", str(data), "--out", str(run), "--image-size", "32", "--num-workers", "0",
                  "--no-progress"]) == 0
-    capsys.readouterr()
+    summary = capsys.readouterr().out  # for people: a few lines, not JSON (--json gives that)
+    assert summary.startswith("val ") and "accuracy" in summary and f"run: {run}" in summary
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(summary)
     odd = tmp_path / "odd"
     odd.mkdir()
     names = ["plain.png", "comma,red.png", "tab\tgreen.png", "new\nline,green.png", 'quote"red.png']
@@ -37,10 +40,10 @@ def test_predict_writes_csv_that_odd_file_names_cannot_forge(tmp_path, capsys):
     assert main(["predict", str(run), str(odd)]) == 0
     out = capsys.readouterr().out
     rows = list(csv.reader(io.StringIO(out, newline="")))
-    assert rows[0] == ["path", "label", "probability"]
+    assert rows[0] == ["path", "predicted", "probability"]
     assert sorted(r[0] for r in rows[1:]) == sorted(str(odd / n) for n in names)
-    for path, label, probability in rows[1:]:
-        assert label in {"red", "green"} and 0 <= float(probability) <= 1
+    for path, predicted, probability in rows[1:]:
+        assert predicted in {"red", "green"} and 0 <= float(probability) <= 1
     # --json is unchanged: one object per line, the path as given
     assert main(["predict", str(run), str(odd / names[3]), "--json"]) == 0
     (line,) = capsys.readouterr().out.splitlines()

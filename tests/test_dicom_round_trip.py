@@ -86,7 +86,7 @@ def test_dicom_copies_predict_like_the_pictures_everywhere(tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(run.path), str(tmp_path / "dicom"), "--json"]) == 0
     cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {Path(r["path"]).name: r["label"] for r in cli} == {Path(p.path).name: p.label for p in from_dicom}
+    assert {Path(r["path"]).name: r["predicted"] for r in cli} == {Path(p.path).name: p.label for p in from_dicom}
 
     # the exported model with the torch-free runtime
     onnx = tmp_path / "model.onnx"

@@ -1,5 +1,5 @@
 """tlearn doctor on a tiny synthetic set with planted faults: copies across and within splits, a wrong label,
-an unreadable file and an odd shape are found; --strict and --json; doctor then fit extracts nothing twice."""
+an unreadable file and an odd shape are found; --fail-on-leakage and --json; doctor then fit extracts nothing twice."""
 from __future__ import annotations
 
 import json
@@ -110,9 +110,10 @@ def test_existing_file_of_the_user_is_not_overwritten(report, tmp_path):
     assert (tmp_path / "doctor.html").read_text() == "<p>my notes</p>"
 
 
-def test_strict_exits_non_zero_on_cross_split_copies_and_writes_nothing_here(planted, tmp_path):
+def test_fail_on_leakage_exits_non_zero_on_cross_split_copies_and_writes_nothing_here(planted, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "-m", "tlearn", "doctor", str(planted), "--json", "--strict", *FAST_ARGS],
+    proc = subprocess.run([sys.executable, "-m", "tlearn", "doctor", str(planted), "--json", "--fail-on-leakage",
+                           *FAST_ARGS],
                           capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 1, proc.stderr
     assert "span two splits" in proc.stderr
@@ -121,10 +122,10 @@ def test_strict_exits_non_zero_on_cross_split_copies_and_writes_nothing_here(pla
     assert list(tmp_path.iterdir()) == []  # without --out nothing lands in the current folder
 
 
-def test_strict_passes_on_a_clean_set_and_out_writes_both_files(tmp_path, capsys):
+def test_fail_on_leakage_passes_on_a_clean_set_and_out_writes_both_files(tmp_path, capsys):
     data = write_class_tree(tmp_path / "clean" / "train", CLASSES, size=40, seed=3).parent
     write_class_tree(data / "val", {k: 4 for k in CLASSES}, size=40, seed=4)
-    assert main(["doctor", str(data), "--strict", "--out", str(tmp_path / "out"), *FAST_ARGS]) == 0
+    assert main(["doctor", str(data), "--fail-on-leakage", "--out", str(tmp_path / "out"), *FAST_ARGS]) == 0
     assert "0 across splits" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["doctor.html", "doctor.json"]
 

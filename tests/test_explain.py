@@ -65,7 +65,9 @@ def test_explain_cli_refuses_what_it_cannot_do(marked, tmp_path, capsys, monkeyp
     run, where = marked
     image = sorted(where)[0]
     monkeypatch.chdir(tmp_path)
-    assert main(["explain", str(run), image]) == 2
+    with pytest.raises(SystemExit) as exit_:  # --out is required, and says so in --help and the usage line
+        main(["explain", str(run), image])
+    assert exit_.value.code == 2
     assert "--out DIR" in capsys.readouterr().err and not list(tmp_path.iterdir())  # nothing in the cwd
     assert main(["explain", str(run), image, "--out", "o", "--class", "blue"]) == 2
     assert "not one of the run's classes: green, red" in capsys.readouterr().err

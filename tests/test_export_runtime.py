@@ -97,7 +97,7 @@ def test_runtime_cli_prints_one_row_per_image(onnx_file, hymenoptera, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1  # one image was skipped
     header, row = list(csv.reader(io.StringIO(out.stdout)))
-    assert header == ["path", "label", "probability"]
+    assert header == ["path", "predicted", "probability"]
     path, label, prob = row
     assert path == str(bee) and label == "bees" and 0.5 < float(prob) <= 1.0
     assert "skipped" in out.stderr and "junk.jpg" in out.stderr

@@ -114,7 +114,7 @@ def _tlearn(capsys, *args: str) -> dict:
     """The command line in this process (a subprocess would spend seconds importing torch again)."""
     from tlearn.cli import main
 
-    assert main(list(args)) == 0
+    assert main([*args, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 

@@ -177,7 +177,7 @@ def test_predict_export_runtime_and_serve_give_the_same_label_probabilities(prob
 
     out = subprocess.run([sys.executable, "-m", "tlearn.runtime", str(onnx.path), str(images[0])],
                          capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out[0] == "path,label,probability," + ",".join(f"p:{c}" for c in clf.classes)
+    assert out[0] == "path,predicted,probability," + ",".join(f"p:{c}" for c in clf.classes)
 
     server = Server(onnx.path)
     try:
@@ -198,7 +198,7 @@ def test_cli_predict_and_evaluate(probe_run, manifest):
 
     image = sorted((manifest.parent / "images").iterdir())[1]
     lines = tlearn("predict", str(probe_run.path), str(image)).stdout.splitlines()
-    assert lines[0] == "path,label,probability," + ",".join(f"p:{c}" for c in probe_run.classes)
+    assert lines[0] == "path,predicted,probability," + ",".join(f"p:{c}" for c in probe_run.classes)
     metrics = json.loads(tlearn("evaluate", str(probe_run.path), str(manifest), "--json").stdout)
     assert metrics["n"] == 64 and metrics["macro_auroc"] > 0.85
     assert [r["threshold"] for r in metrics["per_label"]] == probe_run.thresholds  # the run's, not re-chosen

@@ -40,7 +40,8 @@ def _rank_json(capsys, *args: str) -> list[dict]:
 
 def test_rank_json_lists_every_source_and_metric_best_first(colours, source_run, capsys):
     sources = ["efficientnet_lite0", str(source_run)]
-    rows = _rank_json(capsys, str(colours), "--sources", ",".join(sources), "--metric", "all", "--verify", "probe")
+    rows = _rank_json(capsys, str(colours), "--rank-sources", ",".join(sources), "--rank-metric", "all",
+                      "--verify-probe")
     assert [r["metric"] for r in rows] == ["logme"] * 2 + ["leep"] * 2 + ["nce"] * 2 + ["hscore"] * 2
     for row in rows:
         assert set(row) == {"source", "metric", "score", "seconds", "probe_accuracy"}
@@ -52,12 +53,13 @@ def test_rank_json_lists_every_source_and_metric_best_first(colours, source_run,
     # one probe per source, the same whichever metric's row carries it
     assert len({(r["source"], r["probe_accuracy"]) for r in rows}) == 2
     # without --verify the entry has no probe_accuracy
-    plain = _rank_json(capsys, str(colours), "--sources", sources[0])
+    plain = _rank_json(capsys, str(colours), "--rank-sources", sources[0])
     assert set(plain[0]) == {"source", "metric", "score", "seconds"} and plain[0]["metric"] == "logme"
 
 
 def test_a_run_directory_is_scored_through_its_own_head(colours, source_run, capsys):
-    rows = _rank_json(capsys, str(colours), "--sources", str(source_run), "--metric", "leep", "--precision", "fp32")
+    rows = _rank_json(capsys, str(colours), "--rank-sources", str(source_run), "--rank-metric", "leep",
+                      "--precision", "fp32")
     train = load_splits(colours).train
     predictions, _ = Run(source_run).predict([s.path for s in train], precision="fp32")
     run_classes = Run(source_run).classes
@@ -68,14 +70,14 @@ def test_a_run_directory_is_scored_through_its_own_head(colours, source_run, cap
 
 def test_rank_out_writes_json_and_html_and_keeps_foreign_files(colours, tmp_path, capsys):
     out = tmp_path / "ranked"
-    assert main(["rank", str(colours), "--sources", "efficientnet_lite0", "--out", str(out), *FAST]) == 0
+    assert main(["rank", str(colours), "--rank-sources", "efficientnet_lite0", "--out", str(out), *FAST]) == 0
     record = json.loads((out / "rank.json").read_text())
     assert record["winner"] == "efficientnet_lite0" and record["table"][0]["metric"] == "logme"
     assert "efficientnet_lite0" in (out / "rank.html").read_text()
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "rank.json").write_text("{\"mine\": 1}")
-    assert main(["rank", str(colours), "--sources", "efficientnet_lite0", "--out", str(foreign), *FAST]) == 2
+    assert main(["rank", str(colours), "--rank-sources", "efficientnet_lite0", "--out", str(foreign), *FAST]) == 2
     assert (foreign / "rank.json").read_text() == "{\"mine\": 1}"
     assert "not written by `tlearn rank`" in capsys.readouterr().err
 
@@ -98,3 +100,11 @@ def test_rank_options_without_backbone_auto_are_refused(colours, tmp_path, capsy
     assert main(["fit", str(colours), "--out", str(tmp_path / "r"), "--rank-metric", "leep", *FAST]) == 2
     assert "add --backbone auto" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_rank_image_size_scores_every_source_at_that_size(colours, source_run, tmp_path):
+    out = tmp_path / "small"
+    assert main(["rank", str(colours), "--rank-sources", f"efficientnet_lite0,{source_run}", "--image-size", "48",
+                 "--out", str(out), *FAST]) == 0
+    record = json.loads((out / "rank.json").read_text())
+    assert {row["input_size"] for row in record["table"]} == {48}

@@ -164,7 +164,7 @@ def test_cli_study_prints_the_answers(tiny_tree, tmp_path, fake_scratch, capsys)
     out = tmp_path / "s"
     assert main(["-q", "study", str(tiny_tree), "--out", str(out), "--strategies", "scratch,centroid",
                  "--fractions", "1.0", "--seeds", "1", "--batch-size", "16", "--backbone", TINY.name,
-                 "--weights", "none", "--num-workers", "0"]) == 0
+                 "--weights", "none", "--num-workers", "0", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["accuracy_gain_strategy"] == "centroid" and printed["report"].endswith("report.html")
     study = json.loads((out / "study.json").read_text())

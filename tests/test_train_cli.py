@@ -59,7 +59,7 @@ def test_torchrun_two_cpu_processes_write_one_run(tiny, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tlearn",
-           "fit", str(tiny), "--out", str(out), "--strategy", "finetune", "--epochs", "1", *FAST]
+           "fit", str(tiny), "--out", str(out), "--strategy", "finetune", "--epochs", "1", "--json", *FAST]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('"run":') == 1  # only rank 0 reports
@@ -73,8 +73,8 @@ def test_torchrun_two_cpu_processes_write_one_run(tiny, tmp_path):
 def test_imbalance_options_and_image_size_are_recorded_and_used(tmp_path):
     data = write_class_tree(tmp_path / "skewed", {"common": 30, "rare": 8}, size=36)
     out = tmp_path / "run"
-    tlearn("fit", str(data), "--out", str(out), "--strategy", "gradual", "--epochs", "2", "--class-weights",
-           "auto", "--sampler", "balanced", "--augment", "medium", *FAST)
+    tlearn("fit", str(data), "--out", str(out), "--strategy", "gradual", "--epochs", "2", "--balanced-loss",
+           "--balanced-sampler", "--augment", "medium", *FAST)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["fit"]["class_weights"] == "auto" and config["fit"]["sampler"] == "balanced"
     assert config["strategy"]["train_options"]["sampler"] == "balanced"

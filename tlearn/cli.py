@@ -10,19 +10,28 @@ import importlib
 import logging
 import sys
 
+from ._version import __version__
+from .commands.options import HelpFormatter
 from .errors import TlearnError
 
 COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "study", "report", "compare", "distill", "export",
             "serve", "doctor", "explain", "rank", "extend", "incremental", "cache"]
 
 
+QUIET_HELP = "only warnings and results"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with `only`, just that subcommand's module is imported (some import torch, ~5 s)."""
-    parser = argparse.ArgumentParser(prog="tlearn", description="Transfer learning for image recognition.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    """The parser; with `only`, just that subcommand's module is imported. Building it imports no torch."""
+    parser = argparse.ArgumentParser(prog="tlearn", description="Transfer learning for image recognition.",
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
+    parser.add_argument("--version", action="version", version=f"tlearn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in [only] if only in COMMANDS else COMMANDS:
         importlib.import_module(f"tlearn.commands.{name}").register(sub)
+    for command in sub.choices.values():  # -q also after the command; SUPPRESS keeps a -q given before it
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
     return parser
 
 

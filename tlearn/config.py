@@ -12,19 +12,30 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from . import checks
 from ._version import __version__
-from .constants import (AUGMENT_PRESETS, AUTO_BACKBONE, DEFAULT_BACKBONE, DEFAULT_RANK_METRIC, RANK_METRICS, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_STRATEGY,
-                        DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, PRECISIONS, STRATEGY_NAMES)
+from .constants import (AUGMENT_PRESETS, AUTO_BACKBONE, DEFAULT_AUTO_BUDGET_MINUTES, DEFAULT_BACKBONE,
+                        DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_RANK_METRIC, DEFAULT_STRATEGY,
+                        DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_VAL_FRACTION, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, PRECISIONS,
+                        RANK_METRICS, STRATEGY_NAMES)
 from .errors import TlearnError
+from .strategy_defaults import quoted
 
 TRAINING_GROUP = "fine-tuning (finetune, gradual, lp-ft, scratch)"
 
 
 def option(default=MISSING, help: str | None = None, *, choices: tuple | None = None, check=None,
            flags: tuple[str, ...] | None = None, metavar: str | None = None, group: str | None = None,
-           positional: bool = False, cli: bool = True, kw_only: bool = False):
-    """A config field with what its command-line argument needs (help, choices, flags) and its check."""
+           positional: bool = False, cli: bool = True, kw_only: bool = False,
+           deprecated: tuple[str, ...] = (), flag_value=None, parse=None, default_factory=MISSING):
+    """A config field with what its command-line argument needs (help, choices, flags) and its check.
+
+    The default is written here once: `--help` shows it. `deprecated`: older spellings still accepted (with a
+    warning). `flag_value`: a single-choice option given as a flag that sets this value. `parse`: the argument's
+    type when the annotation is not int, float, str or bool (e.g. a comma-separated list)."""
     meta = {"help": help, "choices": choices, "check": check, "flags": flags, "metavar": metavar, "group": group,
-            "positional": positional, "cli": cli}
+            "positional": positional, "cli": cli, "deprecated": tuple(deprecated), "flag_value": flag_value,
+            "parse": parse}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=meta, kw_only=kw_only)
     return field(default=default, metadata=meta, kw_only=kw_only)
 
 
@@ -57,7 +68,7 @@ class RunOptions:
     data: str = option(help="data folder or CSV manifest", positional=True)
     out: str = option(help="run directory to write")
     seed: int = option(0)
-    val_fraction: float = option(0.2, "held out of train when DATA has no val/ (whole groups when images have one)")
+    val_fraction: float = option(DEFAULT_VAL_FRACTION, "held out of train when DATA has no val/ (whole groups when images have one)")
     group_by: str | None = option(None, "regex that takes each image's group (patient) from its file name, where "
                                         "a manifest has no group column: the first capture group or the whole "
                                         "match (searched in the path relative to DATA when it contains '/'); "
@@ -98,8 +109,8 @@ class RunOptions:
 class FitConfig(RunOptions):
     """A `tlearn fit` run: data -> backbone -> strategy -> run directory."""
 
-    strategy: str = option(DEFAULT_STRATEGY, ", ".join(f"{s} (default)" if s == DEFAULT_STRATEGY else s
-                                                       for s in STRATEGY_NAMES))
+    strategy: str = option(DEFAULT_STRATEGY, "how the backbone is transferred: " + ", ".join(STRATEGY_NAMES)
+                           + " (docs/guide/strategies.md)")
     backbone: str = option(DEFAULT_BACKBONE,
                            "registry name (see `tlearn backbones`), timm:<name>, a tlearn run directory, or auto "
                            "(rank the candidate sources on train, fit from the best; see --rank-sources)")
@@ -108,46 +119,52 @@ class FitConfig(RunOptions):
     weights_sha256: str | None = option(None, "refuse weights whose sha256 differs")
     rank_sources: str | None = option(None, "--backbone auto: comma-separated candidates (registry names, "
                                             "timm:<name>, run directories; default: every registry backbone with "
-                                            "weights here)", metavar="LIST")
+                                            "weights here)", metavar="LIST", flags=("--rank-sources",))
     rank_metric: str = option(DEFAULT_RANK_METRIC, "--backbone auto: the transferability score that picks the "
-                                                   "source", choices=RANK_METRICS)
-    class_weights: str | None = option(None, "auto: weight classes by 1/frequency (multi-label: each label's "
-                                             "positives by negatives/positives)", choices=("auto",))
+                                                   "source", choices=RANK_METRICS, flags=("--rank-metric",))
+    class_weights: str | None = option(None, "weight the loss of each class by 1/frequency (multi-label: each "
+                                             "label's positives by negatives/positives)", choices=("auto",),
+                                       flags=("--balanced-loss",), flag_value="auto", deprecated=("--class-weights",))
     empty_label: str | None = option(None, "multi-label manifests: this label (e.g. 'No Finding') excludes all "
                                            "others and becomes the empty set, not a class", metavar="LABEL")
     strict: bool = option(False, "refuse to train when a group (patient) appears in two of the given splits "
                                  "(default: warn, and list them in metrics.json)")
     # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
-    epochs: int | None = option(None, "epochs of the main phase (strategy default)",
+    epochs: int | None = option(None, f"epochs of the main phase (default: {quoted('epochs')})",
                                 check=checks.at_least(1, "--epochs"), group=TRAINING_GROUP)
     head_epochs: int | None = option(None, "finetune: train the head alone for N epochs first, instead of "
-                                           "starting from the linear probe (default 0: the probe is the head)",
+                                           "starting from the linear probe (default: "
+                                           f"{quoted('head_epochs')}, the probe is the head)",
                                      group=TRAINING_GROUP)
-    lr: float | None = option(None, "peak learning rate of the head (strategy default)", group=TRAINING_GROUP)
+    lr: float | None = option(None, f"peak learning rate of the head (default: {quoted('lr')})",
+                              group=TRAINING_GROUP)
     lr_ratio: float | None = option(None, "head lr / stem lr: rates fall geometrically from head to stem "
-                                          "(default 10)", group=TRAINING_GROUP)
-    optimizer: str | None = option(None, "strategy default", choices=OPTIMIZERS, group=TRAINING_GROUP)
-    augment: str | None = option(None, "augmentation preset (strategy default); flip only mirrors the eval view; "
-                                       "crop does not flip (traffic signs, text); strong adds mixup/cutmix",
+                                          f"(default: {quoted('lr_ratio')})", group=TRAINING_GROUP)
+    optimizer: str | None = option(None, f"(default: {quoted('optimizer')})", choices=OPTIMIZERS,
+                                   group=TRAINING_GROUP)
+    augment: str | None = option(None, "augmentation preset: flip only mirrors the eval view; crop does not flip "
+                                       "(traffic signs, text); strong adds mixup/cutmix (default: "
+                                       f"{quoted('augment')})",
                                  choices=AUGMENT_PRESETS, group=TRAINING_GROUP)
-    image_size: int | None = option(None, "input size to train and predict at (e.g. 32 for 32 px images); default "
-                                          "the backbone's", check=checks.at_least(8, "--image-size", " px"),
+    image_size: int | None = option(None, "input size to train and predict at (e.g. 32 for 32 px images) "
+                                          "(default: the backbone's)", check=checks.at_least(8, "--image-size", " px"),
                                     group=TRAINING_GROUP)
     train_size: int | None = option(None, "size of the random crops fine-tuning trains on, when it should differ "
                                           "from the size it predicts at (efficientnet_lite0: trains at 224, "
                                           "predicts at 256)", group=TRAINING_GROUP)
     unfreeze_every: int = option(1, "gradual: epochs between unfreezing groups", group=TRAINING_GROUP)
-    freeze_bn: bool | None = option(None, "keep BatchNorm statistics fixed (strategy default: on for finetune and "
-                                          "lp-ft)", group=TRAINING_GROUP)
-    sampler: str | None = option(None, "balanced: draw classes equally often", choices=("balanced",),
+    freeze_bn: bool | None = option(None, f"keep BatchNorm statistics fixed (default: {quoted('freeze_bn')})",
+                                    group=TRAINING_GROUP)
+    sampler: str | None = option(None, "draw classes equally often", choices=("balanced",),
+                                 flags=("--balanced-sampler",), flag_value="balanced", deprecated=("--sampler",),
                                  group=TRAINING_GROUP)
-    label_smoothing: float | None = option(None, "strategy default: 0 for finetune (its head starts from the "
-                                                 "probe, which already fits train), 0.1 otherwise",
+    label_smoothing: float | None = option(None, f"(default: {quoted('label_smoothing')}: finetune's head starts "
+                                                 "from the probe, which already fits train)",
                                            group=TRAINING_GROUP)
     grad_clip: float | None = option(DEFAULT_GRAD_CLIP, "max gradient norm (0: off)", group=TRAINING_GROUP)
     l2_sp: float | None = option(None, "L2-SP: pull the backbone towards its pretrained weights with strength "
-                                       "ALPHA instead of only decaying weights to zero (default 0.1 for finetune, "
-                                       "off otherwise; 0: off)", check=checks.check_l2_sp, metavar="ALPHA",
+                                       "ALPHA instead of only decaying weights to zero; 0: off (default: "
+                                       f"{quoted('l2_sp')})", check=checks.check_l2_sp, metavar="ALPHA",
                                  group=TRAINING_GROUP)
     accumulation: int = option(1, "micro-batches per optimizer step", check=checks.at_least(1, "--accumulation"),
                                group=TRAINING_GROUP)
@@ -160,7 +177,8 @@ class FitConfig(RunOptions):
     max_seconds: float | None = option(None, "wall-clock budget for training", group=TRAINING_GROUP)
     resume: bool = option(False, "continue from RUN/checkpoints after an interruption", group=TRAINING_GROUP)
     budget_minutes: float | None = option(None, "--strategy auto: wall-clock budget for the whole fit, final "
-                                                "evaluation included (default 15); rerunning the same command "
+                                                "evaluation included (default: "
+                                                f"{DEFAULT_AUTO_BUDGET_MINUTES:g}); rerunning the same command "
                                                 "continues an interrupted search")
 
     def __post_init__(self) -> None:

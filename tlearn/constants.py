@@ -9,6 +9,8 @@ PRECISIONS = ("auto", "bf16", "fp32")
 OPTIMIZERS = ("adamw", "sgd")
 RANK_METRICS = ("logme", "leep", "nce", "hscore")  # tlearn.rank.metrics implements these
 DEFAULT_RANK_METRIC = "logme"
+DEFAULT_VAL_FRACTION = 0.2  # held out of train for model selection when DATA has no val/
+DEFAULT_AUTO_BUDGET_MINUTES = 15.0  # fit --strategy auto: the probe plus a halving over 2-4 fine-tunes of ~1000 images at 224 px
 AUTO_STRATEGY = "auto"  # fit --strategy auto: tlearn.auto searches the other strategies
 AUTO_BACKBONE = "auto"  # fit --backbone auto: rank the candidate sources first, fit from the winner
 
@@ -22,7 +24,6 @@ DEFAULT_WEIGHT_DECAY = 0.01
 DEFAULT_TRAIN_BATCH_SIZE = 32
 DEFAULT_BATCH_SIZE = 64  # images per forward pass for extraction / evaluation
 DEFAULT_GRAD_CLIP = 1.0
-DEFAULT_LABEL_SMOOTHING = 0.1
 
 # the run report's "Where the model looks" gallery: at most this many images get heatmaps (0: no gallery), and
 # heatmaps stop being added after this many seconds, so a report stays quick to write at the end of every fit
@@ -32,5 +33,7 @@ REPORT_HEATMAP_SECONDS = 60.0
 # bootstrap confidence intervals of the headline metrics (tlearn.evaluate.intervals)
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0  # fixed, so `tlearn evaluate` reproduces the intervals `fit` wrote
+
+INT8_MAX_ACCURACY_DROP = 0.02  # tlearn export --int8 refuses a model whose val accuracy drops by more
 
 LABEL_RANKINGS = ("self_confidence", "normalized_margin")  # how tlearn doctor ranks label issues

@@ -304,7 +304,7 @@ def summary_lines(result: dict) -> list[str]:
     lines += ["", "Next, on your own images (class folders DATA/train/CLASS/*.jpg, optional DATA/val and DATA/test):",
               "  tlearn fit DATA --out RUN            # linear probe on the default backbone",
               "  tlearn evaluate RUN DATA/test        # metrics on labelled images",
-              "  tlearn predict RUN IMAGE_OR_FOLDER   # CSV: path,label,probability",
+              "  tlearn predict RUN IMAGE_OR_FOLDER   # CSV: path,predicted,probability",
               "  tlearn study DATA --out STUDY        # does transfer beat training from scratch on your data?"]
     return lines
 

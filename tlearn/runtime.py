@@ -8,7 +8,7 @@ next to a model on a machine without PyTorch:
     for p in clf.predict(["bee.jpg", pil_image, numpy_array]):   # or one of them, or a folder
         print(p.source, p.predicted, p.probability)
 
-    python -m tlearn.runtime model.onnx IMAGE ...     # one line per image: path, label, probability
+    python -m tlearn.runtime model.onnx IMAGE ...     # one line per image: path, predicted, probability
 
 The exported graph takes a uint8 RGB batch (N, S, S, 3) and normalises itself; this module only decodes the
 image and does the eval resize + centre crop, with the same geometry as tlearn.data.transforms.resize_crop.
@@ -552,15 +552,15 @@ class Classifier:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2 or argv[0] in ("-h", "--help"):
-        print("usage: python -m tlearn.runtime MODEL.onnx IMAGE [IMAGE ...]  (prints CSV: path,label,probability)",
+        print("usage: python -m tlearn.runtime MODEL.onnx IMAGE [IMAGE ...]  (prints CSV: path,predicted,probability)",
               file=sys.stderr)
         return 2
     import csv
 
     clf = Classifier(argv[0])
     writer = csv.writer(sys.stdout, lineterminator="\n")  # quotes a path holding a comma, quote or newline
-    # multi-label: label holds the labels at or above their thresholds ('|'-joined), then p:<label> columns
-    writer.writerow(["path", "label", "probability"] + ([f"p:{c}" for c in clf.classes] if clf.multilabel else []))
+    # multi-label: predicted holds the labels at or above their thresholds ('|'-joined), then p:<label> columns
+    writer.writerow(["path", "predicted", "probability"] + ([f"p:{c}" for c in clf.classes] if clf.multilabel else []))
     status = 0
     for path in argv[1:]:
         try:

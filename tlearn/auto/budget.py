@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from ..backbones.model import TransferModel
+from ..constants import DEFAULT_AUTO_BUDGET_MINUTES as DEFAULT_BUDGET_MINUTES
 from ..train.distributed import DistEnv, training_threads
 
-DEFAULT_BUDGET_MINUTES = 15.0  # see docs: the probe plus a halving over 2-4 fine-tunes of ~1000 images at 224 px
 SAFETY = 1.25  # estimates are multiplied by this before they are compared with the time left
 MEASURED_MARGIN = 1.1  # the same for the next epoch of a candidate whose epochs have been timed
 FINAL_FIXED_SECONDS = 15.0  # saving the model, the report, and starting the process

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 
 from . import examples
+from .options import add_json
 
 
 def register(sub) -> None:
     p = sub.add_parser("backbones", help="list backbones and whether their weights are available offline",
                        **examples("tlearn backbones          # names, input size, feature size, weights offline?",
                                   "tlearn backbones --json"))
-    p.add_argument("--json", action="store_true")
+    add_json(p, "print the rows as JSON instead of a table")
     p.set_defaults(func=run)
 
 

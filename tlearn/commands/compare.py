@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from . import examples
+from .options import add_json
 
 
 def register(sub) -> None:
@@ -15,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("runs", nargs="+", help="run directories")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="also write the table as an HTML page to FILE (e.g. compare.html); none by default")
-    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    add_json(p, "print the rows as JSON instead of a table")
     p.set_defaults(func=run)
 
 

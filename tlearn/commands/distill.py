@@ -1,11 +1,10 @@
 """tlearn distill DATA --teacher RUN --student NAME --out RUN2 [--temperature T] [--alpha A] [--epochs N] ..."""
 from __future__ import annotations
 
-import json
-
 from ..distill.config import DistillConfig
 from . import examples
-from .options import add_config_arguments, config_from_args
+from .options import add_config_arguments, add_json, config_from_args
+from .output import emit, split_lines
 
 
 def register(sub) -> None:
@@ -20,9 +19,10 @@ def register(sub) -> None:
         **examples("tlearn distill flowers --teacher runs/flowers --out runs/flowers-student",
                    "tlearn distill flowers --teacher runs/flowers --out runs/student-t8 --temperature 8 --epochs 60",
                    "tlearn distill flowers --teacher runs/flowers --out runs/lite0-128 --recipe consistent "
-                   "--student efficientnet_lite0 --student-weights pretrained --student-size 128 "
+                   "--student efficientnet_lite0 --student-weights pretrained --image-size 128 "
                    "--unlabeled flowers-unlabeled"))
     add_config_arguments(p, DistillConfig)
+    add_json(p, "print the figures, the distillation block and the run's path as JSON instead of a short summary")
     p.set_defaults(func=run)
 
 
@@ -35,5 +35,15 @@ def run(args) -> int:
                for split in ("val", "test") if split in m}
     summary.update(distillation=m["distillation"], train_seconds=m["train_seconds"], skipped=len(m["skipped"]),
                    run=str(result.path))
-    print(json.dumps(summary, indent=2))
+    d = m["distillation"]
+    lines = split_lines(summary)
+    if d.get("student_accuracy") is not None:
+        lines.append(f"{d.get('split', 'val')}: teacher {_fig(d.get('teacher_accuracy'))}, distilled student "
+                     f"{_fig(d.get('student_accuracy'))}, student alone {_fig(d.get('student_alone_accuracy'))}")
+    lines += [f"trained in {m['train_seconds']:.1f} s", f"run: {result.path}"]
+    emit(args.json, summary, lines)
     return 0
+
+
+def _fig(x) -> str:
+    return "-" if x is None else f"{x:.4f}"

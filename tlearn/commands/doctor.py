@@ -1,11 +1,13 @@
-"""tlearn doctor DATA [--backbone B] [--out DIR] [--json] [--strict]"""
+"""tlearn doctor DATA [--backbone B] [--out DIR] [--json] [--fail-on-leakage]"""
 from __future__ import annotations
 
 import json
 import sys
 
-from ..constants import DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE, LABEL_RANKINGS, PRECISIONS
+from ..doctor.config import DoctorConfig
 from . import examples
+from .options import add_config_arguments, add_json, config_from_args
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -15,24 +17,9 @@ def register(sub) -> None:
                     "confident learning), outliers, unreadable files, size outliers and class counts. Without "
                     "--out it prints a summary and writes nothing but the shared feature cache.",
         **examples("tlearn doctor flowers/ --out doctor/flowers      # doctor/flowers/doctor.html + doctor.json",
-                   "tlearn doctor xray/ --strict --json > doctor.json  # exit 1 on duplicates across splits"))
-    p.add_argument("data", help="data folder (train/ [val/ test/] or a class tree) or CSV manifest")
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="backbone whose features are compared "
-                   f"(default {DEFAULT_BACKBONE}; use the one you will fit with, so fit reuses the features)")
-    p.add_argument("--weights", default=None, help="pretrained (default), none, or a weights file, as in fit")
-    p.add_argument("--image-size", type=int, default=None, help="input size, as in fit")
-    p.add_argument("--out", default=None, help="write DIR/doctor.html and DIR/doctor.json")
-    p.add_argument("--json", action="store_true", help="print doctor.json to stdout instead of the summary")
-    p.add_argument("--strict", action="store_true", help="exit with status 1 when a duplicate spans two splits")
-    p.add_argument("--rank-by", default="self_confidence", choices=LABEL_RANKINGS,
-                   help="how label issues are ranked (default self_confidence: the given label's probability)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the val hold-out and the probe's folds, as in fit")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="held out of train when there is no val/")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=list(PRECISIONS))
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--cache-dir", default=None, help="feature cache (default: TLEARN_CACHE or ~/.cache/tlearn)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+                   "tlearn doctor xray/ --fail-on-leakage --json > doctor.json  # exit 1: duplicates across splits"))
+    add_config_arguments(p, DoctorConfig)
+    add_json(p, "print doctor.json to stdout instead of the summary")
     p.set_defaults(func=run)
 
 
@@ -40,21 +27,22 @@ def run(args) -> int:
     from ..doctor import diagnose, write_doctor
     from ..doctor.page import summary_text
 
-    report = diagnose(args.data, args.backbone, weights=args.weights, image_size=args.image_size,
-                      ranking=args.rank_by, seed=args.seed, val_fraction=args.val_fraction, device=args.device,
-                      precision=args.precision, cache_dir=args.cache_dir, batch_size=args.batch_size,
-                      progress=args.progress and not args.json)
+    cfg = config_from_args(DoctorConfig, args)
+    report = diagnose(cfg.data, cfg.backbone, weights=cfg.weights, image_size=cfg.image_size, ranking=cfg.rank_by,
+                      seed=cfg.seed, val_fraction=cfg.val_fraction, device=cfg.device, precision=cfg.precision,
+                      cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                      progress=cfg.progress and not args.json)
     if report is None:  # a torchrun worker: rank 0 examines and writes
         return 0
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(summary_text(report))
-    if args.out:
-        html, js = write_doctor(report, args.out)
+    if cfg.out:
+        html, js = write_doctor(report, cfg.out)
         print(f"written: {html}  {js}", file=sys.stderr if args.json else sys.stdout)
     leaks = report.cross_split_duplicates
-    if args.strict and leaks:
-        print(f"tlearn doctor: {len(leaks)} duplicate group(s) span two splits (--strict)", file=sys.stderr)
+    if cfg.fail_on_leakage and leaks:
+        print(f"tlearn doctor: {len(leaks)} duplicate group(s) span two splits (--fail-on-leakage)", file=sys.stderr)
         return 1
     return 0

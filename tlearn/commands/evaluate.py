@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 
+from ..constants import DEFAULT_BATCH_SIZE
 from . import examples
+from .options import add_json
 
 
 def register(sub) -> None:
@@ -12,9 +14,10 @@ def register(sub) -> None:
                                   "tlearn evaluate runs/flowers more/ --save-as more   # kept for tlearn report"))
     p.add_argument("run", help="run directory")
     p.add_argument("split", help="class tree (e.g. DATA/test) or CSV manifest")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--save-as", default=None, help="also write RUN/predictions/<name>.csv (for reports)")
+    add_json(p, "print the metrics as JSON instead of a table")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per forward pass")
+    p.add_argument("--save-as", default=None, metavar="NAME",
+                   help="also write RUN/predictions/NAME.csv (for reports)")
     p.add_argument("--tta", nargs="?", const="flip", default=None, choices=["flip", "crops"],
                    help="test-time augmentation, as in `tlearn predict --tta`")
     p.set_defaults(func=run)

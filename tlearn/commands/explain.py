@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..explain.methods import DEFAULT_METHOD, METHODS
 from . import examples
+from .options import add_json
 
 
 def register(sub) -> None:
@@ -10,35 +11,36 @@ def register(sub) -> None:
                        description="Class-activation heatmaps over the images, for the predicted class and any "
                                    "--class asked for, computed on exactly the run's eval crop. Writes one PNG per "
                                    "image and class, index.json and index.html into --out; prints one line per "
-                                   "image (path, predicted class, probability, overlay file).",
+                                   "image (path, predicted class, probability, overlay file; tab-separated, or "
+                                   "JSON with --json).",
                        **examples("tlearn explain runs/flowers photos/ --out heatmaps/       # open heatmaps/index.html",
                                   "tlearn explain runs/xray scan.png --class PNEUMONIA --method gradcam++ --out cam/"))
     p.add_argument("run", help="run directory")
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="folder for the PNGs, index.json and index.html (required: nothing is written elsewhere)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for the PNGs, index.json and index.html (a new or empty folder; nothing is written "
+                        "elsewhere)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=list(METHODS),
-                   help="gradcam (default), gradcam++ (several objects of a class), hirescam (faithful to the "
-                        "computation), xgradcam, layercam (finer), eigencam (no gradient, one map for all classes)")
+                   help="gradcam, gradcam++ (several objects of a class), hirescam (faithful to the computation), "
+                        "xgradcam, layercam (finer), eigencam (no gradient, one map for all classes)")
     p.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME",
                    help="also map this class (repeatable); the predicted class is always mapped")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward and backward pass")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out that is not an earlier explain output (other files are kept)")
+    add_json(p, "one JSON object per image (path, predicted, probability, overlay) instead of tab-separated lines")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import json
     import sys
     import time
     from pathlib import Path
 
     from ..errors import TlearnError
 
-    if args.out is None:
-        raise TlearnError("tlearn explain writes heatmap images and an index; say where with --out DIR (a new or "
-                          "empty folder). Nothing is written to the current folder.")
     from ..data.layout import list_images
     from ..device import pick_device
     from ..explain.cam import require_grad_cam
@@ -66,7 +68,12 @@ def run(args) -> int:
                               classes=[run_.classes.index(c) for c in args.classes],
                               device=str(pick_device(args.device)), batch_size=args.batch_size, skipped=skipped):
         entry = writer.add(item)
-        print(f"{entry['path']}\t{entry['predicted']}\t{entry['probability']:.4f}\t{out / entry['maps'][0]['file']}")
+        overlay = out / entry["maps"][0]["file"]
+        if args.json:
+            print(json.dumps({"path": entry["path"], "predicted": entry["predicted"],
+                              "probability": entry["probability"], "overlay": str(overlay)}))
+        else:
+            print(f"{entry['path']}\t{entry['predicted']}\t{entry['probability']:.4f}\t{overlay}")
     page = writer.finish(skipped, time.perf_counter() - start)
     sys.stdout.flush()
     for s in skipped:

@@ -1,25 +1,30 @@
-"""tlearn export RUN --format onnx|torchscript [--quantize int8] [--out FILE]"""
+"""tlearn export RUN --format onnx|torchscript [--int8] [--out FILE]"""
 from __future__ import annotations
 
 import json
 
+from ..constants import INT8_MAX_ACCURACY_DROP
 from . import examples
+from .options import add_deprecated, add_json
 
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a run to ONNX or TorchScript (uint8 images in, probabilities out)",
                        **examples("tlearn export runs/flowers                  # runs/flowers/exports/model.onnx",
-                                  "tlearn export runs/flowers --quantize int8   # refused if val accuracy drops"))
+                                  "tlearn export runs/flowers --int8           # refused if val accuracy drops"))
     p.add_argument("run", help="run directory")
-    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], dest="fmt")
-    p.add_argument("--quantize", default=None, choices=["int8"], help="static int8 (ONNX only), calibrated on "
-                   "train images; its val accuracy delta is printed and stored in OUT.json")
-    p.add_argument("--out", default=None, help="output file (default RUN/exports/model[.int8].onnx|.pt)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], dest="fmt", help="file format")
+    p.add_argument("--int8", dest="quantize", action="store_const", const="int8", default=None,
+                   help="static int8 quantization (ONNX only), calibrated on train images; its val accuracy delta "
+                        "is printed and stored in OUT.json")
+    add_deprecated(p, "--quantize", "--int8", "quantize", choices=["int8"])
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="output file (default: RUN/exports/model[.int8].onnx|.pt)")
     p.add_argument("--data", default=None, help="data folder for the parity check when the run's own data "
                    "(config.yaml data.root) is not at hand")
-    p.add_argument("--max-accuracy-drop", type=float, default=0.02,
-                   help="int8: refuse the export if val accuracy drops by more than this (default 0.02)")
-    p.add_argument("--json", action="store_true", help="print the export report as JSON")
+    p.add_argument("--max-accuracy-drop", type=float, default=INT8_MAX_ACCURACY_DROP,
+                   help="int8: refuse the export if val accuracy drops by more than this")
+    add_json(p, "print the export report as JSON instead of a short summary")
     p.set_defaults(func=run)
 
 

@@ -1,11 +1,10 @@
 """tlearn extend RUN NEWDATA --out RUN2 [--method analytic|lwf|naive] [--replay K]"""
 from __future__ import annotations
 
-import json
-
 from ..incremental.config import ExtendConfig
 from . import examples
-from .options import add_config_arguments, config_from_args
+from .options import add_config_arguments, add_json, config_from_args
+from .output import emit, split_lines
 
 
 def register(sub) -> None:
@@ -18,6 +17,7 @@ def register(sub) -> None:
         **examples("tlearn extend runs/flowers new-flowers --out runs/flowers+2     # analytic head, exact",
                    "tlearn extend runs/flowers-ft new-flowers --out runs/ft+2 --method lwf --replay 20 --epochs 4"))
     add_config_arguments(p, ExtendConfig)
+    add_json(p, "print the val/test figures and the run's path as JSON instead of a short summary")
     p.set_defaults(func=run)
 
 
@@ -30,5 +30,7 @@ def run(args) -> int:
     summary = split_summary(m)
     summary.update(classes=len(result.classes), added=result.config["lineage"][-1]["classes_added"],
                    method=result.config["strategy"]["name"], train_seconds=m["train_seconds"], run=str(result.path))
-    print(json.dumps(summary, indent=2))
+    lines = [f"{summary['method']}: {summary['classes']} classes ({summary['added']} added)", *split_lines(summary),
+             f"trained in {m['train_seconds']:.1f} s", f"run: {result.path}"]
+    emit(args.json, summary, lines)
     return 0

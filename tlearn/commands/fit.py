@@ -1,11 +1,10 @@
 """tlearn fit DATA --out RUN [--strategy S] [--backbone B] ..."""
 from __future__ import annotations
 
-import json
-
 from ..config import FitConfig
 from . import examples
-from .options import add_config_arguments, config_from_args
+from .options import add_config_arguments, add_json, config_from_args
+from .output import emit, split_lines
 
 
 def add_fit_arguments(p, exclude: tuple[str, ...] = ()) -> None:
@@ -20,6 +19,7 @@ def register(sub) -> None:
                                   "tlearn fit flowers --out runs/flowers-ft --strategy finetune --epochs 10",
                                   "tlearn fit flowers --out runs/flowers-auto --strategy auto --budget-minutes 20"))
     add_config_arguments(p, FitConfig)
+    add_json(p, "print the val/test figures and the run's path as JSON instead of a short summary")
     p.set_defaults(func=run)
 
 
@@ -37,7 +37,11 @@ def run(args) -> int:
     findings_summary(summary, m)  # leakage (figures without copies), recipe, the probe's advice
     summary.update(train_seconds=m["train_seconds"], phase_seconds=m["phase_seconds"], skipped=len(m["skipped"]),
                    run=str(result.path))
-    print(json.dumps(summary, indent=2))
+    lines = split_lines(summary) + [f"trained in {m['train_seconds']:.1f} s"
+                                    + (f"; {summary['skipped']} unreadable file(s) skipped" if summary["skipped"] else "")]
+    if summary.get("groups_in_two_splits"):
+        lines.append(f"warning: {summary['groups_in_two_splits']} group(s) appear in two splits (metrics.json)")
+    emit(args.json, summary, lines + [f"run: {result.path} (report.html, metrics.json)"])
     return 0
 
 

@@ -1,11 +1,10 @@
 """tlearn incremental DATA --tasks T --methods ... --out STUDY"""
 from __future__ import annotations
 
-import json
-
-from ..incremental.protocol import IncrementalConfig
+from ..incremental.config import IncrementalConfig
 from . import examples
-from .options import add_config_arguments, config_from_args
+from .options import add_config_arguments, add_json, config_from_args
+from .output import emit
 
 
 def register(sub) -> None:
@@ -17,6 +16,7 @@ def register(sub) -> None:
         **examples("tlearn incremental flowers --tasks 2 --methods analytic,joint --out studies/flowers-inc",
                    "tlearn incremental signs --tasks 4 --image-size 32 --epochs 3 --seeds 2 --out studies/signs"))
     add_config_arguments(p, IncrementalConfig)
+    add_json(p, "print the per-method summary, the tasks and the report's path as JSON instead of a table")
     p.set_defaults(func=run)
 
 
@@ -24,6 +24,11 @@ def run(args) -> int:
     from ..incremental.protocol import run_incremental
 
     study = run_incremental(config_from_args(IncrementalConfig, args))
-    print(json.dumps({"summary": study["summary"], "tasks": study["tasks"],
-                      "report": str(args.out) + "/incremental.html"}, indent=2))
+    report = str(args.out) + "/incremental.html"
+    lines = [f"{'method':<16} {'final':>7} {'average':>8} {'forgetting':>10}"]
+    for name, row in study["summary"].items():
+        lines.append(f"{name:<16} {row['final_accuracy']:>7.4f} {row['average_incremental_accuracy']:>8.4f} "
+                     f"{row['forgetting']:>10.4f}")
+    emit(args.json, {"summary": study["summary"], "tasks": study["tasks"], "report": report},
+         lines + [f"{len(study['tasks'])} tasks; report: {report}"])
     return 0

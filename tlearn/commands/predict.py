@@ -1,4 +1,4 @@
-"""tlearn predict RUN IMAGE_OR_DIR ... [--json]"""
+"""tlearn predict RUN IMAGE_OR_DIR ... [--json]: one row per image, path,predicted,probability."""
 from __future__ import annotations
 
 import csv
@@ -6,22 +6,23 @@ import json
 import sys
 
 from . import examples
+from .options import add_json
 
-CSV_FIELDS = ["path", "label", "probability"]
+CSV_FIELDS = ["path", "predicted", "probability"]  # as in RUN/predictions/*.csv: label would be the truth
 
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="label images with a trained run",
-                       description="Print one row per image: CSV (header path,label,probability; fields quoted "
-                                   "where needed), or JSON lines with --json. A multi-label run: label holds the "
-                                   "labels at or above their thresholds, '|'-separated, followed by p:<label> "
-                                   "columns.",
-                       **examples("tlearn predict runs/flowers photos/ > labels.csv   # path,label,probability",
+                       description="Print one row per image: CSV (header path,predicted,probability; fields "
+                                   "quoted where needed), or JSON lines with --json. A multi-label run: predicted "
+                                   "holds the labels at or above their thresholds, '|'-separated, followed by "
+                                   "p:<label> columns.",
+                       **examples("tlearn predict runs/flowers photos/ > labels.csv   # path,predicted,probability",
                                   "tlearn predict runs/flowers rose.jpg --json        # one JSON object per line"))
     p.add_argument("run", help="run directory")
     p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--batch-size", type=int, default=32)
+    add_json(p, "one JSON object per line instead of CSV")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     p.add_argument("--tta", nargs="?", const="flip", default=None, choices=["flip", "crops"],
                    help="test-time augmentation: average over the image and its mirror (flip, the default) "
                         "or over ten crops and mirrors (crops); 2x / 10x the compute. Not for classes that a "
@@ -36,10 +37,10 @@ def run(args) -> int:
     predictions, skipped = run.predict(args.images, batch_size=args.batch_size, tta=args.tta)
     if args.json:
         for pred in predictions:
-            print(json.dumps(pred.to_dict()))
+            print(json.dumps(json_row(pred.to_dict())))
     else:  # the csv module quotes a path holding a comma, quote, tab or newline, so no row can be forged
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        # multi-label: label is the '|'-joined labels at or above their thresholds, then every label's probability
+        # multi-label: predicted is the '|'-joined labels at or above their thresholds, then every label's probability
         extra = [f"p:{c}" for c in run.classes] if run.multilabel else []
         writer.writerow(CSV_FIELDS + extra)
         writer.writerows([str(pred.source), pred.predicted, f"{pred.probability:.4f}"]
@@ -48,3 +49,9 @@ def run(args) -> int:
     for s in skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     return 0 if predictions else 1
+
+
+def json_row(d: dict) -> dict:
+    """A prediction as --json prints it: `predicted` is the model's answer (as in the CSV); `label`, the same
+    value under its older name, is kept for scripts that read it and will be removed."""
+    return {"path": str(d["path"]), "predicted": d["label"], **{k: v for k, v in d.items() if k not in ("path",)}}

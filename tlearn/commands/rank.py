@@ -1,11 +1,11 @@
-"""tlearn rank DATA [--sources a,b,RUN_DIR|offline] [--metric logme|leep|nce|hscore|all] [--verify probe] [--json]"""
+"""tlearn rank DATA [--rank-sources a,b,RUN_DIR|offline] [--rank-metric logme|leep|nce|hscore|all] [--verify-probe] [--json]"""
 from __future__ import annotations
 
 import json
 
 from ..rank.config import RankConfig
 from . import examples
-from .options import add_config_arguments, config_from_args
+from .options import add_config_arguments, add_json, config_from_args
 
 
 def register(sub) -> None:
@@ -15,10 +15,10 @@ def register(sub) -> None:
                     "directories) on DATA's train split, best first. Features are cached, so a later `tlearn fit` "
                     "from the winner reuses them.",
         **examples("tlearn rank flowers                                   # every backbone with weights here",
-                   "tlearn rank xray2 --sources efficientnet_lite0,runs/xray --metric all --json",
-                   "tlearn rank flowers --verify probe --out rank/        # with linear-probe val accuracy"))
+                   "tlearn rank xray2 --rank-sources efficientnet_lite0,runs/xray --rank-metric all --json",
+                   "tlearn rank flowers --verify-probe --out rank/        # with linear-probe val accuracy"))
     add_config_arguments(p, RankConfig)
-    p.add_argument("--json", action="store_true", help="print the ranking as JSON (a list, best first)")
+    add_json(p, "print the ranking as JSON (a list, best first) instead of a table")
     p.set_defaults(func=run)
 
 
@@ -35,12 +35,12 @@ def run(args) -> int:
     splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed)
     if not fill_rank_features(splits, sources, verify=cfg.verify, batch_size=cfg.batch_size, precision=cfg.precision,
                               device=cfg.device, cache_dir=cfg.cache_dir, num_workers=cfg.num_workers,
-                              progress=cfg.progress):
+                              progress=cfg.progress, image_size=cfg.image_size):
         return 0  # a torchrun worker: its share of the features is in rank 0's cache, which ranks
     ranking = rank_sources(splits, sources, metrics, verify=cfg.verify, seed=cfg.seed,
                            val_fraction=cfg.val_fraction, batch_size=cfg.batch_size,
                            precision=cfg.precision, device=cfg.device, cache_dir=cfg.cache_dir,
-                           num_workers=cfg.num_workers, progress=cfg.progress)
+                           num_workers=cfg.num_workers, progress=cfg.progress, image_size=cfg.image_size)
     print(json.dumps(ranking.public(), indent=2) if args.json else format_table(ranking))
     if cfg.out:
         written = write_rank_outputs(ranking, cfg.out)

@@ -1,8 +1,11 @@
 """tlearn report RUN [--out FILE] [--positive CLASS]"""
 from __future__ import annotations
 
+import json
+
 from ..constants import REPORT_HEATMAPS
 from . import examples
+from .options import add_json
 
 
 def register(sub) -> None:
@@ -13,18 +16,20 @@ def register(sub) -> None:
                                   "tlearn report runs/xray --positive PNEUMONIA",
                                   "tlearn report runs/flowers --heatmaps 0   # no heatmap gallery: no model loaded"))
     p.add_argument("run", help="run directory")
-    p.add_argument("--out", default=None, help="write the page here instead of RUN/report.html")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the page here instead of RUN/report.html")
     p.add_argument("--positive", default=None,
                    help="two-class runs: the class called positive for ROC, sensitivity and specificity "
-                        "(default: the second class in classes.json)")
+                        "(default: the second class in classes.json)", metavar="CLASS")
     p.add_argument("--heatmaps", type=int, default=REPORT_HEATMAPS, metavar="N",
-                   help=f"'Where the model looks': heatmaps for up to N confidently wrong and correct images "
-                        f"(default {REPORT_HEATMAPS}; 0 leaves the section out)")
+                   help="'Where the model looks': heatmaps for up to N confidently wrong and correct images "
+                        "(0 leaves the section out)")
+    add_json(p, 'print {"report": PATH} instead of the path')
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..report import write_report
 
-    print(write_report(args.run, args.out, positive_class=args.positive, heatmaps=args.heatmaps))
+    page = write_report(args.run, args.out, positive_class=args.positive, heatmaps=args.heatmaps)
+    print(json.dumps({"report": str(page)}) if args.json else page)
     return 0

@@ -23,6 +23,13 @@ RECIPES: dict[str, dict] = {
     "consistent": {"temperature": 1.0, "alpha": 1.0, "epochs": 150, "augment": "light", "crops": "teacher"},
 }
 DEFAULT_RECIPE = "hinton"
+
+
+def recipe_default(name: str) -> str:
+    """The recipes' defaults of one option for `--help`: 'hinton 4, consistent 1'."""
+    return ", ".join(f"{recipe} {values[name]:g}" if isinstance(values[name], float) else f"{recipe} {values[name]}"
+                     for recipe, values in RECIPES.items())
+
 MIXUP_ALPHA = 1.0  # consistent recipe: mixing ratio ~ Beta(1, 1), i.e. uniform, as in Beyer et al.'s configs
 STUDENT_LR = {"none": 3e-3, "pretrained": 1e-3}  # a pretrained student's features survive a smaller step
 
@@ -36,43 +43,46 @@ class DistillConfig(RunOptions):
                              check=checks.at_least(1, "--batch-size"))
     precision: str = option("auto", "teacher inference", choices=("auto", "bf16", "fp32"))
     cache_dir: str | None = option(None, "cache folder (default TLEARN_CACHE or ~/.cache/tlearn)")
-    student: str = option(DEFAULT_STUDENT, f"student backbone: a registry name (default {DEFAULT_STUDENT}, "
-                                           "~0.58 M params) or timm:<name>")
-    student_weights: str | None = option("none", "none (random init, default), pretrained (the registry's), or a "
-                                                  "weights file")
-    student_size: int | None = option(None, "student input size in px (default: the student's own, 32 for "
-                                            "compact_cnn)", check=checks.at_least(8, "--student-size", " px"))
-    recipe: str = option(DEFAULT_RECIPE, "hinton (default): soft targets mixed with the labels (T=4, alpha 0.9, "
-                                         "crop, 30 epochs; teacher outputs cached under --augment none/flip); "
-                                         "consistent: teacher and student see the identical augmented view, live, "
-                                         "mixed up on every batch, loss = soft targets only (T=1, light, crops at "
-                                         "the teacher's size, 150 epochs). Options given explicitly win",
-                         choices=tuple(RECIPES))
-    temperature: float | None = option(None, "softening temperature T (recipe default: 4 hinton, 1 consistent)",
-                                       check=checks.check_temperature)
-    alpha: float | None = option(None, "weight of the teacher's soft targets, 1 - alpha on the labels (recipe "
-                                       "default: 0.9 hinton; consistent is soft targets only, alpha 1)",
+    student: str = option(DEFAULT_STUDENT, "student backbone: a registry name (compact_cnn: ~0.58 M params) or "
+                                           "timm:<name>")
+    student_weights: str | None = option("none", "none (random init), pretrained (the registry's), or a weights "
+                                                  "file")
+    # the student's input size: --image-size, as for every command (its older name --student-size still works)
+    student_size: int | None = option(None, "the student's input size in px (default: the student's own, 32 for "
+                                            "compact_cnn)", check=checks.at_least(8, "--image-size", " px"),
+                                      flags=("--image-size",), deprecated=("--student-size",), metavar="PX")
+    recipe: str = option(DEFAULT_RECIPE, "hinton: soft targets mixed with the labels (teacher outputs cached under "
+                                         "--augment none/flip); consistent: teacher and student see the identical "
+                                         "augmented view, live, mixed up on every batch, loss = soft targets only, "
+                                         "crops at the teacher's size, a long schedule. The recipe sets the "
+                                         "defaults of --temperature, --alpha, --epochs, --augment and --crops; "
+                                         "options given explicitly win", choices=tuple(RECIPES))
+    temperature: float | None = option(None, "softening temperature T (default: "
+                                             f"{recipe_default('temperature')})", check=checks.check_temperature)
+    alpha: float | None = option(None, "weight of the teacher's soft targets, 1 - alpha on the labels (default: "
+                                       f"{recipe_default('alpha')}; consistent is soft targets only)",
                                  check=checks.check_alpha)
     # weight of the feature hint (hint.py): the student also reproduces the teacher's pooled features; 0: off
     feature_weight: float = option(0.0, "also teach the teacher's pooled features (a FitNets hint through a "
                                         "training-only projection, weight BETA, e.g. 1); 0: off",
                                    check=checks.check_feature_weight, metavar="BETA")
-    epochs: int | None = option(None, "recipe default: 30 hinton, 150 consistent (an epoch covers the unlabeled "
-                                      "images too)", check=checks.at_least(1, "--epochs"))
-    lr: float | None = option(None, "AdamW peak learning rate (warm-up, cosine decay); default 3e-3 from random "
-                                    "init, 1e-3 for pretrained or file weights")
+    epochs: int | None = option(None, "an epoch covers the unlabeled images too (default: "
+                                      f"{recipe_default('epochs')})", check=checks.at_least(1, "--epochs"))
+    lr: float | None = option(None, "AdamW peak learning rate (warm-up, cosine decay) (default: "
+                                    f"{STUDENT_LR['none']:g} from random init, {STUDENT_LR['pretrained']:g} for "
+                                    "pretrained or file weights)")
     weight_decay: float = option(0.05)
     train_batch_size: int = option(64, check=checks.at_least(1, "--train-batch-size"))
     # none/flip use cached teacher outputs under hinton, others a live teacher (docs/results.md#distillation)
-    augment: str | None = option(None, "student augmentation preset, as for fit (recipe default: crop for hinton "
-                                       "(random crops, no flip), light for consistent). Under hinton the teacher "
+    augment: str | None = option(None, "student augmentation preset, as for fit (default: "
+                                       f"{recipe_default('augment')}; crop: random crops, no flip). Under hinton the teacher "
                                        "judges each augmented batch, but with none or flip its outputs are cached. "
                                        "flip/light/medium/strong mirror images: not for data where left/right "
                                        "matters (traffic signs: use crop)", choices=AUGMENT_PRESETS)
     # crops cut at the "student"'s size (teacher sees them resized) or the "teacher"'s: docs/results.md#distillation
     crops: str | None = option(None, "resolution augmented crops are cut at: the student's (the teacher sees them "
-                                     "resized to its size; hinton's default) or the teacher's (the student gets "
-                                     "them downsampled, the teacher at full detail; consistent's default)",
+                                     "resized to its size) or the teacher's (the student gets them downsampled, the "
+                                     f"teacher at full detail) (default: {recipe_default('crops')})",
                                choices=CROPS)
     ema: float | None = option(None, "keep a moving average of the student's weights (e.g. 0.98), for both "
                                      "students", check=checks.check_decay, metavar="DECAY")
@@ -82,7 +92,7 @@ class DistillConfig(RunOptions):
                                    metavar="DIR")
     # on by default: a distillation's gain is only known against the same student trained without the teacher
     student_alone: bool | None = option(None, "also train the same student without the teacher (RUN/student-alone) "
-                                              "on the same labelled data, to measure the gain (default on; "
+                                              "on the same labelled data, to measure the gain (default: on; "
                                               "--no-student-alone halves the training time)")
     latency_repeats: int = option(20, "timed runs per latency figure")
     latency_threads: int = option(1, "CPU threads for the latency measurement")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..constants import DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE, LABEL_RANKINGS
+from ..constants import LABEL_RANKINGS
 from ..data.layout import SPLITS, load_splits
 from ..data.leakage import digest_or_none
 from ..data.multilabel import refuse_multilabel
@@ -20,6 +20,7 @@ from ..features.extract import extract_features
 from ..features.sharded import Extraction, fill_cache
 from ..device import settle_runtime
 from .classes import class_counts
+from .config import DoctorConfig
 from .duplicates import find_duplicates
 from .files import read_facts, summarize_files
 from .labels import find_label_issues, out_of_sample_probabilities, outlier_scores, outliers
@@ -78,13 +79,17 @@ def _rows_of(kept: list, asked: list) -> list[int]:
     return rows
 
 
-def diagnose(data: str | Path, backbone: str = DEFAULT_BACKBONE, *, weights: str | None = None,
-             image_size: int | None = None, ranking: str = "self_confidence", seed: int = 0,
-             val_fraction: float = 0.2, device: str = "auto", precision: str = "auto", cache_dir: str | None = None,
-             batch_size: int = DEFAULT_BATCH_SIZE, num_workers: int | None = None, progress: bool = True
-             ) -> DoctorReport | None:
+_D = DoctorConfig  # the defaults, declared once with the command-line options
+
+
+def diagnose(data: str | Path, backbone: str = _D.backbone, *, weights: str | None = _D.weights,
+             image_size: int | None = _D.image_size, ranking: str = _D.rank_by, seed: int = _D.seed,
+             val_fraction: float = _D.val_fraction, device: str = _D.device, precision: str = _D.precision,
+             cache_dir: str | None = _D.cache_dir, batch_size: int = _D.batch_size,
+             num_workers: int | None = _D.num_workers, progress: bool = _D.progress) -> DoctorReport | None:
     """Examine DATA (any layout `fit` accepts, split the way `fit` would with the same seed and val_fraction).
-    Under torchrun the features are extracted over all processes and rank 0 examines (None on the others)."""
+    Under torchrun the features are extracted over all processes and rank 0 examines (None on the others).
+    The keywords are DoctorConfig's fields (`ranking` is its rank_by)."""
     from ..runs.source import load_source  # the backbone and the data config exactly as fit resolves them
 
     if ranking not in LABEL_RANKINGS:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import INT8_MAX_ACCURACY_DROP
 from ..errors import TlearnError
 from ..runs.layout import write_json
 from ..runs.run import Run
@@ -50,7 +51,7 @@ def default_output(run: Run, fmt: str, quantize: str | None) -> Path:
 
 def export_run(run: str | Path | Run, fmt: str = "onnx", out: str | Path | None = None, *,
                quantize: str | None = None, data: str | Path | None = None, fp32_limit: float = FP32_LIMIT,
-               max_accuracy_drop: float = 0.02, max_images: int | None = None) -> ExportResult:
+               max_accuracy_drop: float = INT8_MAX_ACCURACY_DROP, max_images: int | None = None) -> ExportResult:
     """Export a run and check it on the run's val split; raise ExportError (and publish nothing) on failure.
 
     fp32 must match PyTorch within fp32_limit on every probability; int8 (ONNX only) must not lose more than

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..constants import DEFAULT_VAL_FRACTION
 from ..data.images import load_rgb
 from ..data.layout import Sample, load_splits
 from ..data.multilabel import label_matrix
@@ -58,7 +59,7 @@ def split_samples(run: Run, data: str | Path | None = None, split: str = "val") 
     if not root or not Path(root).exists():
         raise TlearnError(f"the data of run {run.path} ({root}) is not available, and export checks parity on "
                           "its val split; pass --data DATA (the same class folders) to check on it there.")
-    splits = load_splits(root, fit.get("val_fraction", 0.2), fit.get("seed", 0), fit.get("group_by"),
+    splits = load_splits(root, fit.get("val_fraction", DEFAULT_VAL_FRACTION), fit.get("seed", 0), fit.get("group_by"),
                          fit.get("empty_label"))
     if splits.classes != run.classes:
         raise TlearnError(f"{root} has classes {splits.classes}, but run {run.path} has {run.classes}.")

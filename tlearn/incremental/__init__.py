@@ -5,10 +5,18 @@ analytic   closed-form head from summed feature statistics (frozen backbone; no 
 lwf        Learning without Forgetting + L2-SP towards the parent (fine-tuned backbone), optional replay
 naive      fine-tuning on the new data alone (the lower bound)
 """
-from .analytic import AnalyticHead, solve_head
-from .config import ExtendConfig
+from .config import ExtendConfig, IncrementalConfig
 
-__all__ = ["AnalyticHead", "ExtendConfig", "extend", "solve_head"]
+__all__ = ["AnalyticHead", "ExtendConfig", "IncrementalConfig", "extend", "solve_head"]
+
+
+def __getattr__(name: str):
+    """AnalyticHead and solve_head, imported on first use (the configs stay torch-free for `--help`)."""
+    if name in ("AnalyticHead", "solve_head"):
+        from . import analytic
+
+        return getattr(analytic, name)
+    raise AttributeError(f"module 'tlearn.incremental' has no attribute {name!r}")
 
 
 def extend(run, data, out, **options):

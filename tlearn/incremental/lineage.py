@@ -11,6 +11,7 @@ import logging
 import unicodedata
 from pathlib import Path
 
+from ..constants import DEFAULT_VAL_FRACTION
 from ..data.layout import DataSplits, Sample, load_splits
 from ..errors import DataError, TlearnError
 from ..hashing import file_digest
@@ -71,7 +72,7 @@ def lineage_splits(lineage: list[dict], classes: list[str]) -> tuple[list[DataSp
             gone.append(str(root))
             continue
         try:
-            s = load_splits(root, step.get("val_fraction", 0.2), step.get("seed", 0), step.get("group_by"),
+            s = load_splits(root, step.get("val_fraction", DEFAULT_VAL_FRACTION), step.get("seed", 0), step.get("group_by"),
                             min_classes=1)
         except TlearnError as exc:
             log.warning("lineage data %s cannot be read any more (%s); its val/test are left out", root, exc)

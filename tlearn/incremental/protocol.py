@@ -16,74 +16,17 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import checks
-from ..config import option, validate
-from ..constants import DEFAULT_BACKBONE
 from ..errors import TlearnError
 from ..runs import layout
-from .config import DEFAULT_HEAD, HEADS
+from .config import FINETUNED_METHODS, PROTOCOL_METHODS, RECIPES, IncrementalConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger("tlearn")
 
-PROTOCOL_METHODS = ("analytic", "lwf", "replay", "naive", "joint")
-FINETUNED_METHODS = ("lwf", "replay", "naive")
-# auto: chosen from the data's facts, as --strategy finetune does; the others are tlearn.strategies.recipes.
-# FINETUNE_RECIPES by name, kept torch-free here
-RECIPES = ("auto", "finetune", "train-bn", "small-images")
 RESULTS_JSON, RESULTS_HTML = "incremental.json", "incremental.html"
-
-
-def _check_methods(value: str) -> str:
-    names = [m.strip() for m in value.split(",") if m.strip()]
-    unknown = [m for m in names if m not in PROTOCOL_METHODS]
-    if unknown or not names:
-        raise ValueError(f"--methods: unknown {unknown}; choose among {', '.join(PROTOCOL_METHODS)}")
-    return value
-
-
-@dataclass
-class IncrementalConfig:
-    data: str = option(help="data folder or CSV manifest (any fit layout)", positional=True)
-    out: str = option(help="study folder to write")
-    tasks: int = option(2, "number of tasks the classes are cut into", check=checks.at_least(2, "--tasks"))
-    methods: str = option(",".join(PROTOCOL_METHODS), "comma-separated, among " + ", ".join(PROTOCOL_METHODS),
-                          check=_check_methods)
-    seeds: int = option(1, "training seeds 0..N-1 (the class order stays the same)",
-                        check=checks.at_least(1, "--seeds"))
-    class_order_seed: int = option(0, "seed of the class order (the order is recorded)")
-    backbone: str = option(DEFAULT_BACKBONE)
-    weights: str | None = option(None, "pretrained weights: omit for the registry's, 'none' for random init")
-    image_size: int | None = option(None, "input size (e.g. 32 for 32 px images); default the backbone's")
-    head: str = option(DEFAULT_HEAD, "analytic head", choices=HEADS)
-    recipe: str = option("auto", "fine-tuning recipe of the first task and of joint fine-tuning, inherited by the "
-                                 "extensions: auto (chosen from the data's facts, as fit --strategy finetune does), "
-                                 "finetune (natural photos: frozen BatchNorm, SGD, L2-SP), train-bn (BatchNorm "
-                                 "trained, AdamW) or small-images (train-bn with crops, for images far smaller than "
-                                 "the backbone's input; give --image-size)", choices=RECIPES)
-    epochs: int | None = option(None, "fine-tuning epochs per task (default: the recipe's)",
-                                check=checks.at_least(1, "--epochs"))
-    replay: int = option(20, "exemplars per old class for the replay method", check=checks.at_least(1, "--replay"))
-    train_batch_size: int | None = option(None, "images per fine-tuning step (default fit's)")
-    val_fraction: float = option(0.2, "held out of train when DATA has no val/")
-    device: str = option("auto")
-    cache_dir: str | None = option(None, "feature cache folder (default TLEARN_CACHE or ~/.cache/tlearn)")
-    num_workers: int | None = option(None, "image decoding processes")
-    progress: bool = option(True, "no progress bars", flags=("--no-progress",))
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-    @property
-    def method_list(self) -> list[str]:
-        return [m.strip() for m in self.methods.split(",") if m.strip()]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def class_tasks(classes: list[str], tasks: int, order_seed: int) -> list[list[str]]:

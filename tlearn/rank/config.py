@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..config import RunOptions, option, option_like, validate
-from ..constants import DEFAULT_RANK_METRIC, RANK_METRICS
+from ..config import FitConfig, RunOptions, option, option_like, validate
+from ..constants import RANK_METRICS
 
 ALL_METRICS = "all"
 
@@ -14,14 +14,17 @@ class RankConfig:
     """Which sources to score on which data, with which metric."""
 
     data: str = option(help="data folder or CSV manifest (its train split is scored)", positional=True)
-    sources: str | None = option(None, "comma-separated candidates: registry names, timm:<name>, tlearn run "
-                                       "directories, or offline (the default: every registry backbone with weights "
-                                       "here)", metavar="LIST")
-    metric: str = option(DEFAULT_RANK_METRIC, "transferability score (higher is better)",
-                         choices=(*RANK_METRICS, ALL_METRICS))
-    verify: str | None = option(None, "probe: also fit each source's linear probe on train and report its val "
-                                      "accuracy, the ground truth a ranking predicts (slower)", choices=("probe",))
-    out: str | None = option(None, "folder to write rank.json and rank.html into")
+    sources: str | None = option_like(FitConfig, "rank_sources", help="comma-separated candidates: registry "
+                                      "names, timm:<name>, tlearn run directories, or offline (default: every "
+                                      "registry backbone with weights here)", deprecated=("--sources",))
+    metric: str = option_like(FitConfig, "rank_metric", help="transferability score (higher is better); all: "
+                              "every one", choices=(*RANK_METRICS, ALL_METRICS), deprecated=("--metric",))
+    verify: str | None = option(None, "also fit each source's linear probe on train and report its val accuracy, "
+                                      "the ground truth a ranking predicts (slower)", choices=("probe",),
+                                flags=("--verify-probe",), flag_value="probe", deprecated=("--verify",))
+    out: str | None = option(None, "folder to write rank.json and rank.html into", metavar="DIR")
+    image_size: int | None = option_like(FitConfig, "image_size", help="score every source at this input size (as "
+                                         "`fit --image-size` would train it) (default: each source's own)", group=None)
     seed: int = option_like(RunOptions, "seed")
     val_fraction: float = option_like(RunOptions, "val_fraction")
     batch_size: int = option_like(RunOptions, "batch_size")

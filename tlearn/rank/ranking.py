@@ -21,6 +21,7 @@ from ..features.extract import extract_features
 from ..features.sharded import Extraction, fill_cache
 from ..device import settle_runtime
 from ..train.distributed import dist_env
+from .config import RankConfig as _R  # the defaults, declared once with the command-line options
 from .metrics import METRICS, NEEDS_SOURCE_OUTPUTS
 from .sources import describe, load_source, source_probabilities
 
@@ -97,9 +98,10 @@ def _sort_key(row: RankRow) -> tuple:
 
 
 def rank_sources(data: str | Path | DataSplits, sources: list[str], metrics: list[str], *,
-                 verify: str | None = None, seed: int = 0, val_fraction: float = 0.2, batch_size: int = 64,
-                 precision: str = "auto", device: str = "auto", cache_dir: str | Path | None = None,
-                 num_workers: int | None = None, progress: bool = True) -> Ranking:
+                 verify: str | None = None, seed: int = _R.seed, val_fraction: float = _R.val_fraction,
+                 batch_size: int = _R.batch_size, precision: str = _R.precision, device: str = _R.device,
+                 cache_dir: str | Path | None = None, num_workers: int | None = None, progress: bool = True,
+                 image_size: int | None = _R.image_size) -> Ranking:
     """Score each source on the train split with each metric; rows best first per metric.
 
     data: a dataset (any accepted layout) or DataSplits already loaded; only train is scored, val only for
@@ -118,7 +120,7 @@ def rank_sources(data: str | Path | DataSplits, sources: list[str], metrics: lis
     n_train = 0
     for name in sources:
         t0 = time.perf_counter()
-        source = load_source(name)
+        source = load_source(name, image_size)
         fs = extract_features(source.backbone, splits.train, source.info.data_config,
                               desc=f"{describe(name)} train features", **options)
         n_train = len(fs.samples)
@@ -154,8 +156,9 @@ def rank_sources(data: str | Path | DataSplits, sources: list[str], metrics: lis
                    seconds=time.perf_counter() - start, skipped=list(skipped.values()))
 
 
-def fill_rank_features(splits: DataSplits, sources: list[str], *, verify: str | None = None, batch_size: int = 64,
-                       precision: str = "auto", device: str = "auto", cache_dir: str | Path | None = None,
+def fill_rank_features(splits: DataSplits, sources: list[str], *, verify: str | None = None,
+                       batch_size: int = _R.batch_size, precision: str = _R.precision, device: str = _R.device,
+                       cache_dir: str | Path | None = None, image_size: int | None = _R.image_size,
                        num_workers: int | None = None, progress: bool = True) -> bool:
     """Under torchrun, the features rank_sources will read (each source's train, and val with verify) extracted
     over all processes into rank 0's cache, one source at a time; whether this process goes on to rank (rank 0,
@@ -166,7 +169,7 @@ def fill_rank_features(splits: DataSplits, sources: list[str], *, verify: str | 
     refuse_multilabel(splits, "tlearn rank")  # before any work, as rank_sources would
     cache = Path(cache_dir).expanduser() if cache_dir else None
     for name in sources:
-        source = load_source(name)
+        source = load_source(name, image_size)
         jobs = [Extraction(source.backbone, splits.train, source.info.data_config)]
         if verify == "probe" and splits.val:
             jobs.append(Extraction(source.backbone, splits.val, source.info.data_config))

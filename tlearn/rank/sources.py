@@ -5,6 +5,7 @@ the source's own classifier over those features: the ImageNet head of a registry
 """
 from __future__ import annotations
 
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +64,11 @@ class Source:
         return self._head
 
 
-def load_source(name: str) -> Source:
-    """Load one candidate; a clear TlearnError when it cannot be used (no weights, not a run, unknown name)."""
+def load_source(name: str, image_size: int | None = None) -> Source:
+    """Load one candidate; a clear TlearnError when it cannot be used (no weights, not a run, unknown name).
+    image_size: score it at this input size instead of its own (as `fit --image-size` would train it)."""
     kind = source_kind(name)
-    backbone, info = load_backbone_or_run(name)
+    backbone, info = load_backbone_or_run(name, image_size=image_size)
     return Source(name=name, backbone=backbone, info=info, kind=kind)
 
 

@@ -12,9 +12,9 @@ import dataclasses
 from pathlib import Path
 
 from ..backbones.model import TransferModel, build_transfer_model
-from ..constants import DEFAULT_LABEL_SMOOTHING
 from ..runs.layout import CHECKPOINTS
 from ..runs.records import options_record, phase_record
+from ..strategy_defaults import DEFAULT_FIELDS, LOOP, STRATEGY_DEFAULTS, StrategyDefaults
 from ..train import Phase, TrainOptions, TrainResult, discriminative_lrs, train
 from .base import FitContext, FitResult, log
 
@@ -22,18 +22,15 @@ from .base import FitContext, FitResult, log
 def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy", **overrides) -> TrainOptions:
     """The loop's options from the run's FitConfig; the options it leaves unset (None) take the strategy's
     defaults."""
-    def either(value, default):
-        return default if value is None else value
-
+    hp = strategy.resolve(cfg)
     fields = dict(
         batch_size=cfg.train_batch_size, eval_batch_size=cfg.batch_size,
-        optimizer=either(cfg.optimizer, strategy.default_optimizer), weight_decay=cfg.weight_decay,
-        label_smoothing=either(cfg.label_smoothing, strategy.default_label_smoothing),
+        optimizer=hp["optimizer"], weight_decay=cfg.weight_decay, label_smoothing=hp["label_smoothing"],
         grad_clip=cfg.grad_clip or None, ema=cfg.ema,
-        l2_sp=either(cfg.l2_sp, strategy.default_l2_sp) or None,  # --l2-sp 0 turns the strategy's default off
-        accumulation=cfg.accumulation, memory_budget=getattr(cfg, "memory_budget", None), augment=either(cfg.augment, strategy.default_augment),
+        l2_sp=hp["l2_sp"] or None,  # --l2-sp 0 turns the strategy's default off
+        accumulation=cfg.accumulation, memory_budget=getattr(cfg, "memory_budget", None), augment=hp["augment"],
         class_weights=cfg.class_weights, sampler=cfg.sampler,
-        freeze_bn=bool(either(cfg.freeze_bn, strategy.default_freeze_bn)), patience=cfg.patience,
+        freeze_bn=bool(hp["freeze_bn"]), patience=cfg.patience,
         max_seconds=cfg.max_seconds, seed=cfg.seed, precision=cfg.precision, eval_precision=ctx.precision,
         device=cfg.device, num_workers=cfg.num_workers, cache_dir=str(ctx.cache_dir), progress=cfg.progress,
         checkpoint_dir=str(Path(ctx.out) / CHECKPOINTS), resume=cfg.resume,
@@ -43,27 +40,40 @@ def train_options(cfg, ctx: FitContext, strategy: "PhasedStrategy", **overrides)
 
 
 class PhasedStrategy:
-    """Base: build the starting model, list the phases, run the loop, return a FitResult."""
+    """Base: build the starting model, list the phases, run the loop, return a FitResult.
+
+    A strategy's hyper-parameter defaults are its row of tlearn.strategy_defaults (`defaults`); the
+    `default_<name>` class attributes mirror that row for callers that read them."""
 
     name = "phased"
-    default_optimizer = "adamw"
-    default_freeze_bn = False
-    default_lr = 1e-3
-    default_epochs = 6
-    default_label_smoothing = DEFAULT_LABEL_SMOOTHING
-    default_augment = "light"
-    default_l2_sp: float | None = None
+    defaults: StrategyDefaults = LOOP
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.defaults = STRATEGY_DEFAULTS.get(cls.name, cls.defaults)
+        for f in DEFAULT_FIELDS:
+            setattr(cls, f"default_{f}", getattr(cls.defaults, f))
 
     def __init__(self, cfg):
         self.cfg = cfg
 
+    def resolve(self, cfg) -> dict:
+        """Every hyper-parameter: cfg's value where it sets one (0 and False count), else this strategy's."""
+        return {f: getattr(self.defaults, f) if getattr(cfg, f, None) is None else getattr(cfg, f)
+                for f in DEFAULT_FIELDS}
+
+    @property
+    def hyperparameters(self) -> dict:
+        """The run's hyper-parameters, resolved (recorded in config.yaml under strategy)."""
+        return self.resolve(self.cfg)
+
     @property
     def lr(self) -> float:
-        return getattr(self.cfg, "lr", None) or self.default_lr
+        return getattr(self.cfg, "lr", None) or self.defaults.lr
 
     @property
     def epochs(self) -> int:
-        return getattr(self.cfg, "epochs", None) or self.default_epochs
+        return getattr(self.cfg, "epochs", None) or self.defaults.epochs
 
     def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
         """(model to start from, details for config.yaml, files skipped while preparing)."""
@@ -83,6 +93,7 @@ class PhasedStrategy:
                                     ctx.backbone_info.data_config, options, num_classes=len(ctx.splits.classes))
         details.update(result.details)
         details.update(
+            hyperparameters=self.hyperparameters,
             phases=phase_record(phases), train_options=options_record(options),
             decode_seconds=round(result.decode_seconds, 3), loop_seconds=round(result.seconds, 3),
         )
@@ -114,19 +125,10 @@ class FineTune(PhasedStrategy):
     N epochs with the backbone frozen instead.
     """
 
-    name = "finetune"
-    # Defaults tuned on flowers over several seeds: see docs/results.md#how-the-defaults-were-chosen
-    default_optimizer = "sgd"
-    default_freeze_bn = True  # the probe's head was fitted on inference-mode BN features
-    default_lr = 2e-2  # large enough to adapt the features; L2-SP keeps them from being forgotten
-    default_epochs = 8
-    default_augment = "medium"
-    default_l2_sp = 0.1
-    default_label_smoothing = 0.0
-    default_ratio = 10.0
+    name = "finetune"  # its defaults: tlearn.strategy_defaults (tuned on flowers over several seeds)
 
     def head_epochs(self) -> int:
-        return getattr(self.cfg, "head_epochs", None) or 0
+        return getattr(self.cfg, "head_epochs", None) or self.defaults.head_epochs
 
     def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
         if self.head_epochs():
@@ -135,7 +137,7 @@ class FineTune(PhasedStrategy):
         return probe_initialised(ctx, self.cfg)
 
     def phases(self, groups: list[str]) -> list[Phase]:
-        ratio = getattr(self.cfg, "lr_ratio", None) or self.default_ratio
+        ratio = getattr(self.cfg, "lr_ratio", None) or self.defaults.lr_ratio
         out = []
         if self.head_epochs():
             out.append(Phase("head", self.head_epochs(), {groups[-1]: self.lr * 4}, final_lr_ratio=0.1))
@@ -148,12 +150,10 @@ class Gradual(PhasedStrategy):
     """Unfreeze one more layer group from the top every unfreeze_every epochs; the last phase trains all."""
 
     name = "gradual"
-    default_lr = 1e-3
-    default_epochs = 8
 
     def phases(self, groups: list[str]) -> list[Phase]:
         every = getattr(self.cfg, "unfreeze_every", None) or 1
-        ratio = getattr(self.cfg, "lr_ratio", None) or 10.0
+        ratio = getattr(self.cfg, "lr_ratio", None) or self.defaults.lr_ratio
         rates = discriminative_lrs(groups, self.lr, ratio)
         out, remaining = [], self.epochs
         for k in range(1, len(groups) + 1):
@@ -174,9 +174,6 @@ class LinearProbeThenFineTune(PhasedStrategy):
     """The linear probe (cached features) gives the head; then all groups at one small rate."""
 
     name = "lp-ft"
-    default_freeze_bn = True
-    default_lr = 1e-4
-    default_epochs = 5
 
     def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
         return probe_initialised(ctx, self.cfg)
@@ -189,8 +186,6 @@ class Scratch(PhasedStrategy):
     """Random init of the same architecture, everything trained at one rate: the no-transfer baseline."""
 
     name = "scratch"
-    default_lr = 3e-3
-    default_epochs = 15
 
     def initial_model(self, ctx: FitContext) -> tuple[TransferModel, dict, list]:
         info = dataclasses.replace(ctx.backbone_info)

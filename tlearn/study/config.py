@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from ..config import FitConfig
+from ..config import FitConfig, option
 from ..errors import TlearnError
 
 DEFAULT_STRATEGIES = ("scratch", "linear-probe", "finetune", "lp-ft")
@@ -12,27 +12,46 @@ BASELINE = "scratch"
 BUDGET_FIELD = "max_seconds"  # FitConfig's wall-clock training budget, which --budget-minutes sets
 
 
+def comma_list(text: str, kind=str) -> list:
+    """A comma-separated list of `kind` values (how the command line gives --strategies and --fractions)."""
+    try:
+        return [kind(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise TlearnError(f"could not read {text!r} as a comma-separated list of {kind.__name__} values.") from None
+
+
 @dataclass
 class StudyConfig:
     """strategy x fraction x seed cells, each a `tlearn fit` with the same options and budget."""
 
-    data: str
-    out: str
-    strategies: list[str] | None = None  # None: those of DEFAULT_STRATEGIES that are registered
-    fractions: list[float] = field(default_factory=lambda: list(DEFAULT_FRACTIONS))
-    seeds: int = 3  # seeds first_seed .. first_seed + seeds - 1; each draws its own nested subsets
-    first_seed: int = 0
-    budget_minutes: float | None = None  # the same wall-clock training budget for every cell
-    min_per_class: int = 2  # labelled images kept per class at any fraction (the linear probe's CV needs 2)
-    fresh_cache: bool = True  # each cell starts with an empty cache, so its seconds are a cold start
-    fit: dict = field(default_factory=dict)  # FitConfig fields shared by all cells (backbone, epochs, ...)
-    report_only: bool = False  # train nothing: summarise and report the cells that have finished so far
+    data: str = option(help="data folder or CSV manifest", positional=True)
+    out: str = option(help="study directory (re-run with the same one to resume)")
+    # None: those of DEFAULT_STRATEGIES that are registered
+    strategies: list[str] | None = option(None, "comma-separated (default: "
+                                                f"{','.join(DEFAULT_STRATEGIES)}, those available)",
+                                          flags=("--strategies", "--strategy"), metavar="LIST")
+    fractions: list[float] = option(help="labelled fractions of the training split, nested",
+                                    default_factory=lambda: list(DEFAULT_FRACTIONS), metavar="LIST")
+    # seeds first_seed .. first_seed + seeds - 1; each draws its own nested subsets
+    seeds: int = option(3, "number of seeds, from --seed on")
+    first_seed: int = option(0, "first seed", flags=("--seed",))
+    budget_minutes: float | None = option(None, "the same wall-clock training budget for every cell, in minutes")
+    # the linear probe's cross-validation needs 2
+    min_per_class: int = option(2, "labelled images per class kept at every fraction")
+    fresh_cache: bool = option(True, "share the feature/image cache between cells (faster; seconds are then not "
+                                     "cold starts)", flags=("--warm-cache",))
+    fit: dict = option(cli=False, default_factory=dict)  # FitConfig fields shared by all cells (backbone, epochs, ...)
+    report_only: bool = option(False, "train nothing: write summary and report from the cells finished so far")
 
     def __post_init__(self) -> None:
+        if isinstance(self.strategies, str):
+            self.strategies = comma_list(self.strategies) or None
+        if isinstance(self.fractions, str):
+            self.fractions = comma_list(self.fractions, float)
         if self.seeds < 1:
             raise TlearnError(f"--seeds must be at least 1, got {self.seeds}.")
         if self.min_per_class < 1:
-            raise TlearnError(f"min_per_class must be at least 1, got {self.min_per_class}.")
+            raise TlearnError(f"--min-per-class must be at least 1, got {self.min_per_class}.")
         if self.budget_minutes is not None and self.budget_minutes <= 0:
             raise TlearnError(f"--budget-minutes must be positive, got {self.budget_minutes}.")
         known = {f.name for f in fields(FitConfig)} - {"data", "out", "strategy", "seed"}

@@ -4,28 +4,31 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..checks import at_least, check_decay, check_l2_sp, check_memory_budget, one_of
-from ..constants import (AUGMENT_PRESETS, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_LABEL_SMOOTHING,
-                         DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_WEIGHT_DECAY, OPTIMIZERS)
+from ..constants import (AUGMENT_PRESETS, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_TRAIN_BATCH_SIZE,
+                         DEFAULT_WEIGHT_DECAY, OPTIMIZERS)
+from ..strategy_defaults import LOOP
 from .selection import KEEP_RULES
 
 
 @dataclass
 class TrainOptions:
+    """The loop's settings; the hyper-parameters a strategy also sets default to tlearn.strategy_defaults.LOOP."""
+
     batch_size: int = DEFAULT_TRAIN_BATCH_SIZE  # images per optimizer micro-step (per process under DDP)
     eval_batch_size: int = DEFAULT_BATCH_SIZE
-    optimizer: str = "adamw"  # adamw | sgd
+    optimizer: str = LOOP.optimizer  # adamw | sgd
     weight_decay: float = DEFAULT_WEIGHT_DECAY  # not applied to biases and normalisation weights
     momentum: float = 0.9  # sgd only
-    label_smoothing: float = DEFAULT_LABEL_SMOOTHING
+    label_smoothing: float = LOOP.label_smoothing
     grad_clip: float | None = DEFAULT_GRAD_CLIP  # max global gradient norm; None: no clipping
     accumulation: int = 1  # micro-batches per optimizer step
     micro_batch: int | None = None  # images per forward/backward pass (a batch is taken in parts); None: planned
     memory_budget: float | None = None  # GB for the process and its workers; sets micro_batch when that is None
-    augment: str = "light"  # a tlearn.data.augment preset: none | crop | light | medium | strong
+    augment: str = LOOP.augment  # a tlearn.data.augment preset: none | crop | light | medium | strong
     class_weights: str | None = None  # None | auto: loss weights 1/class frequency
     sampler: str | None = None  # None | balanced: draw classes equally often
-    freeze_bn: bool = False  # BatchNorm statistics fixed everywhere (small batches)
-    l2_sp: float | None = None  # alpha of L2-SP: decay of the backbone towards its pretrained weights; None: off
+    freeze_bn: bool = LOOP.freeze_bn  # BatchNorm statistics fixed everywhere (small batches)
+    l2_sp: float | None = LOOP.l2_sp  # alpha of L2-SP: decay of the backbone towards its pretrained weights; None: off
     ema: float | None = None  # decay of a moving average of the weights, evaluated and kept instead; None: off
     keep_epoch: str = "best"  # best | one-se: which epoch's weights are kept (tlearn.train.selection)
     patience: int | None = None  # stop after this many epochs without a better val score (final phase)
