@@ -76,7 +76,7 @@ def test_a_run_that_crashes_while_being_written_is_refused_not_read_half_old(dat
 
     monkeypatch.setattr(layout, "write_json", crash_on_metrics)
     with pytest.raises(OSError, match="disk full"):
-        fit(data, out, strategy="linear-probe", **{**FAST, "seed": 1})
+        fit(data, out, strategy="linear-probe", **{**FAST, "seed": 1, "overwrite": True})
     monkeypatch.undo()
     assert not (out / "metrics.json").exists()  # the old run's metrics never sit beside the new model
     with pytest.raises(TlearnError, match="incomplete tlearn run"):

@@ -6,6 +6,7 @@ tests/test_api.py checks that the two never drift apart. Importing this module d
 from __future__ import annotations
 
 from dataclasses import MISSING, fields
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,8 @@ def fit(
     progress: bool = True,
     dicom_window: str = "auto",
     overwrite: bool = False,
+    track: str | None = None,
+    tracking_uri: str | None = None,
     weights_sha256: str | None = None,
     rank_sources: str | None = None,
     rank_metric: str = DEFAULT_RANK_METRIC,
@@ -69,19 +72,22 @@ def fit(
     max_seconds: float | None = None,
     resume: bool = False,
     budget_minutes: float | None = None,
+    callbacks: Sequence = (),
     **unknown,
 ) -> Run | None:
     """Train a classifier on DATA with a transfer strategy, write the run directory OUT and return it as a Run
     (None in a torchrun worker other than rank 0, which writes the run).
 
     Every keyword is the FitConfig option of that name, with the same default and check (`tlearn fit --help`
-    shows them as flags). A misspelt keyword is refused with the closest option's name.
+    shows them as flags). A misspelt keyword is refused with the closest option's name. callbacks: objects with
+    on_run_start(config), on_epoch_end(row) and on_run_end(run_dir, metrics) (tlearn.tracking.Callback), told as
+    the run goes, beside the trackers `track` names.
     """
     refuse_unknown(unknown, _OPTIONS, "tlearn.fit")
     options = {k: v for k, v in locals().items() if k in _OPTIONS}
     from .fitting import fit_config  # torch loads here, not on `import tlearn.api`
 
-    return fit_config(FitConfig(**{**options, "data": str(data), "out": str(out)}))
+    return fit_config(FitConfig(**{**options, "data": str(data), "out": str(out)}), callbacks)
 
 
 _OPTIONS = frozenset(f.name for f in fields(FitConfig))

@@ -85,8 +85,13 @@ class RunOptions:
                                        "--dicom-window=-600,1500 for a negative centre); "
                                        "recorded in the run, so predict, evaluate and exports do the same",
                                check=checks.check_dicom_window, metavar="auto|none|C,W")
-    overwrite: bool = option(False, "write into an existing folder that is not a tlearn run (its other files are "
-                                    "kept; a tlearn run's folder is reused without this)")
+    overwrite: bool = option(False, "replace the finished run in OUT, or write into an existing folder that is not "
+                                    "a tlearn run (its other files are kept); an interrupted run's folder is reused "
+                                    "without this")
+    track: str | None = option(None, "log the run to experiment trackers: mlflow, tensorboard (comma-separated); "
+                                     "MLflow's local store beside OUT (OUT/../mlflow.db, OUT/../mlruns) unless "
+                                     "--tracking-uri or MLFLOW_TRACKING_URI names another", metavar="LIST")
+    tracking_uri: str | None = option(None, "--track mlflow: the tracking server or store URI", metavar="URI")
     weight_decay: float = option(DEFAULT_WEIGHT_DECAY, group=TRAINING_GROUP)
     train_batch_size: int = option(DEFAULT_TRAIN_BATCH_SIZE, "images per training step (per process)",
                                    check=checks.at_least(1, "--train-batch-size"), group=TRAINING_GROUP)

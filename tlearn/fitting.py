@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from .auto import AutoSearch
@@ -20,19 +21,22 @@ from .runs.run import Run
 from .runs.source import load_source, resolve_info
 from .strategies import FitContext, Strategy, get_strategy
 from .strategies.recipes import apply_recipe
+from .tracking import callbacks_for
 from .train.distributed import from_main
 
 log = logging.getLogger("tlearn")
 
 
-def fit(data: str | Path, out: str | Path, **options) -> Run:
+def fit(data: str | Path, out: str | Path, callbacks: Sequence = (), **options) -> Run:
     """Train a classifier on DATA with a transfer strategy and write the run directory OUT.
 
     options are FitConfig fields (strategy, backbone, weights, seed, ...); tlearn.fit (tlearn.api) spells them
-    out for IDEs. An unknown option is refused with the closest valid name. Returns the finished Run.
+    out for IDEs. An unknown option is refused with the closest valid name. callbacks: objects with
+    on_run_start(config), on_epoch_end(row), on_run_end(run_dir, metrics) (tlearn.tracking.Callback), told as
+    the run goes, beside the trackers of `track`. Returns the finished Run.
     """
     refuse_unknown(options, {f.name for f in dataclasses.fields(FitConfig)}, "tlearn.fit")
-    return fit_config(FitConfig(data=str(data), out=str(out), **options))
+    return fit_config(FitConfig(data=str(data), out=str(out), **options), callbacks)
 
 
 def choose_backbone(cfg: FitConfig, splits, cache_dir: Path):
@@ -99,7 +103,7 @@ class FitJob(Job):
     def train(self, ctx: JobContext) -> JobResult:
         fit_ctx = FitContext(splits=ctx.splits, backbone=self.backbone, backbone_info=self.info, out=ctx.out,
                              config=self.cfg, precision=ctx.precision, device=str(ctx.device),
-                             cache_dir=ctx.cache_dir)
+                             cache_dir=ctx.cache_dir, on_epoch_end=ctx.tracking.on_epoch_end)
         result = self.fitter.fit(fit_ctx)
         sections = {"rank": self.ranking.to_dict()} if self.ranking is not None else {}
         details, metrics = dict(result.details), {}
@@ -125,17 +129,19 @@ def strategy_for(cfg: FitConfig) -> Strategy:
     return get_strategy(cfg.strategy, cfg)
 
 
-def pipeline_options(cfg: FitConfig) -> PipelineOptions:
-    """The pipeline's part of a fit's options."""
+def pipeline_options(cfg: FitConfig, callbacks: Sequence = ()) -> PipelineOptions:
+    """The pipeline's part of a fit's options (the trackers of --track, then the caller's callbacks)."""
     return PipelineOptions(out=cfg.out, seed=cfg.seed, device=cfg.device, precision=cfg.precision,
                            cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, progress=cfg.progress,
                            overwrite=cfg.overwrite, resume=cfg.resume, strict=cfg.strict, group_by=cfg.group_by,
-                           report=write_report_safely)
+                           report=write_report_safely,
+                           callbacks=[*callbacks_for(cfg.track, cfg.out, cfg.tracking_uri), *callbacks])
 
 
-def fit_config(cfg: FitConfig) -> Run | None:
-    """Run the fit that cfg describes; None in a torchrun worker other than rank 0 (which writes the run)."""
-    return run_job(FitJob(cfg), pipeline_options(cfg))
+def fit_config(cfg: FitConfig, callbacks: Sequence = ()) -> Run | None:
+    """Run the fit that cfg describes, telling callbacks (tlearn.tracking.Callback) as it goes; None in a torchrun
+    worker other than rank 0 (which writes the run)."""
+    return run_job(FitJob(cfg), pipeline_options(cfg, callbacks))
 
 
 def fill_probe_features(cfg: FitConfig, splits: DataSplits, backbone, data_config, cache_dir: Path) -> bool:

@@ -104,7 +104,7 @@ def train_finetune(ctx: FitContext, control: EpochControl, head_from: Path | Non
     else:
         model, details, skipped = strategy.initial_model(ctx)
     phases = strategy.phases([name for name, _ in model.layer_groups()])
-    options = dataclasses.replace(train_options(ctx.config, ctx, strategy, resume=resuming, tensorboard=False),
+    options = dataclasses.replace(train_options(ctx.config, ctx, strategy, resume=resuming),
                                   keep_epoch=KEEP_EPOCH)
     result = train(model, phases, ctx.splits.train, ctx.splits.val, ctx.backbone_info.data_config, options,
                    num_classes=num_classes, on_epoch=control)

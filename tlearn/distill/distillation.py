@@ -27,6 +27,7 @@ from ..evaluate.metrics import classification_metrics
 from ..evaluate.splits import SplitResults
 from ..hashing import file_digest, sha256_file
 from ..report import write_report_safely
+from ..tracking import callbacks_for
 from ..runs import layout
 from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from ..runs.records import options_record, phase_record
@@ -105,7 +106,7 @@ def train_options(cfg: DistillConfig, cache_dir: Path) -> TrainOptions:
     return TrainOptions(batch_size=cfg.train_batch_size, eval_batch_size=cfg.batch_size, optimizer="adamw",
                         weight_decay=cfg.weight_decay, label_smoothing=0.0, augment=cfg.augment, seed=cfg.seed,
                         precision="auto", device=cfg.device, num_workers=cfg.num_workers, cache_dir=str(cache_dir),
-                        ema=cfg.ema, progress=cfg.progress, checkpoint_dir=None, tensorboard=False)
+                        ema=cfg.ema, progress=cfg.progress, checkpoint_dir=None)
 
 
 def student_phases(model: TransferModel, cfg: DistillConfig) -> list[Phase]:
@@ -124,7 +125,8 @@ def pipeline_options(cfg: DistillConfig, out: str | Path | None = None, **change
     options = dict(out=str(out or cfg.out), seed=cfg.seed, device=cfg.device, precision=cfg.precision,
                    cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, progress=cfg.progress,
                    overwrite=cfg.overwrite, group_by=cfg.group_by, eval_precision="fp32", eval_cache=False,
-                   report=write_report_safely)
+                   report=write_report_safely,
+                   callbacks=callbacks_for(cfg.track, out or cfg.out, cfg.tracking_uri))
     return PipelineOptions(**{**options, **changes})
 
 

@@ -55,6 +55,8 @@ class ExtendConfig:
     cache_dir: str | None = option(None, "feature cache folder (default: the parent's, else TLEARN_CACHE)")
     progress: bool = option_like(RunOptions, "progress")
     overwrite: bool = option_like(RunOptions, "overwrite")
+    track: str | None = option_like(RunOptions, "track")
+    tracking_uri: str | None = option_like(RunOptions, "tracking_uri")
 
     def __post_init__(self) -> None:
         validate(self)

@@ -29,6 +29,7 @@ from ..features.statistics import STATS_FILE, FeatureStatistics, to_space
 from ..backbones.model import BackboneInfo
 from ..evaluate.splits import SplitResults
 from ..report import write_report_safely
+from ..tracking import callbacks_for
 from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from ..runs.run import Run
 from .analytic import solve_head
@@ -57,7 +58,8 @@ def extend_config(cfg: ExtendConfig) -> Run:
     options = PipelineOptions(out=cfg.out, seed=job.seed, device=cfg.device or fit.device,
                               precision=job.parent.sections.precision, cache_dir=cfg.cache_dir or fit.cache_dir,
                               batch_size=fit.batch_size, progress=cfg.progress, overwrite=cfg.overwrite,
-                              group_by=fit.group_by, report=write_report_safely)
+                              group_by=fit.group_by, report=write_report_safely,
+                              callbacks=callbacks_for(cfg.track, cfg.out, cfg.tracking_uri))
     return run_job(job, options)
 
 

@@ -11,6 +11,9 @@ sections. The pipeline does the rest, once, in one order:
   backbone, features) -> RunWriter.start -> train (job) -> evaluate val/test -> metrics (train/total seconds,
   skipped files, parameters, leakage, groups, phase seconds) -> resolved config.yaml -> RunWriter.finish -> report
 
+with the run's trackers (PipelineOptions.callbacks: MLflow, TensorBoard, a user's own) told of its start, of
+every epoch (live where the job's loop reports them, else replayed from its history) and of its end or failure.
+
 and times its phases into metrics.json's phase_seconds. The report is written after the run is complete, so a
 report failure never loses a run.
 """
@@ -37,6 +40,7 @@ from ..evaluate.splits import SplitResults, evaluate_splits
 from . import layout
 from .run import Run
 from .writer import RunWriter, run_config, run_inputs
+from ..tracking import Tracking
 from ..train.distributed import dist_env
 
 log = logging.getLogger("tlearn")
@@ -79,6 +83,7 @@ class PipelineOptions:
     eval_precision: str | None = None  # None: the run's resolved precision
     eval_cache: bool = True  # val/test features through the feature cache
     report: Callable[[Path], object] | None = None  # writes RUN/report.html, never raising (report.write_report_safely)
+    callbacks: list = field(default_factory=list)  # tlearn.tracking callbacks (on_run_start/epoch_end/run_end)
 
 
 @dataclass
@@ -94,6 +99,7 @@ class JobContext:
     timer: PhaseTimer
     start: float
     splits: DataSplits | None = None
+    tracking: Tracking = field(default_factory=Tracking)  # the run's trackers; jobs report epochs to it
 
 
 @dataclass
@@ -163,21 +169,37 @@ def run_job(job: Job, options: PipelineOptions) -> Run | None:
     if info is None:
         return None
     writer.start(run_inputs(info, splits, job.strategy))  # only once the inputs are known to be usable
+    tracking = ctx.tracking = Tracking(options.callbacks if is_main else ())
+    tracking.on_run_start({"strategy": job.strategy, "out": str(writer.out), "fit": job.fit_section(),
+                           "backbone": info.to_dict()})
+    try:
+        return _train_and_write(job, ctx, writer, info, leakage, groups)
+    except BaseException as exc:
+        tracking.on_run_failed(exc)
+        raise
+
+
+def _train_and_write(job: Job, ctx: JobContext, writer: RunWriter, info: BackboneInfo, leakage,
+                     groups: dict | None) -> Run | None:
+    """run_job from training on: train, evaluate, write the run and its report, tell the trackers."""
+    options, timer, splits, device, precision = ctx.options, ctx.timer, ctx.splits, ctx.device, ctx.precision
     with timer("training"):
         result = job.train(ctx)
-    if not is_main:  # under torchrun only rank 0 evaluates and writes the run directory
+    if not ctx.is_main:  # under torchrun only rank 0 evaluates and writes the run directory
         return None
+    for row in result.history:  # jobs without a live epoch report (the probe); rows already sent are skipped
+        ctx.tracking.on_epoch_end(row)
     info = result.backbone_info or info
-    train_seconds = time.perf_counter() - start if result.train_seconds is None else result.train_seconds
+    train_seconds = time.perf_counter() - ctx.start if result.train_seconds is None else result.train_seconds
     model = result.model.eval()
     with timer("evaluation"):
         evaluated = evaluate_splits(model, splits, info.data_config, precision=options.eval_precision or precision,
                                     device=str(device), batch_size=options.batch_size,
-                                    cache_dir=cache_dir if options.eval_cache else None,
+                                    cache_dir=ctx.cache_dir if options.eval_cache else None,
                                     use_cache=options.eval_cache, progress=options.progress, who=job.who,
                                     out_of_fold=result.out_of_fold)
         job.after_evaluation(ctx, result, evaluated)
-    metrics = run_metrics(splits, result, evaluated, model, train_seconds, start, leakage, groups)
+    metrics = run_metrics(splits, result, evaluated, model, train_seconds, ctx.start, leakage, groups)
     metrics["phase_seconds"] = dict(timer.seconds)
     sections = {"fit": job.fit_section(), "strategy": {"name": job.strategy, **result.details}, **result.sections}
     if evaluated.task is not None:  # what evaluate, predict, export and serve need to score a multi-label run
@@ -192,6 +214,7 @@ def run_job(job: Job, options: PipelineOptions) -> Run | None:
         metrics["phase_seconds"] = dict(timer.seconds)
         layout.write_json(run.path / layout.METRICS, metrics)  # the run is complete: only the report time is new
     log.info("phases: %s", timer.summary())
+    ctx.tracking.on_run_end(run.path, metrics)
     return run
 
 

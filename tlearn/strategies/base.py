@@ -25,6 +25,7 @@ class FitContext:
     precision: str  # resolved: bf16 or fp32
     device: str
     cache_dir: Path
+    on_epoch_end: Callable[[dict], None] | None = None  # told each history row as training goes (the trackers)
 
 
 @dataclass

@@ -9,6 +9,7 @@ All share PhasedStrategy.fit, which hands the phases to tlearn.train.train.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from ..backbones.model import TransferModel, build_transfer_model
@@ -90,7 +91,8 @@ class PhasedStrategy:
         phases = self.phases(groups)
         options = train_options(self.cfg, ctx, self)
         result: TrainResult = train(model, phases, ctx.splits.train, ctx.splits.val,
-                                    ctx.backbone_info.data_config, options, num_classes=len(ctx.splits.classes))
+                                    ctx.backbone_info.data_config, options, num_classes=len(ctx.splits.classes),
+                                    on_epoch=_telling(ctx.on_epoch_end))
         details.update(result.details)
         details.update(
             hyperparameters=self.hyperparameters,
@@ -194,3 +196,14 @@ class Scratch(PhasedStrategy):
 
     def phases(self, groups: list[str]) -> list[Phase]:
         return [Phase("all", self.epochs, {g: self.lr for g in groups}, warmup_epochs=min(2.0, self.epochs / 5))]
+
+
+def _telling(on_epoch_end: Callable[[dict], None] | None) -> Callable[[dict], bool] | None:
+    """The loop's on_epoch callback that tells on_epoch_end each row and never stops training."""
+    if on_epoch_end is None:
+        return None
+
+    def tell(row: dict) -> bool:
+        on_epoch_end(row)
+        return False
+    return tell

@@ -132,8 +132,8 @@ def _content_key(decoded: DecodedImages | None) -> str | None:
 def _settings_fingerprint(phases, options, samples, data_config, train_view, decoded, val_decoded) -> dict:
     """What must not change between a run and its resumption: the schedule, the options, and the train and val
     images (their paths and their contents)."""
-    volatile = {"resume", "progress", "num_workers", "checkpoint_dir", "max_seconds", "cache_dir", "tensorboard",
-                "device", "eval_batch_size", "micro_batch", "memory_budget"}  # micro-batches: the same gradient
+    volatile = {"resume", "progress", "num_workers", "checkpoint_dir", "max_seconds", "cache_dir", "device",
+                "eval_batch_size", "micro_batch", "memory_budget"}  # micro-batches: the same gradient
     return json.loads(json.dumps({
         "phases": [{"name": p.name, "epochs": p.epochs, "lrs": p.lrs, "warmup_epochs": p.warmup_epochs,
                     "final_lr_ratio": p.final_lr_ratio} for p in phases],
@@ -162,16 +162,6 @@ def _check_resume(saved: dict, current: dict, folder: Path) -> None:
     if diffs:
         raise TlearnError(f"cannot resume from {folder}: {'; '.join(diffs)} since it was written. Rerun with the "
                           "original settings, or without --resume to train from the start, or use a new --out.")
-
-
-def _tensorboard(options: TrainOptions, env: DistEnv):
-    if not (options.tensorboard and options.checkpoint_dir and env.is_main):
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(Path(options.checkpoint_dir).parent / "tensorboard"))
 
 
 def _schedule(phases: Sequence[Phase], max_epochs: int | None) -> list[tuple[int, int]]:
@@ -264,7 +254,6 @@ def _train(run: _Setup, on_epoch: EpochCallback | None) -> TrainResult:
     """The epochs of the schedule (those after a resumed checkpoint), until done, stopped early or out of time."""
     options, env = run.options, run.env
     state = _resume(run) if options.resume and run.folder is not None else _State()
-    writer = _tensorboard(options, env)
     last_phase = run.schedule[-1][0] if run.schedule else 0
     for epoch, (phase_index, phase_epoch) in enumerate(run.schedule, start=1):
         if epoch <= state.done:
@@ -276,7 +265,7 @@ def _train(run: _Setup, on_epoch: EpochCallback | None) -> TrainResult:
         row = _run_epoch(run, state, epoch, phase_index, phase_epoch)
         improved = _select(run, state, row, epoch, phase_index == last_phase)
         if env.is_main:
-            _report_epoch(run, row, epoch, improved, writer)
+            _report_epoch(run, row, epoch, improved)
             _save(run, state, epoch, improved)
         barrier(env)
         if on_epoch is not None and on_epoch(row):
@@ -288,8 +277,6 @@ def _train(run: _Setup, on_epoch: EpochCallback | None) -> TrainResult:
     else:
         if options.max_epochs and options.max_epochs < sum(p.epochs for p in run.phases):
             state.stopped = "epoch cap"
-    if writer is not None:
-        writer.close()
     return _result(run, state)
 
 
@@ -479,15 +466,11 @@ def _select(run: _Setup, state: _State, row: dict, epoch: int, final_phase: bool
     return improved
 
 
-def _report_epoch(run: _Setup, row: dict, epoch: int, improved: bool, writer) -> None:
+def _report_epoch(run: _Setup, row: dict, epoch: int, improved: bool) -> None:
     log.info("epoch %d/%d %s: lr %.3g, train_loss %.4f%s (%.1fs)%s", epoch, len(run.schedule), row["phase"],
              row["lr"], row["train_loss"],
              f", val_loss {row['val_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}" if "val_loss" in row else "",
              row["seconds"], " *" if improved else "")
-    if writer is not None:
-        for key in ("lr", "train_loss", "val_loss", "val_accuracy"):
-            if key in row:
-                writer.add_scalar(key, row[key], epoch)
 
 
 def _save(run: _Setup, state: _State, epoch: int, improved: bool) -> None:

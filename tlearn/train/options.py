@@ -44,7 +44,6 @@ class TrainOptions:
     progress: bool = True
     checkpoint_dir: str | None = None  # atomic checkpoint every epoch + best weights; None: none
     resume: bool = False  # continue from checkpoint_dir's last checkpoint
-    tensorboard: bool = True  # log to checkpoint_dir/../tensorboard when tensorboard is installed
 
     def __post_init__(self):
         """The same checks as the command-line options' (tlearn.checks), for callers of the loop's API."""
