@@ -122,7 +122,7 @@ def test_a_new_run_clears_a_stale_run_and_its_checkpoints_but_not_a_users_files(
     (ckpt / "notes.txt").write_text("mine")
     Run(out).evaluate(data / "test", save_as="extra", progress=False)  # the old model's, recorded in run.json
     (out / "predictions" / "mine.csv").write_text("path,label\n")  # not tlearn's: kept
-    _scratch(data, out, epochs=2)
+    _scratch(data, out, epochs=2, overwrite=True)
     assert [n for n, _ in checkpoint_dirs(ckpt)] == [2] and (ckpt / "notes.txt").read_text() == "mine"
     assert json.loads((ckpt / "last.json").read_text())["epoch"] == 2
     assert not (out / "predictions" / "extra.csv").exists()  # the report shows this run's predictions only
@@ -138,7 +138,7 @@ def test_a_users_folder_where_checkpoints_go_is_kept_and_named(data, tmp_path):
     user.mkdir()
     (user / "plot.png").write_bytes(b"mine")
     with pytest.raises(TlearnError, match="epoch-0001 holds files tlearn did not write"):
-        _scratch(data, out)
+        _scratch(data, out, overwrite=True)
     assert (user / "plot.png").read_bytes() == b"mine"
 
 

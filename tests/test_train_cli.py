@@ -16,6 +16,8 @@ import yaml
 from conftest import write_class_tree
 
 FAST = ["--image-size", "32", "--train-batch-size", "8", "--num-workers", "0", "--no-progress", "--seed", "1"]
+# the natural-photo recipe by name: these tiny 36 px images would otherwise get the small-image recipe
+NATURAL = ["--finetune-recipe", "finetune"]
 
 
 def tlearn(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -31,7 +33,7 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tiny, tmp_path):
-    args = [str(tiny), "--strategy", "finetune", "--epochs", "3", *FAST]
+    args = [str(tiny), "--strategy", "finetune", "--epochs", "3", *NATURAL, *FAST]
     tlearn("fit", *args, "--out", str(tmp_path / "whole"))
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
 
@@ -59,7 +61,8 @@ def test_torchrun_two_cpu_processes_write_one_run(tiny, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tlearn",
-           "fit", str(tiny), "--out", str(out), "--strategy", "finetune", "--epochs", "1", "--json", *FAST]
+           "fit", str(tiny), "--out", str(out), "--strategy", "finetune", "--epochs", "1", "--json", *NATURAL,
+           *FAST]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('"run":') == 1  # only rank 0 reports

@@ -26,6 +26,7 @@ def fit(
     out: str | Path,
     *,
     strategy: str = DEFAULT_STRATEGY,
+    finetune_recipe: str = "auto",
     backbone: str = DEFAULT_BACKBONE,
     weights: str | None = None,
     epochs: int | None = None,

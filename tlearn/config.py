@@ -15,7 +15,7 @@ from ._version import __version__
 from .constants import (AUGMENT_PRESETS, AUTO_BACKBONE, DEFAULT_AUTO_BUDGET_MINUTES, DEFAULT_BACKBONE,
                         DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_RANK_METRIC, DEFAULT_STRATEGY,
                         DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_VAL_FRACTION, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, PRECISIONS,
-                        RANK_METRICS, STRATEGY_NAMES)
+                        RANK_METRICS, STRATEGY_NAMES, FINETUNE_RECIPE_NAMES)
 from .errors import TlearnError
 from .strategy_defaults import quoted
 
@@ -116,6 +116,10 @@ class FitConfig(RunOptions):
 
     strategy: str = option(DEFAULT_STRATEGY, "how the backbone is transferred: " + ", ".join(STRATEGY_NAMES)
                            + " (docs/guide/strategies.md)")
+    finetune_recipe: str = option("auto", "--strategy finetune: auto (chosen from the data's facts: grey or far "
+                                          "from ImageNet -> train-bn, small images -> small-images, else "
+                                          "finetune), or that recipe by name; options given explicitly still win",
+                                  choices=FINETUNE_RECIPE_NAMES)
     backbone: str = option(DEFAULT_BACKBONE,
                            "registry name (see `tlearn backbones`), timm:<name>, a tlearn run directory, or auto "
                            "(rank the candidate sources on train, fit from the best; see --rank-sources)")
@@ -194,6 +198,9 @@ class FitConfig(RunOptions):
                                                or self.rank_metric != DEFAULT_RANK_METRIC):
             raise TlearnError("--rank-sources and --rank-metric choose among sources for --backbone auto; add "
                               "--backbone auto, or drop them.")
+        if self.finetune_recipe != "auto" and self.strategy != "finetune":
+            raise TlearnError("--finetune-recipe chooses the recipe of --strategy finetune; add --strategy finetune, "
+                              "or drop it.")
         if self.budget_minutes is not None and self.strategy != "auto":
             raise TlearnError("--budget-minutes is for --strategy auto; other strategies take --max-seconds.")
 

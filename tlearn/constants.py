@@ -37,3 +37,5 @@ BOOTSTRAP_SEED = 0  # fixed, so `tlearn evaluate` reproduces the intervals `fit`
 INT8_MAX_ACCURACY_DROP = 0.02  # tlearn export --int8 refuses a model whose val accuracy drops by more
 
 LABEL_RANKINGS = ("self_confidence", "normalized_margin")  # how tlearn doctor ranks label issues
+# --finetune-recipe: auto (chosen from the data's facts) or one of tlearn.strategies.recipes.FINETUNE_RECIPES
+FINETUNE_RECIPE_NAMES = ("auto", "finetune", "train-bn", "small-images")

@@ -85,7 +85,8 @@ def data_findings(cfg, splits, backbone, info, cache_dir) -> DataFindings | None
     data_config = dataclasses.replace(info.data_config, dicom_window=cfg.dicom_window)  # decoded as training will
     facts, cached = cached_facts(splits.train, splits.val, splits.classes, backbone, data_config, cache_dir,
                                  seed=cfg.seed)
-    choice = choose_recipe(facts, user_options(cfg), native_input_size(info))
+    named = cfg.finetune_recipe if cfg.strategy == "finetune" else "auto"  # --finetune-recipe: a recipe by name
+    choice = choose_recipe(facts, user_options(cfg), native_input_size(info), named)
     advice = None
     if cfg.strategy == "linear-probe" and choice.fired_rule is not None and not is_multilabel(splits.train):
         # (auto compares candidates by single-label accuracy: it refuses multi-label data)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from .. import checks
 from ..config import FitConfig, RunOptions, option, option_like, validate
+from ..constants import FINETUNE_RECIPE_NAMES
 
 METHODS = ("analytic", "lwf", "naive")
 HEADS = ("lda", "ridge")  # tlearn.incremental.analytic solves these
@@ -69,7 +70,7 @@ PROTOCOL_METHODS = ("analytic", "lwf", "replay", "naive", "joint")
 FINETUNED_METHODS = ("lwf", "replay", "naive")
 # auto: chosen from the data's facts, as fit --strategy finetune does; the others are
 # tlearn.strategies.recipes.FINETUNE_RECIPES by name, kept torch-free here
-RECIPES = ("auto", "finetune", "train-bn", "small-images")
+RECIPES = FINETUNE_RECIPE_NAMES
 
 
 def _check_methods(value: str) -> str:

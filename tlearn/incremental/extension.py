@@ -81,6 +81,7 @@ class ExtendJob(Job):
         fit = parent.sections.fit
         self.seed = fit.seed if cfg.seed is None else cfg.seed
         self.val_fraction = fit.val_fraction if cfg.val_fraction is None else cfg.val_fraction
+        self.fit = {**fit.values, "seed": self.seed, "val_fraction": self.val_fraction}  # config.yaml's fit
 
     def load(self, ctx: JobContext) -> DataSplits:
         cfg, parent, method = self.cfg, self.parent, self.method
@@ -118,10 +119,8 @@ class ExtendJob(Job):
             result = extend_finetuned(parent, self.new_train, self.classes, self.added, self.parts, self.lineage,
                                       cfg, method, self.seed, ctx.precision, ctx.device, ctx.cache_dir)
         self.step["seconds"] = round(time.perf_counter() - ctx.start, 3)
-        fit = parent.sections.fit
         sections = {"extend": {**cfg.to_dict(), "method": method, "parent": str(parent.path)},
                     "lineage": self.lineage}
-        self.fit = {**fit.values, "seed": self.seed, "val_fraction": self.val_fraction}
         return JobResult(model=result.model, history=result.history, details=result.details,
                          train_metrics=result.train_metrics, skipped=list(result.skipped), files=result.files,
                          sections=sections)

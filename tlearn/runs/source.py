@@ -18,7 +18,7 @@ from ..errors import TlearnError
 from ..hashing import sha256_file
 from ..backbones.weights import load_state_dict
 from . import layout
-from .sections import read_sections
+from .run import Run
 
 
 def resolve_data_config(source: DataConfig, *, image_size: int | None = None, train_size: int | None = None,
@@ -39,8 +39,8 @@ def resolve_info(info: BackboneInfo, **options) -> BackboneInfo:
 
 def load_run_source(run_dir: str | Path) -> tuple[nn.Module, BackboneInfo]:
     """A finished run's trained backbone as the source for a new task (domain -> domain transfer)."""
-    run_dir = layout.require_complete(run_dir)
-    source = BackboneInfo.from_dict(read_sections(run_dir).backbone.to_dict())
+    run = Run(run_dir)  # the one reader of a run directory: complete, its config and backbone section checked
+    run_dir, source = run.path, run.backbone_info
     spec = get_spec(source.architecture)
     module = spec.strip(spec.create())
     state = load_state_dict(run_dir / layout.MODEL)

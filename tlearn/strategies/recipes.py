@@ -115,11 +115,18 @@ class RecipeChoice:
                 "rules": [c.to_dict() for c in self.checks]}
 
 
-def choose_recipe(facts, user_options: dict, input_size: int) -> RecipeChoice:
-    """The fine-tuning recipe for data with these facts; user_options (FitConfig fields, None: not given) win."""
+def choose_recipe(facts, user_options: dict, input_size: int, named: str = "auto") -> RecipeChoice:
+    """The fine-tuning recipe for data with these facts, or the one `named` (--finetune-recipe) when not auto;
+    user_options (FitConfig fields, None: not given) win."""
     checks = recipe_checks(facts, input_size)
     fired = next((c for c in checks if c.fired), None)
-    if fired is None:
+    if named != "auto":
+        name, settings = named, dict(FINETUNE_RECIPES[named])
+        if named == "small-images":
+            side = facts.median_short_side
+            settings["image_size"] = small_image_size(side, input_size) if side else SMALL_SIZE
+        fired, fact = RuleCheck(f"--finetune-recipe {named}", True, "asked for by name"), "asked for by name"
+    elif fired is None:
         name, settings = "finetune", dict(FROZEN_BN)
         fact = "; ".join(c.fact for c in checks)
     elif fired.name == "small images":

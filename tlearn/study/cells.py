@@ -27,7 +27,8 @@ log = logging.getLogger("tlearn")
 CELL_FILE = "cell.json"
 METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "loss", "n")
 # FitConfig fields that do not change a cell's result (where it is written, how it is shown or cached).
-NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume", "overwrite", "strict")
+NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume", "overwrite", "strict", "track",
+              "tracking_uri")
 # options added later: unset (or at their default), they keep existing cells' keys
 UNSET_NOT_IN_KEY = ("budget_minutes", "group_by", "rank_sources", "empty_label", "memory_budget")
 DEFAULT_NOT_IN_KEY = {"dicom_window": DEFAULT_DICOM_WINDOW, "rank_metric": DEFAULT_RANK_METRIC}
