@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import FitConfig
-from .constants import (DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_RANK_METRIC,
-                        DEFAULT_STRATEGY, DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_WEIGHT_DECAY)
+from .constants import (DEFAULT_BACKBONE, DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_RANK_METRIC, DEFAULT_STRATEGY,
+                        DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_VAL_FRACTION, DEFAULT_WEIGHT_DECAY)
 from .option_names import refuse_unknown
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def fit(
     epochs: int | None = None,
     seed: int = 0,
     # data and runtime
-    val_fraction: float = 0.2,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
     group_by: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     precision: str = "auto",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sklearn.model_selection import train_test_split
 
+from ..constants import DEFAULT_VAL_FRACTION
 from ..errors import DataError
 from .groups import apply_group_regex, grouped_holdout
 from .images import is_image_file
@@ -221,7 +222,7 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
     return rows
 
 
-def load_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0, group_by: str | None = None,
+def load_splits(data: str | Path, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0, group_by: str | None = None,
                 empty_label: str | None = None, min_classes: int = 2) -> DataSplits:
     """Resolve DATA into train/val/test samples with one shared, sorted class list.
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import DEFAULT_VAL_FRACTION
 from ..errors import DataError
 from .samples import SPLITS, DataSplits, Sample
 
@@ -171,7 +172,7 @@ def _holdout(rows: list[_Row], fraction: float, seed: int) -> tuple[list[_Row], 
     return train, val, how
 
 
-def load_multilabel_splits(csv_path: str | Path, val_fraction: float = 0.2, seed: int = 0,
+def load_multilabel_splits(csv_path: str | Path, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0,
                            empty_label: str | None = None) -> DataSplits:
     """A multi-label manifest as train/val/test samples; with no val rows, part of train is held out."""
     csv_path = Path(csv_path).expanduser().resolve()
