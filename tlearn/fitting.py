@@ -13,6 +13,7 @@ from .config import FitConfig
 from .constants import AUTO_BACKBONE, AUTO_STRATEGY
 from .data.layout import SPLITS, DataSplits, load_splits
 from .data.multilabel import refuse_multilabel
+from .features.extract import extract_features
 from .features.sharded import Extraction, fill_cache
 from .option_names import refuse_unknown
 from .report import write_report_safely
@@ -95,7 +96,8 @@ class FitJob(Job):
                  info.data_config.input_size, ctx.precision, ctx.device)
         if cfg.strategy == "linear-probe":
             with ctx.timer("features"):
-                if not fill_probe_features(cfg, ctx.splits, self.backbone, info.data_config, ctx.cache_dir):
+                if not fill_probe_features(cfg, ctx.splits, self.backbone, info.data_config, ctx.cache_dir,
+                                           ctx.precision, ctx.device):
                     return None  # a torchrun worker: its share of the features is in rank 0's cache
         self.fitter = strategy_for(cfg)
         return info
@@ -144,9 +146,17 @@ def fit_config(cfg: FitConfig, callbacks: Sequence = ()) -> Run | None:
     return run_job(FitJob(cfg), pipeline_options(cfg, callbacks))
 
 
-def fill_probe_features(cfg: FitConfig, splits: DataSplits, backbone, data_config, cache_dir: Path) -> bool:
-    """Under torchrun, the features the linear probe and the evaluation will read (train, val, test) extracted
-    over all processes into rank 0's cache; whether this process goes on (rank 0, or a single process)."""
+def fill_probe_features(cfg: FitConfig, splits: DataSplits, backbone, data_config, cache_dir: Path, precision: str,
+                        device) -> bool:
+    """The features the linear probe and the evaluation will read (train, val, test) in the cache before training
+    (so the run's phases time extraction apart from the probe's fit): under torchrun extracted over all processes
+    into rank 0's cache, else here. Whether this process goes on (rank 0, or a single process)."""
     jobs = [Extraction(backbone, splits.split(name), data_config) for name in SPLITS if splits.split(name)]
-    return fill_cache(jobs, precision=cfg.precision, device=cfg.device, batch_size=cfg.batch_size,
-                      cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress).is_main
+    filled = fill_cache(jobs, precision=cfg.precision, device=cfg.device, batch_size=cfg.batch_size,
+                        cache_dir=cache_dir, num_workers=cfg.num_workers, progress=cfg.progress)
+    if not filled.env.enabled:
+        for job in jobs:
+            extract_features(job.backbone, job.samples, data_config, precision=precision, device=device,
+                             batch_size=cfg.batch_size, cache_dir=cache_dir, num_workers=cfg.num_workers,
+                             progress=cfg.progress, desc="features")
+    return filled.is_main
