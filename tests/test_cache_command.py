@@ -170,3 +170,20 @@ def test_missing_cache_folder_and_the_environment_default(tmp_path, monkeypatch,
     (tmp_path / "a-file").write_text("x")
     assert main(["cache", "--cache-dir", str(tmp_path / "a-file")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_the_result_caches_are_listed_and_cleared(tmp_path):
+    from tlearn.result_cache import save_result
+
+    root = tmp_path / "cache"
+    for kind in ("probe", "heatmaps", "leakage"):
+        save_result(root, kind, "0123456789abcdef" * 2, {"x": 1})
+    (root / "facts").mkdir()
+    (root / "facts" / ("ab" * 12 + ".json")).write_text("{}")
+    (root / "facts" / "notes.txt").write_text("mine")
+    state = caches.scan(root)
+    assert sorted(e.kind for e in state.entries) == ["facts", "heatmaps", "leakage", "probe"]
+    assert [u.path.name for u in state.unknown] == ["notes.txt"]
+    for entry in caches.to_clear(state, "probe"):
+        assert entry.kind == "probe"
+    assert {e.kind for e in caches.to_clear(state)} == {"facts", "heatmaps", "leakage", "probe"}

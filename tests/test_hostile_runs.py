@@ -242,3 +242,12 @@ def test_resume_after_a_train_image_was_edited_in_place_is_refused(data, tmp_pat
     with pytest.raises(TlearnError, match="contents of the train images changed"):
         _scratch(data, out, resume=True)
     _scratch(data, out)  # without --resume it trains from the start
+
+
+@pytest.mark.parametrize("name", ["val", "test", "../../outside", "a/b", "..", ""])
+def test_evaluate_save_as_never_replaces_the_runs_predictions_or_leaves_the_run(name):
+    from tlearn.checks import check_save_as
+
+    with pytest.raises(ValueError, match="--save-as"):
+        check_save_as(name)
+    assert check_save_as("field-2") == "field-2"

@@ -126,3 +126,22 @@ def test_a_second_identical_probe_run_reuses_the_fit_and_matches(tmp_path):
     assert (tmp_path / "r1" / "predictions").is_dir()
     for csv in (tmp_path / "r1" / "predictions").iterdir():
         assert csv.read_text() == (tmp_path / "r2" / "predictions" / csv.name).read_text()
+
+
+def test_a_cached_probe_with_a_class_absent_or_string_labels_is_restored_exactly(tmp_path):
+    from tlearn.strategies.linear_probe import LinearProbe
+    from tlearn.strategies.probe_cache import fit_probe
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 6))
+    y = np.repeat([0, 1, 3], 20)  # class 2 of 4 has no image
+    X[y == 1] += 2.0
+    first, hit = fit_probe(LinearProbe(), X, y, tmp_path, num_classes=4)
+    again, hit_again = fit_probe(LinearProbe(), X, y, tmp_path, num_classes=4)
+    assert not hit and hit_again
+    np.testing.assert_allclose(again.predict_proba(X), first.predict_proba(X), atol=1e-12)
+    assert list(again.classes_) == [0, 1, 2, 3] and again.n_iter_ == first.n_iter_
+    words = np.array(["ant", "bee", "wasp"])[np.repeat([0, 1, 2], 20)]
+    first, _ = fit_probe(LinearProbe(), X, words, tmp_path)
+    again, hit = fit_probe(LinearProbe(), X, words, tmp_path)
+    assert hit and list(again.predict(X)) == list(first.predict(X)) and list(again.classes_) == ["ant", "bee", "wasp"]

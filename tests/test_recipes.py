@@ -194,3 +194,16 @@ def test_a_probe_fit_says_what_fired_and_finetune_uses_the_recipe(tmp_path):
     assert ft.config["backbone"]["data_config"]["input_size"] == 64 and ft.config["fit"]["freeze_bn"] is False
     assert ft.metrics["data_findings"]["facts_cached"] is True  # measured by the probe run
     assert "small-image recipe" in (ft.path / "report.html").read_text()
+
+
+def test_facts_read_back_are_checked_field_by_field():
+    from tlearn.features.facts import DataFacts
+
+    good = dict(n_train=10, n_val=2, n_classes=2, class_counts=[5, 5], min_per_class=5, median_per_class=5.0,
+                imbalance=1.0, median_short_side=None, grey_fraction=0.5, bn_shift=0.2,
+                decode_seconds_per_image=0.01, sampled=10, seconds=1.0)
+    assert DataFacts.from_dict(good).grey_fraction == 0.5
+    for bad in ({**good, "grey_fraction": "abc"}, {**good, "n_train": -1}, {**good, "bn_shift": float("nan")},
+                {k: v for k, v in good.items() if k != "seconds"}, {**good, "class_counts": [5, "x"]}):
+        with pytest.raises(ValueError, match="data facts"):
+            DataFacts.from_dict(bad)

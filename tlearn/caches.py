@@ -149,6 +149,8 @@ FEATURES_FILE = re.compile(r"[0-9a-f]{24}\.sqlite")
 LEAKAGE_FILE = re.compile(r"thumbs-\d+-v\d+\.sqlite")
 DECODED_FILE = re.compile(r"([0-9a-f]{24})\.(npy|json)")
 DECODED_PARTIAL = re.compile(r"\.([0-9a-f]{24})\..+\.(npy|json)")  # tempfile.mkstemp(prefix=".KEY.", suffix)
+RESULT_FILE = re.compile(r"[0-9a-f]{16,64}\.npz")  # tlearn.result_cache: CACHE/<kind>/<key>.npz
+FACTS_FILE = re.compile(r"[0-9a-f]{24}\.json")  # tlearn.features.facts
 DEMO_TREE = re.compile(r"[a-z0-9-]+-\d+-\d+-\d+-seed\d+")
 DEMO_PARTIAL = re.compile(r"\.([a-z0-9-]+-\d+-\d+-\d+-seed\d+)\.\d+\.tmp")
 DEMO_SPLITS = ("train", "val", "test")
@@ -159,7 +161,28 @@ def _features(folder: Path) -> tuple[list[Entry], list[Unknown]]:
 
 
 def _leakage(folder: Path) -> tuple[list[Entry], list[Unknown]]:
-    return _sqlite_files(folder, "leakage", LEAKAGE_FILE)
+    """The thumbnail database and, beside it, the cached check results (KEY.npz)."""
+    thumbs, others = _sqlite_files(folder, "leakage", LEAKAGE_FILE)
+    results, unknown = _key_files(folder, "leakage", RESULT_FILE, [u.path for u in others])
+    return thumbs + results, unknown
+
+
+def _key_files(folder: Path, kind: str, pattern: re.Pattern, paths: list[Path] | None = None
+               ) -> tuple[list[Entry], list[Unknown]]:
+    """One file per entry, KEY.EXT, written atomically (.KEY.EXT.* while it is written)."""
+    entries, unknown = [], []
+    for path in sorted(folder.iterdir()) if paths is None else paths:
+        st = _lstat(path)
+        partial = path.name.startswith(".") and pattern.fullmatch(path.name[1:].rsplit(".", 1)[0])
+        if _is_file(st) and (pattern.fullmatch(path.name) or partial):
+            entries.append(Entry(kind, path.name, [path], st.st_size, _used(st), in_progress=bool(partial)))
+        else:
+            unknown.append(Unknown(path, _size(path), _why(st, f"not a {kind} cache file")))
+    return entries, unknown
+
+
+def _results(kind: str) -> Layout:
+    return lambda folder: _key_files(folder, kind, RESULT_FILE)
 
 
 def _decoded(folder: Path) -> tuple[list[Entry], list[Unknown]]:
@@ -217,11 +240,16 @@ def _why(st: os.stat_result, what: str) -> str:
 
 
 Layout = Callable[[Path], tuple[list[Entry], list[Unknown]]]
-LAYOUTS: dict[str, Layout] = {"features": _features, "decoded": _decoded, "leakage": _leakage, "demo": _demo}
+LAYOUTS: dict[str, Layout] = {"features": _features, "decoded": _decoded, "leakage": _leakage, "demo": _demo,
+                              "probe": _results("probe"), "heatmaps": _results("heatmaps"),
+                              "facts": lambda folder: _key_files(folder, "facts", FACTS_FILE)}
 KIND_HELP = {"features": "backbone features of images (SQLite, one file per backbone and transform)",
              "decoded": "images decoded and resized for training (uint8 arrays)",
-             "leakage": "thumbnails for the duplicate and leakage checks (SQLite)",
-             "demo": "the demo's image folders"}
+             "leakage": "thumbnails for the duplicate and leakage checks (SQLite) and their cached results",
+             "demo": "the demo's image folders",
+             "probe": "the linear probe's cross-validation results, per set of features",
+             "heatmaps": "the report's Grad-CAM heatmaps, per model and image",
+             "facts": "data facts (image size, grey share, BatchNorm shift) that choose a fine-tuning recipe"}
 
 
 def scan(root: str | Path | None = None) -> CacheState:

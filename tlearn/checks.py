@@ -86,3 +86,16 @@ def check_regex(pattern: str) -> str:
         raise ValueError(f"--group-by {pattern!r} is not a valid regular expression ({exc}); e.g. "
                          "'^(person\\d+)' takes person1287 from person1287_virus_2210.jpeg.") from None
     return pattern
+
+
+RESERVED_PREDICTIONS = ("train", "val", "test")  # RUN/predictions/<split>.csv written with the run
+
+
+def check_save_as(name: str) -> str:
+    """`evaluate --save-as NAME`: a plain file name for RUN/predictions/NAME.csv that replaces none of the run's
+    own predictions and stays inside the run."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise ValueError(f"--save-as {name!r}: use a plain name (letters, digits, '.', '_', '-'), no folders.")
+    if name in RESERVED_PREDICTIONS:
+        raise ValueError(f"--save-as {name!r} would replace the run's own {name} predictions; choose another name.")
+    return name

@@ -38,10 +38,6 @@ def is_multilabel(samples: Sequence[Sample]) -> bool:
     return any(isinstance(s, MultiLabelSample) for s in samples)
 
 
-def task_of(samples: Sequence[Sample]) -> str:
-    return TASK_MULTILABEL if is_multilabel(samples) else TASK_SINGLE
-
-
 def refuse_multilabel(splits: DataSplits, what: str) -> None:
     """A DataError for the commands that do not handle multi-label tasks yet."""
     if is_multilabel(splits.train):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import logging
 import os
 import time
@@ -57,8 +58,23 @@ class DataFacts:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataFacts":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """Facts read back (the cache, auto's state): every field present, counts non-negative integers, the
+        measurements finite numbers (ValueError otherwise)."""
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        if not isinstance(d, dict) or set(fields) - set(d):
+            raise ValueError(f"data facts lack {sorted(set(fields) - set(d or {}))}")
+        for name, kind in fields.items():
+            value = d[name]
+            if kind == "int":
+                ok = type(value) is int and value >= 0
+            elif kind == "list[int]":
+                ok = isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
+            else:  # float, float | None
+                ok = (value is None and "None" in kind) or (
+                    isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+            if not ok:
+                raise ValueError(f"data facts: {name}={value!r} is not a valid {kind}")
+        return cls(**{k: d[k] for k in fields})
 
 
 def _sample(samples: list[Sample], k: int, seed: int) -> list[Sample]:
@@ -176,8 +192,10 @@ def cached_facts(train: list[Sample], val: list[Sample], classes: list[str], bac
     path = facts_path(cache_dir, facts_key(train, len(val), classes, backbone, data_config, seed))
     try:
         return DataFacts.from_dict(json.loads(path.read_text())), True
-    except (OSError, ValueError, TypeError):
+    except FileNotFoundError:
         pass
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("data facts cache %s is unusable (%s); measuring them again", path, exc)
     facts = measure_facts(train, val, classes, backbone, data_config, seed=seed)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

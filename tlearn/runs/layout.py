@@ -35,7 +35,6 @@ FORMAT = 1
 MODEL, CLASSES, CONFIG, HISTORY, METRICS, REPORT = (
     "model.safetensors", "classes.json", "config.yaml", "history.csv", "metrics.json", "report.html")
 PREDICTIONS, CHECKPOINTS = "predictions", "checkpoints"
-RUN_FILES = (MODEL, CLASSES, CONFIG, HISTORY, METRICS, REPORT)
 REQUIRED = (CONFIG, CLASSES, MODEL)
 HISTORY_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_accuracy", "seconds"]
 # file names may hold bytes that are not UTF-8 (Linux); they are written back as the same bytes

@@ -168,11 +168,12 @@ def run_job(job: Job, options: PipelineOptions) -> Run | None:
     info = job.prepare(ctx)
     if info is None:
         return None
-    writer.start(run_inputs(info, splits, job.strategy))  # only once the inputs are known to be usable
     tracking = ctx.tracking = Tracking(options.callbacks if is_main else ())
+    # a wrong tracking URI or a missing package stops here, before OUT is touched
     tracking.on_run_start({"strategy": job.strategy, "out": str(writer.out), "fit": job.fit_section(),
                            "backbone": info.to_dict()})
     try:
+        writer.start(run_inputs(info, splits, job.strategy))  # only once the inputs are known to be usable
         return _train_and_write(job, ctx, writer, info, leakage, groups)
     except BaseException as exc:
         tracking.on_run_failed(exc)

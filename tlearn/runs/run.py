@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..backbones.model import BackboneInfo, TransferModel, load_transfer_model
 from ..data.layout import Sample, SkippedFile, list_images, read_labelled_folder
+from ..checks import check_save_as
 from ..errors import TlearnError
 from ..evaluate.intervals import add_intervals, add_multilabel_intervals
 from ..data.multilabel import label_matrix, read_multilabel_folder
@@ -126,6 +127,11 @@ class Run:
         """Metrics, with bootstrap intervals, on a labelled class tree (or CSV) whose classes are among the run's
         classes (tta as in predict). Groups come from a manifest's group column or the run's --group-by; a
         multi-label run is scored at its own thresholds (chosen when it was trained)."""
+        if save_as is not None:
+            try:
+                check_save_as(save_as)
+            except ValueError as exc:
+                raise TlearnError(str(exc)) from None
         samples, skipped = self._labelled(split)
         probs, fs = self._predict(samples, precision, batch_size, progress, tta=tta)
         if self.multilabel:

@@ -1,7 +1,7 @@
 """`tlearn serve RUN --explain`: the page also shows where the model looks for an uploaded image.
 
-POST /explain (one image, as for /predict) -> {"file", "label", "probability", "method", "layer", "heatmap":
-data:image/png URI, "seconds"}. The run's torch model computes the map on the run's eval crop; one map at a time
+POST /explain (one image, as for /predict) -> {"file", "predicted" (also as "label"), "probability", "method",
+"layer", "heatmap": data:image/png URI, "seconds"}. The run's torch model computes the map on the run's eval crop; one map at a time
 (a second request meanwhile gets 503), so the cost is bounded. /predict and its JSON are unchanged.
 """
 from __future__ import annotations
@@ -46,7 +46,8 @@ class ExplainService:
             start = time.perf_counter()
             image = self.prep.from_bytes(data, self.max_pixels)
             probs, (m,) = self.explainer.explain(image.tensor[None])
-            return {"file": name, "label": self.classes[m.class_index], "probability": round(m.probability, 6),
+            predicted = self.classes[m.class_index]  # also as "label", as in /predict's entries
+            return {"file": name, "predicted": predicted, "label": predicted, "probability": round(m.probability, 6),
                     "method": self.explainer.method, "layer": self.explainer.target.name,
                     "heatmap": data_uri(overlay(image.crop, m.heatmap, EXPLAIN_PX), "PNG"),
                     "seconds": round(time.perf_counter() - start, 4)}

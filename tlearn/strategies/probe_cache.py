@@ -19,7 +19,7 @@ from ..result_cache import BadEntry, load_result, save_result
 from .linear_probe import FEATURE_TREATMENTS, FeatureTreatment, LinearProbe
 from .multilabel_probe import MultiLabelProbe
 
-PROBE_RESULT_VERSION = 1
+PROBE_RESULT_VERSION = 2
 KIND = "probe"
 
 
@@ -56,29 +56,34 @@ def _treatment(meta: dict, probe: LinearProbe | MultiLabelProbe, X: np.ndarray) 
 
 def _restore_single(probe: LinearProbe, X: np.ndarray, y: np.ndarray, num_classes: int | None, meta: dict,
                     arrays: dict) -> LinearProbe:
-    classes = np.unique(y)
-    if not np.array_equal(arrays["classes"], classes):
+    # the classes as LinearProbe.fit sets them: class indices 0..num_classes-1, or y's distinct values
+    if num_classes is not None:
+        classes, encoded = np.arange(int(num_classes)), y.astype(np.int64)
+    else:
+        classes, encoded = np.unique(y, return_inverse=True)
+    present = np.unique(encoded)  # the regression's classes: indices into classes
+    if not np.array_equal(arrays["classes"], present):
         raise BadEntry("classes differ from the labels'")
-    rows = 1 if len(classes) == 2 else len(classes)
+    rows = 1 if len(present) == 2 else len(present)
     coef = _finite("coef", arrays["coef"], (rows, X.shape[1]))
     intercept = _finite("intercept", arrays["intercept"], (rows,))
-    C, folds = meta["C"], meta["folds_used"]
+    C, folds, n_iter = meta["C"], meta["folds_used"], meta["n_iter"]
     if not isinstance(C, float) or not any(np.isclose(C, c, rtol=1e-12) for c in probe.Cs):
         raise BadEntry(f"C={C!r} is not in the grid")
-    if type(folds) is not int or folds < 2:
-        raise BadEntry(f"folds_used={folds!r}")
+    if type(folds) is not int or folds < 2 or type(n_iter) is not int or n_iter < 0:
+        raise BadEntry(f"folds_used={folds!r}, n_iter={n_iter!r}")
     probe.treatment_, probe.cv_scores_ = _treatment(meta, probe, X)
     model = LogisticRegression(C=C, max_iter=probe.max_iter, tol=probe.tol, class_weight=probe.class_weight)
-    model.coef_, model.intercept_, model.classes_, model.n_features_in_ = coef, intercept, classes, X.shape[1]
-    probe.num_classes_ = int(num_classes or y.max() + 1)
-    probe.folds_used_, probe.model_, probe.classes_, probe.C_ = folds, model, classes, C
+    model.coef_, model.intercept_, model.classes_, model.n_features_in_ = coef, intercept, present, X.shape[1]
+    probe.classes_, probe.num_classes_, probe.n_features_in_, probe.n_iter_ = classes, len(classes), X.shape[1], n_iter
+    probe.folds_used_, probe.model_, probe.C_ = folds, model, C
     return probe
 
 
 def _state_single(probe: LinearProbe) -> tuple[dict, dict]:
     return ({"treatment": probe.treatment, "C": probe.C_, "cv_scores": probe.cv_scores_,
-             "folds_used": probe.folds_used_},
-            {"coef": probe.model_.coef_, "intercept": probe.model_.intercept_, "classes": probe.classes_})
+             "folds_used": probe.folds_used_, "n_iter": probe.n_iter_},
+            {"coef": probe.model_.coef_, "intercept": probe.model_.intercept_, "classes": probe.model_.classes_})
 
 
 def _restore_multi(probe: MultiLabelProbe, X: np.ndarray, Y: np.ndarray, meta: dict, arrays: dict) -> MultiLabelProbe:

@@ -11,7 +11,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -84,7 +84,7 @@ def run_cell(cell: Cell, cfg: FitConfig, n_train: int, key: str, study_dir: Path
     from ..train.checkpoint import clear_checkpoints
 
     folder = Path(cfg.out)
-    resume = _resumable(folder, key) and "resume" in {f.name for f in fields(FitConfig)}
+    resume = _resumable(folder, key)
     if resume:
         log.info("%s: resuming from its last checkpoint", cell)
         cfg = replace(cfg, resume=True)

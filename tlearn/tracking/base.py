@@ -37,9 +37,14 @@ class Tracking:
         self._epochs: set = set()
 
     def on_run_start(self, config: dict) -> None:
-        """Every callback's on_run_start; errors propagate (nothing has been trained yet)."""
-        for cb in self.callbacks:
-            cb.on_run_start(config)
+        """Every callback's on_run_start; errors propagate (nothing has been trained yet), after the callbacks
+        already started are told the run failed."""
+        for i, cb in enumerate(self.callbacks):
+            try:
+                cb.on_run_start(config)
+            except BaseException as exc:
+                Tracking(self.callbacks[:i]).on_run_failed(exc)
+                raise
 
     def on_epoch_end(self, row: dict) -> None:
         """Every callback's on_epoch_end (once per epoch); a failing one is logged and dropped."""

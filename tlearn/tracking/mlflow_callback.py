@@ -91,8 +91,9 @@ class MLflowCallback:
     def on_epoch_end(self, row: dict) -> None:
         """Log the row's numbers with step=epoch."""
         epoch, values = epoch_metrics(row)
-        self.last_epoch = epoch if epoch is not None else self.last_epoch + 1
-        self._log_metrics(values, step=self.last_epoch)
+        step = epoch if epoch is not None else self.last_epoch + 1
+        self.last_epoch = max(self.last_epoch, step)  # a resumed run's earlier epochs may come after its new ones
+        self._log_metrics(values, step=step)
 
     def on_run_end(self, run_dir: Path, metrics: dict) -> None:
         """Log the final metrics and the run's files, then close the MLflow run as finished. The final metrics go

@@ -44,10 +44,11 @@ class TensorBoardCallback:
     def on_epoch_end(self, row: dict) -> None:
         """The row's numbers at step=epoch."""
         epoch, values = epoch_metrics(row)
-        self._last_epoch = epoch if epoch is not None else self._last_epoch + 1
+        step = epoch if epoch is not None else self._last_epoch + 1
+        self._last_epoch = max(self._last_epoch, step)  # a resumed run's earlier epochs may come after its new ones
         for key in EPOCH_METRICS:
             if key in values:
-                self.writer.add_scalar(key, values[key], self._last_epoch)
+                self.writer.add_scalar(key, values[key], step)
         self.writer.flush()
 
     def on_run_end(self, run_dir: Path, metrics: dict) -> None:
