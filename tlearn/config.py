@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from . import checks
 from ._version import __version__
-from .constants import (AUGMENT_PRESETS, AUTO_BACKBONE, DEFAULT_AUTO_BUDGET_MINUTES, DEFAULT_BACKBONE,
+from .constants import (CACHE_DIR_HELP, AUGMENT_PRESETS, AUTO_BACKBONE, DEFAULT_AUTO_BUDGET_MINUTES, DEFAULT_BACKBONE,
                         DEFAULT_BATCH_SIZE, DEFAULT_GRAD_CLIP, DEFAULT_RANK_METRIC, DEFAULT_STRATEGY,
                         DEFAULT_TRAIN_BATCH_SIZE, DEFAULT_VAL_FRACTION, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, PRECISIONS,
                         RANK_METRICS, STRATEGY_NAMES, FINETUNE_RECIPE_NAMES)
@@ -45,13 +45,18 @@ def option_like(config_class, name: str, **changes):
     return field(default=f.default, metadata={**f.metadata, **changes})
 
 
+def flags_of(f) -> list[str]:
+    """The command-line spellings of a config field, the canonical one first."""
+    return list(f.metadata.get("flags") or [f"--{f.name.replace('_', '-')}"])
+
+
 def validate(config) -> None:
     """Every field's choices and check; a bad value is a TlearnError naming the option."""
     for f in fields(config):
         value, meta = getattr(config, f.name), f.metadata
         if value is None:
             continue
-        flag = (meta.get("flags") or (f"--{f.name.replace('_', '-')}",))[0]
+        flag = flags_of(f)[0]
         try:
             if meta.get("choices") is not None:
                 checks.one_of(tuple(meta["choices"]), flag)(value)
@@ -77,7 +82,7 @@ class RunOptions:
     batch_size: int = option(DEFAULT_BATCH_SIZE, check=checks.at_least(1, "--batch-size"))
     precision: str = option("auto", choices=PRECISIONS)
     device: str = option("auto", "auto, cpu, cuda, cuda:N")
-    cache_dir: str | None = option(None, "feature cache folder (default TLEARN_CACHE or ~/.cache/tlearn)")
+    cache_dir: str | None = option(None, CACHE_DIR_HELP)
     num_workers: int | None = option(None, "image decoding processes")
     progress: bool = option(True, "no progress bars", flags=("--no-progress",))
     dicom_window: str = option("auto", "how DICOM grey values become pixels: auto (the file's VOI LUT or window, "

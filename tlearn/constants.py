@@ -39,3 +39,5 @@ INT8_MAX_ACCURACY_DROP = 0.02  # tlearn export --int8 refuses a model whose val 
 LABEL_RANKINGS = ("self_confidence", "normalized_margin")  # how tlearn doctor ranks label issues
 # --finetune-recipe: auto (chosen from the data's facts) or one of tlearn.strategies.recipes.FINETUNE_RECIPES
 FINETUNE_RECIPE_NAMES = ("auto", "finetune", "train-bn", "small-images")
+CACHE_DIR_HELP = ("cache folder for features, decoded images and other reusable results (default TLEARN_CACHE or "
+                  "~/.cache/tlearn; `tlearn cache` shows and clears it)")

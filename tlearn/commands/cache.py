@@ -5,6 +5,7 @@ import argparse
 import json
 import time
 
+from ..constants import CACHE_DIR_HELP
 from . import examples
 
 
@@ -32,7 +33,7 @@ def register(sub) -> None:
                                   "tlearn cache --clear            # remove every cache entry",
                                   "tlearn cache --max-size 5        # remove least recently used entries down to 5 GB",
                                   "tlearn cache --max-size 5 --dry-run --json"))
-    p.add_argument("--cache-dir", default=None, help="cache folder (default TLEARN_CACHE or ~/.cache/tlearn)")
+    p.add_argument("--cache-dir", default=None, help=CACHE_DIR_HELP)
     p.add_argument("--clear", nargs="?", const="all", default=None, metavar="KIND",
                    choices=["all", *KIND_HELP],
                    help=f"remove every entry, or those of one kind ({', '.join(KIND_HELP)})")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from dataclasses import MISSING, fields
 
+from ..config import flags_of
+
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 _warned: set[str] = set()
 
@@ -63,11 +65,6 @@ def _kind(annotation) -> type:
     return _TYPES.get(name.replace(" | None", "").strip(), str)
 
 
-def flag_of(f) -> str:
-    """The command-line spelling of a config field."""
-    return (f.metadata.get("flags") or (f"--{f.name.replace('_', '-')}",))[0]
-
-
 def add_config_arguments(parser: argparse.ArgumentParser, config_class, exclude: tuple[str, ...] = ()) -> None:
     """One argument per field of config_class: positionals by name, the rest `--name-with-dashes` (or their
     flags), each older spelling in `deprecated` accepted with a warning."""
@@ -87,7 +84,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, exclude:
         default = (f.default if f.default is not MISSING else f.default_factory()
                    if f.default_factory is not MISSING else None)
         kwargs: dict = {"help": meta.get("help") or ("(default: %(default)s)" if default is not None else None), "dest": f.name}
-        flags = list(meta.get("flags") or [f"--{f.name.replace('_', '-')}"])
+        flags = flags_of(f)
         value_kwargs: dict = {"type": kind}
         if meta.get("choices") is not None:
             value_kwargs["choices"] = list(meta["choices"])

@@ -42,7 +42,6 @@ class DistillConfig(RunOptions):
     batch_size: int = option(DEFAULT_BATCH_SIZE, "images per forward pass for teacher and evaluation",
                              check=checks.at_least(1, "--batch-size"))
     precision: str = option("auto", "teacher inference", choices=("auto", "bf16", "fp32"))
-    cache_dir: str | None = option(None, "cache folder (default TLEARN_CACHE or ~/.cache/tlearn)")
     student: str = option(DEFAULT_STUDENT, "student backbone: a registry name (compact_cnn: ~0.58 M params) or "
                                            "timm:<name>")
     student_weights: str | None = option("none", "none (random init), pretrained (the registry's), or a weights "
