@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 
 from ..constants import DEFAULT_VAL_FRACTION
 from ..errors import DataError
+from ..files import spreadsheet_plain
 from .groups import apply_group_regex, grouped_holdout
 from .images import is_image_file
 from .multilabel import TASK_MULTILABEL, load_multilabel_splits, manifest_kind
@@ -200,7 +201,8 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
                             "group).")
         rows = []
         for line, raw in enumerate(reader, start=2):
-            row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+            # spreadsheet_plain: a manifest tlearn wrote quotes a cell that starts like a formula (=, -, @ ...)
+            row = {k.strip().lower(): spreadsheet_plain(v or "").strip() for k, v in raw.items() if k}
             if not row.get("path") or not row.get("label"):
                 raise DataError(f"{csv_path} line {line}: empty path or label.")
             path = Path(row["path"])
