@@ -95,3 +95,31 @@ def test_predict_csv_quotes_a_formula_label(tmp_path, capsys, monkeypatch):
 def test_one_line_escapes_control_characters():
     assert one_line("a\nb\tc\rd\x1be\u2028f é,") == "a\\nb\\tc\\rd\\x1be\\u2028f é,"
     assert "\n" not in one_line(Path("x\ny.jpg"))
+
+
+def _looping_set(root: Path) -> Path:
+    from conftest import write_class_tree
+
+    data = write_class_tree(root / "train", {"red": 6, "green": 6}, size=32).parent
+    (data / "train" / "red" / "self.jpg").symlink_to("self.jpg")  # ln -s self.jpg self.jpg
+    (data / "train" / "loop").symlink_to("loop")  # a class-folder-level loop too
+    return data
+
+
+def test_symbolic_link_loops_are_skipped_with_their_reason(tmp_path):
+    from tlearn.data.layout import load_splits
+
+    data = _looping_set(tmp_path)
+    splits = load_splits(data)
+    reasons = {Path(s.path).name: s.reason for s in splits.skipped}
+    assert set(reasons) == {"self.jpg", "loop"} and all("symbolic link loop" in r for r in reasons.values())
+    assert splits.classes == ["green", "red"] and len(splits.train) + len(splits.val) == 12
+
+
+def test_doctor_lists_a_symbolic_link_loop_instead_of_crashing(tmp_path):
+    from tlearn.doctor import diagnose
+
+    data = _looping_set(tmp_path)
+    report = diagnose(data, cache_dir=str(tmp_path / "cache"), backbone="compact_cnn", weights="none",
+                      image_size=32, progress=False)
+    assert any(Path(s["path"]).name == "self.jpg" and "loop" in s["reason"] for s in report.skipped)
