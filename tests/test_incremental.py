@@ -194,6 +194,28 @@ def test_clear_errors(colours, probe_run, tmp_path):
         extend(finetuned, colours / "new", tmp_path / "z", method="analytic", progress=False)
 
 
+
+def test_extend_with_images_the_run_already_holds_warns_and_strict_refuses(colours, probe_run, tmp_path, caplog):
+    from tlearn.incremental import extend
+
+    again = tmp_path / "again"
+    shutil.copytree(colours / "new", again)
+    for split in ("train", "test"):  # the run was fit on old/train's red images (and tested on old/test's)
+        shutil.copytree(colours / "old" / split / "red", again / split / "red")
+    with pytest.raises(DataError, match=r"[1-5] of the \d+ train images .* already held by the run .*\(\d in its "
+                                        r"train data.*by content.*count twice"):
+        extend(probe_run, again, tmp_path / "strict", strict=True, progress=False)
+    assert not (tmp_path / "strict" / "config.yaml").exists()
+    with caplog.at_level("WARNING", logger="tlearn"):
+        run = extend(probe_run, again, tmp_path / "warned", progress=False)
+    assert any("already held by the run" in r.getMessage() and "count twice" in r.getMessage()
+               for r in caplog.records)
+    assert run.config["extend"]["strict"] is False
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tlearn"):
+        extend(probe_run, colours / "new", tmp_path / "clean", strict=True, progress=False)  # nothing repeats
+    assert not any("already held" in r.getMessage() for r in caplog.records)
+
 def test_lwf_with_replay_records_exemplars_and_refuses_a_changed_one(colours, probe_run, tmp_path):
     from tlearn.incremental import extend
 

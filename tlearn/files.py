@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,3 +42,33 @@ def default_cache_dir() -> Path:
         return Path(os.environ["TLEARN_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "tlearn"
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _formula_like(text: str) -> bool:
+    return text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text)
+
+
+def spreadsheet_safe(cell):
+    """A CSV cell that a spreadsheet shows as text: a string starting with =, +, -, @, tab or carriage return
+    (a formula to a spreadsheet) gets a leading single quote; plain numbers such as -0.5 and non-strings are
+    returned as they are. A string of quotes before such a start gets one more, so spreadsheet_plain undoes
+    every cell exactly."""
+    if isinstance(cell, str) and (_formula_like(cell) or (cell.startswith("'") and _formula_like(cell.lstrip("'")))):
+        return "'" + cell
+    return cell
+
+
+def spreadsheet_plain(cell: str) -> str:
+    """Undo spreadsheet_safe: the cell as it was before tlearn wrote it."""
+    if isinstance(cell, str) and cell.startswith("'") and _formula_like(cell.lstrip("'")):
+        return cell[1:]
+    return cell
+
+
+def spreadsheet_row(cells) -> list:
+    """spreadsheet_safe applied to every cell of a CSV row."""
+    return [spreadsheet_safe(c) for c in cells]

@@ -549,6 +549,23 @@ class Classifier:
         return self.predict(list(paths), k)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_row(cells: list) -> list:
+    """tlearn.files.spreadsheet_row, repeated here because this file imports nothing from tlearn: a string cell a
+    spreadsheet would run as a formula gets a leading single quote; plain numbers such as -0.5 stay as they are."""
+    import re
+
+    number = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+    def formula(text: str) -> bool:
+        return text.startswith(_FORMULA_START) and not number.fullmatch(text)
+
+    return ["'" + c if isinstance(c, str) and (formula(c) or (c.startswith("'") and formula(c.lstrip("'")))) else c
+            for c in cells]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2 or argv[0] in ("-h", "--help"):
@@ -560,13 +577,15 @@ def main(argv: list[str] | None = None) -> int:
     clf = Classifier(argv[0])
     writer = csv.writer(sys.stdout, lineterminator="\n")  # quotes a path holding a comma, quote or newline
     # multi-label: predicted holds the labels at or above their thresholds ('|'-joined), then p:<label> columns
-    writer.writerow(["path", "predicted", "probability"] + ([f"p:{c}" for c in clf.classes] if clf.multilabel else []))
+    writer.writerow(_spreadsheet_row(["path", "predicted", "probability"]
+                                    + ([f"p:{c}" for c in clf.classes] if clf.multilabel else [])))
     status = 0
     for path in argv[1:]:
         try:
             for pred in clf.predict([path], k=1):  # a folder: each of its images
-                writer.writerow([pred.source, pred.predicted, f"{pred.probability:.4f}"]
-                                + [f"{pred.probabilities[c]:.4f}" for c in clf.classes if clf.multilabel])
+                writer.writerow(_spreadsheet_row([str(pred.source), pred.predicted, f"{pred.probability:.4f}"]
+                                                + [f"{pred.probabilities[c]:.4f}" for c in clf.classes
+                                                   if clf.multilabel]))
         except ImageError as exc:
             print(f"skipped {path}: {exc}", file=sys.stderr)
             status = 1

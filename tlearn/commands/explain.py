@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..explain.methods import DEFAULT_METHOD, METHODS
 from . import examples
 from .options import add_json
+from .output import one_line
 
 
 def register(sub) -> None:
@@ -73,10 +74,11 @@ def run(args) -> int:
             print(json.dumps({"path": entry["path"], "predicted": entry["predicted"],
                               "probability": entry["probability"], "overlay": str(overlay)}))
         else:
-            print(f"{entry['path']}\t{entry['predicted']}\t{entry['probability']:.4f}\t{overlay}")
+            print(f"{one_line(entry['path'])}\t{one_line(entry['predicted'])}\t{entry['probability']:.4f}\t"
+                  f"{one_line(overlay)}")
     page = writer.finish(skipped, time.perf_counter() - start)
     sys.stdout.flush()
     for s in skipped:
-        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+        print(f"skipped {one_line(s.path)}: {one_line(s.reason)}", file=sys.stderr)
     print(f"index: {page}", file=sys.stderr)
     return 0 if writer.images else 1

@@ -2,6 +2,16 @@
 from __future__ import annotations
 
 import json
+import unicodedata
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text) -> str:
+    """`text` (a file or class name) fit for one field of line-oriented output: newlines, tabs and other control
+    characters are written as escapes (\\n, \\t, \\x1b ...), so a name cannot split or forge a line."""
+    return "".join(_ESCAPES.get(c) or (repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c)
+                   for c in str(text))
 
 
 def emit(as_json: bool, result: dict | list, lines: list[str]) -> None:

@@ -5,8 +5,10 @@ import csv
 import json
 import sys
 
+from ..files import spreadsheet_row
 from . import examples
 from .options import add_json
+from .output import one_line
 
 CSV_FIELDS = ["path", "predicted", "probability"]  # as in RUN/predictions/*.csv: label would be the truth
 
@@ -42,12 +44,14 @@ def run(args) -> int:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         # multi-label: predicted is the '|'-joined labels at or above their thresholds, then every label's probability
         extra = [f"p:{c}" for c in run.classes] if run.multilabel else []
-        writer.writerow(CSV_FIELDS + extra)
-        writer.writerows([str(pred.source), pred.predicted, f"{pred.probability:.4f}"]
-                         + [f"{pred.probabilities[c]:.4f}" for c in run.classes if extra] for pred in predictions)
+        writer.writerow(spreadsheet_row(CSV_FIELDS + extra))
+        # a cell a spreadsheet would run as a formula (=, +, -, @ ...) starts with ' (tlearn.files.spreadsheet_safe)
+        writer.writerows(spreadsheet_row([str(pred.source), pred.predicted, f"{pred.probability:.4f}"]
+                                         + [f"{pred.probabilities[c]:.4f}" for c in run.classes if extra])
+                         for pred in predictions)
     sys.stdout.flush()
     for s in skipped:
-        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+        print(f"skipped {one_line(s.path)}: {one_line(s.reason)}", file=sys.stderr)
     return 0 if predictions else 1
 
 

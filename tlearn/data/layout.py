@@ -10,6 +10,7 @@ a group: a patient id from the manifest or from --group-by, see data.groups). te
 from __future__ import annotations
 
 import csv
+import errno
 import logging
 from collections import Counter
 from pathlib import Path
@@ -18,6 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from ..constants import DEFAULT_VAL_FRACTION
 from ..errors import DataError
+from ..files import spreadsheet_plain
 from .groups import apply_group_regex, grouped_holdout
 from .images import is_image_file
 from .multilabel import TASK_MULTILABEL, load_multilabel_splits, manifest_kind
@@ -33,11 +35,24 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+def _link_target(path: Path) -> tuple[Path | None, str | None]:
+    """(where a symbolic link leads, None), or (None, why it cannot be followed): a loop, or an OSError."""
+    try:
+        return path.resolve(), None
+    except RuntimeError:  # Python < 3.13: a symbolic link loop
+        return None, "symbolic link loop (it leads back to itself); not read"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "symbolic link loop (it leads back to itself); not read"
+        return None, f"cannot be read ({exc.strerror or exc}); not read"
+
+
 def read_class_tree(folder: Path, root: Path | None = None) -> tuple[dict[str, list[Path]], list[SkippedFile]]:
     """Map each class folder name to its image files (searched recursively), sorted for determinism.
 
     Symbolic links are followed only to targets inside root (default: folder): a link out of the data folder is
-    skipped and listed, as is a linked folder below a class folder (never searched).
+    skipped and listed, as is a linked folder below a class folder (never searched) and a link that loops or
+    cannot be read.
     """
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder; expected a class tree {folder}/<class>/<image>.")
@@ -47,10 +62,12 @@ def read_class_tree(folder: Path, root: Path | None = None) -> tuple[dict[str, l
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_symlink() and not _inside(entry.resolve(), real_root):
-            skipped.append(SkippedFile(str(entry), f"symbolic link to {entry.resolve()}, outside the data folder "
-                                                   f"{real_root}; not read"))
-            continue
+        if entry.is_symlink():
+            target, problem = _link_target(entry)
+            if problem or not _inside(target, real_root):
+                skipped.append(SkippedFile(str(entry), problem or f"symbolic link to {target}, outside the data "
+                                                                  f"folder {real_root}; not read"))
+                continue
         if entry.is_file():
             skipped.append(SkippedFile(str(entry), "not inside a class folder"))
             continue
@@ -61,7 +78,10 @@ def read_class_tree(folder: Path, root: Path | None = None) -> tuple[dict[str, l
             if any(part.startswith(".") for part in path.relative_to(entry).parts):
                 continue
             if path.is_symlink():
-                target = path.resolve()
+                target, problem = _link_target(path)
+                if problem:
+                    skipped.append(SkippedFile(str(path), problem))
+                    continue
                 if path.is_dir():
                     skipped.append(SkippedFile(str(path), f"symbolic link to the folder {target}; linked folders "
                                                           "inside a class folder are not searched"))
@@ -92,7 +112,7 @@ def read_class_tree(folder: Path, root: Path | None = None) -> tuple[dict[str, l
 def _warn_links(skipped: list[SkippedFile], root: Path) -> None:
     links = [s for s in skipped if s.reason.startswith("symbolic link")]
     if links:
-        log.warning("%d symbolic link(s) under %s skipped (outside the data folder, or linked folders), e.g. %s: "
+        log.warning("%d symbolic link(s) under %s skipped (outside the data folder, loops, or linked folders), e.g. %s: "
                     "%s; they are listed with the skipped files", len(links), root, links[0].path, links[0].reason)
 
 
@@ -200,7 +220,8 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
                             "group).")
         rows = []
         for line, raw in enumerate(reader, start=2):
-            row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+            # spreadsheet_plain: a manifest tlearn wrote quotes a cell that starts like a formula (=, -, @ ...)
+            row = {k.strip().lower(): spreadsheet_plain(v or "").strip() for k, v in raw.items() if k}
             if not row.get("path") or not row.get("label"):
                 raise DataError(f"{csv_path} line {line}: empty path or label.")
             path = Path(row["path"])

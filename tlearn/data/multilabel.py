@@ -20,6 +20,7 @@ import numpy as np
 
 from ..constants import DEFAULT_VAL_FRACTION
 from ..errors import DataError
+from ..files import spreadsheet_plain
 from .samples import SPLITS, DataSplits, Sample
 
 TASK_SINGLE, TASK_MULTILABEL = "single-label", "multilabel"
@@ -97,7 +98,7 @@ def _read_rows(csv_path: Path, empty_label: str | None) -> tuple[list[_Row], lis
         if "labels" in fields:
             one_hot = []
         for line, raw in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+            row = {k.strip(): spreadsheet_plain(v or "").strip() for k, v in raw.items() if k}
             low = {k.lower(): v for k, v in row.items()}
             if not low.get("path"):
                 raise DataError(f"{csv_path} line {line}: empty path.")

@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ..errors import TlearnError
+from ..files import spreadsheet_plain
 from .binary import DEFAULT_THRESHOLD, operating_point, youden_threshold
 
 ACCURACY_MEANING = "subset accuracy: the fraction of images whose every label is decided right at the thresholds"
@@ -159,8 +160,8 @@ def read_multilabel_predictions(path: str | Path, classes: Sequence[str]) -> Mul
     try:
         with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.reader(f)
-            header = next(reader, None) or []
-            rows = [r for r in reader if r]
+            header = [spreadsheet_plain(c) for c in next(reader, None) or []]
+            rows = [[spreadsheet_plain(c) for c in r] for r in reader if r]  # undo the quote before =, -...
     except OSError as exc:
         raise TlearnError(f"cannot read predictions file {path}: {exc.strerror or exc}") from exc
     cols = [i for i, name in enumerate(header) if name.startswith("p:")]

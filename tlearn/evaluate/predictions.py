@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TlearnError
+from ..files import spreadsheet_plain
 
 
 @dataclass
@@ -47,7 +48,8 @@ def read_predictions(path: str | Path, classes: list[str] | None = None) -> Pred
         with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.reader(f)
             header = next(reader, None)
-            rows = list(reader)
+            header = None if header is None else [spreadsheet_plain(c) for c in header]
+            rows = [[spreadsheet_plain(c) for c in row] for row in reader]  # undo the quote tlearn put before =, -...
     except OSError as exc:
         raise TlearnError(f"cannot read predictions file {path}: {exc.strerror or exc}") from exc
     prob_cols = [i for i, name in enumerate(header or []) if name.startswith("p:")]

@@ -54,6 +54,9 @@ class ExtendConfig:
     val_fraction: float | None = option(None, "held out of NEWDATA's train when it has no val/ (default: the parent's)")
     device: str | None = option(None, "default: the parent's")
     cache_dir: str | None = option(None, "feature cache folder (default: the parent's, else TLEARN_CACHE)")
+    strict: bool = option_like(FitConfig, "strict", help="refuse NEWDATA whose train images the run already holds "
+                                                       "(they would count twice), and a group (patient) in two "
+                                                       "splits (default: warn)")
     progress: bool = option_like(RunOptions, "progress")
     overwrite: bool = option_like(RunOptions, "overwrite")
     track: str | None = option_like(RunOptions, "track")

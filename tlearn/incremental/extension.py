@@ -34,7 +34,8 @@ from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from ..runs.run import Run
 from .analytic import solve_head
 from .config import ExtendConfig
-from .lineage import added_classes, lineage_splits, parent_lineage, parent_strategy, remap, union
+from .lineage import (added_classes, lineage_splits, parent_lineage, parent_strategy, remap, repeated_images,
+                      union)
 from .step import StepResult
 
 log = logging.getLogger("tlearn")
@@ -58,7 +59,7 @@ def extend_config(cfg: ExtendConfig) -> Run:
     options = PipelineOptions(out=cfg.out, seed=job.seed, device=cfg.device or fit.device,
                               precision=job.parent.sections.precision, cache_dir=cfg.cache_dir or fit.cache_dir,
                               batch_size=fit.batch_size, progress=cfg.progress, overwrite=cfg.overwrite,
-                              group_by=fit.group_by, report=write_report_safely,
+                              group_by=fit.group_by, strict=cfg.strict, report=write_report_safely,
                               callbacks=callbacks_for(cfg.track, cfg.out, cfg.tracking_uri))
     return run_job(job, options)
 
@@ -102,9 +103,27 @@ class ExtendJob(Job):
         step["step"] = len(lineage)
         lineage.append(step)
         self.parts, self.gone = lineage_splits(lineage, classes)
+        held = self.parts[:-1] if self.parts and self.parts[-1].root == new.root else self.parts  # the parent's
+        self._check_repeats(new_train, held)
         return DataSplits(new.root, classes, new_train, union([p.val for p in self.parts]),
                           union([p.test for p in self.parts]), "the val/test of every data folder in the lineage",
                           list(new.skipped))
+
+    def _check_repeats(self, new_train: list[Sample], held: list[DataSplits]) -> None:
+        """NEWDATA's train images that the run already holds (by content) would count twice: warned about, or
+        refused with --strict."""
+        repeats = repeated_images(new_train, held)
+        if not repeats:
+            return
+        n = len({s.path for found in repeats.values() for s in found})
+        where = ", ".join(f"{len(found)} in its {split} data" for split, found in repeats.items())
+        example = next(iter(repeats.values()))[0].path
+        message = (f"{n} of the {len(new_train)} train images of {self.cfg.data} are already held by the run "
+                   f"{self.parent.path} ({where}; by content, e.g. {example}): they would count twice")
+        if self.cfg.strict:
+            raise DataError(f"{message}. Remove them from {self.cfg.data}, or leave out --strict to go on with a "
+                            "warning.")
+        log.warning("%s; remove them from %s (--strict refuses such data).", message, self.cfg.data)
 
     def prepare(self, ctx: JobContext) -> BackboneInfo:
         return self.parent.backbone_info

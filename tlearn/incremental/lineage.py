@@ -86,6 +86,24 @@ def lineage_splits(lineage: list[dict], classes: list[str]) -> tuple[list[DataSp
     return found, gone
 
 
+def repeated_images(new: list[Sample], held: list[DataSplits]) -> dict[str, list[Sample]]:
+    """split -> the images of `new` whose content (sha256) is already one of that split's images in `held`."""
+    def digest(s: Sample) -> str | None:
+        try:
+            return file_digest(s.path)
+        except OSError:
+            return None  # unreadable: training lists it as skipped
+
+    new_digests = [(s, digest(s)) for s in new]
+    out: dict[str, list[Sample]] = {}
+    for split in ("train", "val", "test"):
+        known = {digest(s) for part in held for s in part.split(split)} - {None}
+        found = [s for s, d in new_digests if d in known]
+        if found:
+            out[split] = found
+    return out
+
+
 def union(parts: list[list[Sample]]) -> list[Sample]:
     """The samples of all parts, an image that is in several (by content: a copied test folder) once."""
     seen, out = set(), []

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TlearnError
+from ..files import spreadsheet_plain, spreadsheet_row
 from ..runs import layout
 from .config import FINETUNED_METHODS, PROTOCOL_METHODS, RECIPES, IncrementalConfig  # noqa: F401 (re-exported)
 
@@ -45,7 +46,7 @@ def _write_manifest(path: Path, splits, classes: set[str]) -> None:
     with open(path, "w", newline="", **layout.ENCODING) as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "split"])
-        w.writerows(rows)
+        w.writerows(spreadsheet_row(r) for r in rows)
 
 
 def accuracy_matrix(run_dirs: list[Path], tasks: list[list[str]], split: str) -> list[list[float | None]]:
@@ -53,7 +54,7 @@ def accuracy_matrix(run_dirs: list[Path], tasks: list[list[str]], split: str) ->
     matrix = []
     for i, run in enumerate(run_dirs):
         with open(run / layout.PREDICTIONS / f"{split}.csv", newline="", **layout.ENCODING) as f:
-            rows = [(r["label"], r["predicted"]) for r in csv.DictReader(f)]
+            rows = [(spreadsheet_plain(r["label"]), spreadsheet_plain(r["predicted"])) for r in csv.DictReader(f)]
         row = []
         for j, task in enumerate(tasks):
             hits = [label == predicted for label, predicted in rows if label in task]

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import TlearnError
+from ..files import spreadsheet_plain
 from ..evaluate.predictions import PredictionTable, read_predictions
 from ..runs import layout as run_layout
 from ..runs.sections import RunSections
@@ -70,7 +71,7 @@ def _read_history(path: Path) -> list[dict]:
             try:
                 parsed[key] = float(value) if value not in ("", None) else None
             except ValueError:
-                parsed[key] = value
+                parsed[key] = spreadsheet_plain(value)
         out.append(parsed)
     return out
 

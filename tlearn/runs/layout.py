@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import TlearnError
-from ..files import atomic_path
+from ..files import atomic_path, spreadsheet_row, spreadsheet_safe
 
 MARKER = "run.json"
 FORMAT = 1
@@ -65,7 +65,7 @@ def write_history(path: str | Path, rows: list[dict]) -> None:
 
 
 def _fmt(v) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    return f"{v:.6g}" if isinstance(v, float) else spreadsheet_safe(str(v))
 
 
 def write_predictions(path: str | Path, samples: Sequence, probs, classes: list[str],
@@ -76,17 +76,17 @@ def write_predictions(path: str | Path, samples: Sequence, probs, classes: list[
     grouped = thresholds is None and any(getattr(s, "group", None) is not None for s in samples)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", **ENCODING) as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "predicted", "confidence"] + [f"p:{c}" for c in classes]
-                   + (["group"] if grouped else []))
+        w.writerow(spreadsheet_row(["path", "label", "predicted", "confidence"] + [f"p:{c}" for c in classes]
+                                   + (["group"] if grouped else [])))
         if thresholds is not None:
             from ..evaluate.multilabel import prediction_rows  # numpy only; this module stays torch-free
 
-            w.writerows(prediction_rows(samples, probs, classes, thresholds))
+            w.writerows(spreadsheet_row(r) for r in prediction_rows(samples, probs, classes, thresholds))
             return
         for s, p in zip(samples, probs):
             label = classes[s.label] if s.label >= 0 else ""
-            w.writerow([str(s.path), label, classes[int(p.argmax())], f"{p.max():.6f}"] + [f"{x:.6f}" for x in p]
-                       + ([s.group or ""] if grouped else []))
+            w.writerow(spreadsheet_row([str(s.path), label, classes[int(p.argmax())], f"{p.max():.6f}"]
+                                       + [f"{x:.6f}" for x in p] + ([s.group or ""] if grouped else [])))
 
 
 def task_thresholds(config: dict, classes: list[str]) -> list[float] | None:

@@ -19,6 +19,7 @@ import numpy as np
 from ..data.groups import grouped_subsets
 from ..data.layout import DataSplits, Sample
 from ..errors import TlearnError
+from ..files import spreadsheet_row
 
 
 def check_fractions(fractions: Sequence[float]) -> list[float]:
@@ -61,8 +62,8 @@ def manifest_text(subset: Sequence[Sample], splits: DataSplits) -> str:
     w.writerow(["path", "label", "split"] + (["group"] if grouped else []))
     for split, samples in (("train", subset), ("val", splits.val), ("test", splits.test)):
         for s in samples:
-            w.writerow([str(Path(s.path).resolve()), splits.classes[s.label], split]
-                       + ([s.group or ""] if grouped else []))
+            w.writerow(spreadsheet_row([str(Path(s.path).resolve()), splits.classes[s.label], split]
+                                       + ([s.group or ""] if grouped else [])))
     return buf.getvalue()
 
 
