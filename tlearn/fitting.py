@@ -86,7 +86,8 @@ class FitJob(Job):
                 name, self.ranking = choose_backbone(cfg, ctx.splits, ctx.cache_dir)
             self.backbone, native = load_source(name, cfg.weights, cfg.weights_sha256)
         # data facts -> fine-tuning recipe (tlearn.strategies.recipes), the probe's advice (tlearn.auto.advice)
-        self.findings = data_findings(cfg, ctx.splits, self.backbone, native, ctx.cache_dir)
+        with ctx.timer("data_facts"):
+            self.findings = data_findings(cfg, ctx.splits, self.backbone, native, ctx.cache_dir)
         if self.findings is not None and self.findings.applied:
             cfg = self.cfg = apply_recipe(cfg, self.findings.recipe)  # the user's explicit options stay
         # the data config is recorded in config.yaml, so predict/evaluate/export use it too
