@@ -199,6 +199,22 @@ def test_a_run_config_from_an_earlier_format_is_refused_naming_the_file_and_the_
             read(out)
 
 
+@pytest.mark.parametrize("key, value, named", [
+    ("feature_dim", 10**9, "feature_dim"), ("feature_dim", "8", "feature_dim"),
+    ("architecture", "no_such_net", "no_such_net"), ("feature_dim", 255, "feature_dim 255")])
+def test_an_edited_backbone_record_is_refused_naming_config_yaml(data, tmp_path, key, value, named):
+    import yaml
+
+    out = tmp_path / "run"
+    _scratch(data, out)
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    config["backbone"][key] = value
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    for read in (Run, lambda path: load_source(str(path))):
+        with pytest.raises(TlearnError, match=rf"config\.yaml .*{named}"):
+            read(out)
+
+
 # ---- 4. --resume checks what changes the result ---------------------------------------------------------------
 
 @pytest.fixture

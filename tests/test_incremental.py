@@ -287,3 +287,63 @@ def test_incremental_protocol_writes_the_matrix_and_the_report(colours, tmp_path
 
         run_incremental(IncrementalConfig(data=str(colours / "old"), out=str(study), tasks=2, methods="analytic",
                                           class_order_seed=5))
+
+
+def _edited_stats(path: Path, **tensors) -> None:
+    """The statistics file at PATH rewritten with some of its tensors replaced (its metadata kept)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="numpy") as f:
+        meta, stored = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    save_file({**stored, **tensors}, str(path), metadata=meta)
+
+
+@pytest.mark.parametrize("edit, problem", [
+    ("nan_gram", "gram hold NaN"), ("negative_count", "counts are not whole numbers"),
+    ("short_sums", "shapes"), ("huge_dim", "shapes")])
+def test_edited_head_statistics_are_refused_naming_the_file(tmp_path, edit, problem):
+    X, y, _ = _blobs(k=3, d=5)
+    path = tmp_path / STATS_FILE
+    FeatureStatistics.from_features(X, y, ["a", "b", "c"], "features", "standardized").save(path)
+    good = FeatureStatistics.load(path)
+    if edit == "nan_gram":
+        upper = good.gram[np.triu_indices(5)].copy()
+        upper[3] = np.nan
+        _edited_stats(path, gram_upper=upper)
+    elif edit == "negative_count":
+        _edited_stats(path, counts=good.counts * np.array([1, -1, 1]))
+    elif edit == "short_sums":
+        _edited_stats(path, sums=good.sums[:, :4].copy())
+    else:  # a dimension of 10**9 in the metadata: refused before a (d, d) matrix is allocated
+        from safetensors.numpy import save_file
+
+        save_file({"counts": good.counts, "sums": good.sums, "gram_upper": good.gram[np.triu_indices(5)]},
+                  str(path), metadata={"format": "1", "space": "features", "treatment": "standardized",
+                                       "classes": json.dumps(good.classes), "dim": str(10**9)})
+    with pytest.raises(TlearnError, match=rf"{STATS_FILE} is inconsistent \({problem}"):
+        FeatureStatistics.load(path)
+
+
+def test_extend_of_a_run_with_edited_statistics_fails_before_writing_out(colours, probe_run, tmp_path, capsys):
+    from tlearn.cli import main
+
+    parent = tmp_path / "parent"
+    shutil.copytree(probe_run, parent)
+    stats = FeatureStatistics.load(parent / STATS_FILE)
+    upper = stats.gram[np.triu_indices(stats.dim)].copy()
+    upper[0] = np.nan
+    _edited_stats(parent / STATS_FILE, gram_upper=upper)
+    out = tmp_path / "extended"
+    assert main(["extend", str(parent), str(colours / "new"), "--out", str(out), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert f"{parent / STATS_FILE} is inconsistent (gram hold NaN" in err and "Traceback" not in err
+    assert not out.exists()
+    # an existing finished run as OUT stays complete (with --overwrite too: nothing is cleared before the check)
+    done = tmp_path / "done"
+    shutil.copytree(probe_run, done)
+    assert main(["extend", str(parent), str(colours / "new"), "--out", str(done), "--overwrite",
+                 "--no-progress"]) != 0
+    from tlearn.runs.run import Run
+
+    assert Run(done).classes == ["blue", "green", "red"]

@@ -86,6 +86,37 @@ def test_bad_manifests_get_clear_errors(tmp_path, header, rows, message):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("form", ["labels", "one-hot"])
+def test_more_labels_than_the_cap_are_refused_naming_the_manifest_and_the_counts(tmp_path, form):
+    from tlearn.constants import MAX_LABELS
+
+    names = [f"l{k:03d}" for k in range(MAX_LABELS + 1)]
+    if form == "labels":
+        path = _write(tmp_path / "m.csv", ["path", "labels"], [[f"{k}.png", n] for k, n in enumerate(names)])
+    else:
+        path = _write(tmp_path / "m.csv", ["path", *names], [["0.png", *([1] * len(names))]])
+    with pytest.raises(DataError, match=rf"{MAX_LABELS + 1} labels; .* at most {MAX_LABELS}") as info:
+        load_splits(path)
+    assert str(path) in str(info.value)
+    at_cap = _write(tmp_path / "ok.csv", ["path", "labels", "split"],
+                    [[f"{k}.png", n, "train"] for k, n in enumerate(names[:MAX_LABELS])])
+    for k in range(MAX_LABELS):
+        (tmp_path / f"{k}.png").write_bytes(b"")
+    assert len(load_splits(at_cap, val_fraction=0.0).classes) == MAX_LABELS
+
+
+def test_the_per_label_probe_logs_its_progress(caplog):
+    import logging
+
+    from tlearn.strategies.multilabel_probe import PROGRESS_EVERY, MultiLabelProbe
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(40, 3)), (rng.random((40, PROGRESS_EVERY + 2)) < 0.5).astype(np.float32)
+    with caplog.at_level(logging.INFO, logger="tlearn"):
+        MultiLabelProbe(Cs=(1.0,), folds=2, features="raw").fit(X, Y)
+    assert f"{PROGRESS_EVERY} of {PROGRESS_EVERY + 2} labels cross-validated" in caplog.text
+
+
 # ---- metrics and loss -------------------------------------------------------------------------------------------
 
 def test_per_label_metrics_match_sklearn():

@@ -25,6 +25,9 @@ DEFAULT_TRAIN_BATCH_SIZE = 32
 DEFAULT_BATCH_SIZE = 64  # images per forward pass for extraction / evaluation
 DEFAULT_GRAD_CLIP = 1.0
 
+MAX_LABELS = 100  # labels of one multi-label task: each gets its own cross-validated probe
+MAX_FEATURE_DIM = 65536  # a run's recorded backbone feature_dim beyond this is an edited config.yaml, not a network
+
 # the run report's "Where the model looks" gallery: at most this many images get heatmaps (0: no gallery), and
 # heatmaps stop being added after this many seconds, so a report stays quick to write at the end of every fit
 REPORT_HEATMAPS = 24

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..data.transforms import DataConfig
 from ..errors import TlearnError, WeightsError
-from .registry import DEFAULT_BACKBONE, BackboneSpec, get_spec
+from .registry import DEFAULT_BACKBONE, BackboneSpec, get_spec, list_specs
 from .weights import load_state_dict, resolve
 
 
@@ -33,6 +33,20 @@ class BackboneInfo:
     @classmethod
     def from_dict(cls, d: dict) -> "BackboneInfo":
         return cls(**{**d, "data_config": DataConfig.from_dict(d["data_config"])})
+
+
+def check_recorded(info: BackboneInfo, file: str | Path) -> None:
+    """A backbone record read back from FILE (a run's config.yaml) names a known architecture of its feature size."""
+    if info.architecture.startswith("timm:"):
+        return  # timm's size is only known by building the network; the section's range check stands
+    specs = {spec.name: spec for spec in list_specs()}
+    spec = specs.get(info.architecture)
+    if spec is None:
+        raise TlearnError(f"{file} records the backbone architecture {info.architecture!r}, which is not one of "
+                          f"{', '.join(specs)} or timm:<name>; the file was edited. Train the run again.")
+    if info.feature_dim != spec.feature_dim:
+        raise TlearnError(f"{file} records feature_dim {info.feature_dim} for {spec.name}, whose features are "
+                          f"{spec.feature_dim} wide; the file was edited. Train the run again.")
 
 
 FEATURE_NORMS = (None, "l2")  # what the head may see: the pooled features, or them at unit length times sqrt(d)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import DEFAULT_VAL_FRACTION
+from ..constants import DEFAULT_VAL_FRACTION, MAX_LABELS
 from ..errors import DataError
 from ..files import spreadsheet_plain
 from .samples import SPLITS, DataSplits, Sample
@@ -131,6 +131,10 @@ def _read_rows(csv_path: Path, empty_label: str | None) -> tuple[list[_Row], lis
         classes = [c for c in one_hot if c != empty_label]
     else:
         classes = sorted({n for r in rows for n in r.labels})
+    if len(classes) > MAX_LABELS:
+        raise DataError(f"manifest {csv_path} has {len(classes)} labels; a multi-label task takes at most {MAX_LABELS} "
+                        "(each label is a probe of its own). Merge rare labels, or split the labels over several "
+                        "manifests.")
     return rows, classes
 
 

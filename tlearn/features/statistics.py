@@ -109,14 +109,40 @@ class FeatureStatistics:
             with safe_open(str(path), framework="numpy") as f:
                 meta = f.metadata() or {}
                 counts, sums, upper = (f.get_tensor(k) for k in ("counts", "sums", "gram_upper"))
-            d = int(meta["dim"])
-            gram = np.zeros((d, d))
-            gram[np.triu_indices(d)] = upper
-            gram = gram + np.triu(gram, 1).T
-            stats = cls(json.loads(meta["classes"]), counts, sums, gram, meta["space"], meta["treatment"])
+            classes, d = json.loads(meta["classes"]), int(meta["dim"])
+            space, treatment = meta["space"], meta["treatment"]
         except Exception as exc:  # any damage: a clear message beats a traceback from the format library
             raise TlearnError(f"{path} is damaged or not tlearn head statistics ({exc!r}); refit the run.") from None
-        if stats.space not in SPACES or sums.shape != (len(stats.classes), d) or counts.shape != (len(stats.classes),):
-            raise TlearnError(f"{path} is inconsistent (space {stats.space!r}, shapes {sums.shape}, {counts.shape});"
-                              " refit the run.")
-        return stats
+        problem = _problem(classes, d, space, counts, sums, upper)
+        if problem:
+            raise TlearnError(f"{path} is inconsistent ({problem}); the file was edited or damaged. Refit the run.")
+        gram = np.zeros((d, d))
+        gram[np.triu_indices(d)] = upper
+        gram = gram + np.triu(gram, 1).T
+        return cls(list(classes), counts.astype(np.float64), sums.astype(np.float64), gram, space, str(treatment))
+
+
+def _problem(classes, d: int, space, counts: np.ndarray, sums: np.ndarray, upper: np.ndarray) -> str | None:
+    """What is wrong with statistics read back from a file (None when they are usable), checked before any
+    allocation of their size."""
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        return "classes is not a list of names"
+    if space not in SPACES:
+        return f"space {space!r} is not one of {SPACES}"
+    if d < 1:
+        return f"dimension {d} is not positive"
+    K = len(classes)
+    if counts.shape != (K,) or sums.shape != (K, d) or upper.shape != (d * (d + 1) // 2,):
+        return f"shapes counts {counts.shape}, sums {sums.shape}, gram {upper.shape} do not fit {K} classes of " \
+               f"dimension {d}"
+    for name, a in (("counts", counts), ("sums", sums), ("gram", upper)):
+        if not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
+            return f"{name} are {a.dtype}, not numbers"
+        if not np.isfinite(a).all():
+            return f"{name} hold NaN or infinite values"
+    if (counts < 0).any() or (counts != np.round(counts)).any():
+        return "counts are not whole numbers of images at least 0"
+    diagonal = upper[np.cumsum(np.r_[0, np.arange(d, 1, -1)])]
+    if (diagonal < 0).any():
+        return "the Gram matrix has a negative diagonal (a sum of squares)"
+    return None

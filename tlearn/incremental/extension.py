@@ -77,8 +77,7 @@ class ExtendJob(Job):
         if parent.multilabel:
             raise TlearnError(f"{parent.path} is a multi-label run; tlearn extend handles single-label runs only.")
         self.strategy = self.method = cfg.method or default_method(parent)
-        if self.method == "analytic":
-            check_analytic_parent(parent)
+        self.stats = check_analytic_parent(parent) if self.method == "analytic" else None
         fit = parent.sections.fit
         self.seed = fit.seed if cfg.seed is None else cfg.seed
         self.val_fraction = fit.val_fraction if cfg.val_fraction is None else cfg.val_fraction
@@ -131,7 +130,8 @@ class ExtendJob(Job):
     def train(self, ctx: JobContext) -> JobResult:
         cfg, parent, method = self.cfg, self.parent, self.method
         if method == "analytic":
-            result = _analytic(parent, self.new_train, self.classes, cfg, ctx.precision, ctx.device, ctx.cache_dir)
+            result = _analytic(parent, self.stats, self.new_train, self.classes, cfg, ctx.precision, ctx.device,
+                               ctx.cache_dir)
         else:
             from .finetuned import extend_finetuned  # imports the training loop
 
@@ -157,7 +157,9 @@ class ExtendJob(Job):
         return self.fit
 
 
-def check_analytic_parent(parent: Run) -> None:
+def check_analytic_parent(parent: Run) -> FeatureStatistics:
+    """The parent's head statistics, checked (before OUT is touched) to be usable and to match its classes and
+    backbone."""
     strategy = parent_strategy(parent)
     if strategy not in ANALYTIC_PARENTS:
         raise TlearnError(f"--method analytic needs a run whose backbone stayed frozen (a linear-probe run or its "
@@ -168,15 +170,16 @@ def check_analytic_parent(parent: Run) -> None:
         raise TlearnError(f"{parent.path / STATS_FILE} is missing: {parent.path} was fitted by a tlearn that did not "
                           f"keep the linear probe's feature statistics. Fit it again (`tlearn fit {data} --out NEWRUN`;"
                           " its features come from the cache) and extend the new run.")
-
-
-def _analytic(parent: Run, train: list[Sample], classes: list[str], cfg: ExtendConfig, precision: str, device,
-              cache_dir: Path) -> StepResult:
-    start = time.perf_counter()
-    old = FeatureStatistics.load(parent.path / STATS_FILE)
-    if old.classes != parent.classes or old.dim != parent.backbone_info.feature_dim:
+    stats = FeatureStatistics.load(parent.path / STATS_FILE)
+    if stats.classes != parent.classes or stats.dim != parent.backbone_info.feature_dim:
         raise TlearnError(f"{parent.path / STATS_FILE} does not match the run's classes.json or backbone; the run "
                           "folder was edited. Extend an intact run.")
+    return stats
+
+
+def _analytic(parent: Run, old: FeatureStatistics, train: list[Sample], classes: list[str], cfg: ExtendConfig,
+              precision: str, device, cache_dir: Path) -> StepResult:
+    start = time.perf_counter()
     backbone = parent.model.backbone
     fs = extract_features(backbone, train, parent.data_config, precision=precision, device=device,
                           batch_size=parent.sections.fit.batch_size, cache_dir=cache_dir,

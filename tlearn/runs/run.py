@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..backbones.model import BackboneInfo, TransferModel, load_transfer_model
+from ..backbones.model import BackboneInfo, TransferModel, check_recorded, load_transfer_model
 from ..data.layout import Sample, SkippedFile, list_images, read_labelled_folder
 from ..checks import check_save_as
 from ..errors import TlearnError
@@ -38,6 +38,7 @@ class Run:
         except (KeyError, TypeError) as exc:
             raise TlearnError(f"{self.path / layout.CONFIG} has no usable backbone section ({exc!r}); train the "
                               "run again.") from None
+        check_recorded(self.backbone_info, self.path / layout.CONFIG)
         self._model: TransferModel | None = None
 
     def __repr__(self) -> str:

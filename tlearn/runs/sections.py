@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..config import RunOptions
+from ..constants import MAX_FEATURE_DIM
 from ..data.multilabel import TASK_MULTILABEL
 from ..errors import TlearnError
 from . import layout
@@ -36,6 +37,15 @@ class BackboneSection:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _check_backbone(folder: Path, backbone: BackboneSection) -> None:
+    """An architecture name and a plausible feature_dim, checked before anything is built from them."""
+    if not isinstance(backbone.architecture, str) or not backbone.architecture:
+        raise _refuse(folder, f"backbone architecture ({backbone.architecture!r} is not a name)")
+    dim = backbone.feature_dim
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_FEATURE_DIM:
+        raise _refuse(folder, f"backbone feature_dim ({dim!r}; a whole number from 1 to {MAX_FEATURE_DIM})")
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,7 @@ class RunSections:
             backbone = BackboneSection(**config["backbone"])
         except (KeyError, TypeError) as exc:
             raise _refuse(folder, f"backbone section ({exc!r})") from None
+        _check_backbone(folder, backbone)
         try:
             data = DataSection(**config["data"])
         except (KeyError, TypeError) as exc:

@@ -8,6 +8,7 @@ median C of the others, and a label with no positives at all gets a constant, ne
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from .linear_probe import FEATURE_TREATMENTS, FeatureTreatment
 
 log = logging.getLogger("tlearn")
 
+PROGRESS_EVERY = 10  # labels between two progress lines of the per-label cross-validation
 CONSTANT_LOGIT = 30.0  # a label never (or always) positive in train: probability about 1e-13 (or 1 - 1e-13)
 
 
@@ -35,10 +37,14 @@ class MultiLabelProbe:
     def _folds(self, y: np.ndarray) -> int:
         return int(min(self.folds, y.sum(), len(y) - y.sum()))
 
-    def _fit_treatment(self, Xt: np.ndarray, Y: np.ndarray) -> tuple[float, list, list]:
+    def _fit_treatment(self, Xt: np.ndarray, Y: np.ndarray, name: str = "") -> tuple[float, list, list]:
         """(mean best CV log-likelihood over the labels that allow CV, fitted models, chosen Cs)."""
         models, Cs, scores = [], [], []
-        for j in range(Y.shape[1]):
+        start, total = time.perf_counter(), Y.shape[1]
+        for j in range(total):
+            if j and j % PROGRESS_EVERY == 0:
+                log.info("multi-label probe (%s features): %d of %d labels cross-validated in %.1fs", name, j, total,
+                         time.perf_counter() - start)
             y = Y[:, j].astype(np.int64)
             folds = self._folds(y)
             if folds < 2:
@@ -63,7 +69,7 @@ class MultiLabelProbe:
         best = None
         for name in candidates:
             treatment = FeatureTreatment(name).fit(X)
-            score, models, Cs = self._fit_treatment(treatment.transform(X), Y)
+            score, models, Cs = self._fit_treatment(treatment.transform(X), Y, name)
             self.cv_scores_[name] = score
             if best is None or score > best[0]:
                 best = (score, treatment, models, Cs)
