@@ -22,7 +22,6 @@ from .runs.run import Run
 from .runs.source import load_source, resolve_info
 from .strategies import FitContext, Strategy, get_strategy
 from .strategies.recipes import apply_recipe
-from .tracking import callbacks_for
 from .train.distributed import from_main
 
 log = logging.getLogger("tlearn")
@@ -138,7 +137,7 @@ def pipeline_options(cfg: FitConfig, callbacks: Sequence = ()) -> PipelineOption
                            cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, progress=cfg.progress,
                            overwrite=cfg.overwrite, resume=cfg.resume, strict=cfg.strict, group_by=cfg.group_by,
                            report=write_report_safely,
-                           callbacks=[*callbacks_for(cfg.track, cfg.out, cfg.tracking_uri), *callbacks])
+                           track=cfg.track, tracking_uri=cfg.tracking_uri, callbacks=list(callbacks))
 
 
 def fit_config(cfg: FitConfig, callbacks: Sequence = ()) -> Run | None:

@@ -27,7 +27,6 @@ from ..evaluate.metrics import classification_metrics
 from ..evaluate.splits import SplitResults
 from ..hashing import file_digest, sha256_file
 from ..report import write_report_safely
-from ..tracking import callbacks_for
 from ..runs import layout
 from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from ..runs.records import options_record, phase_record
@@ -126,7 +125,7 @@ def pipeline_options(cfg: DistillConfig, out: str | Path | None = None, **change
                    cache_dir=cfg.cache_dir, batch_size=cfg.batch_size, progress=cfg.progress,
                    overwrite=cfg.overwrite, group_by=cfg.group_by, eval_precision="fp32", eval_cache=False,
                    report=write_report_safely,
-                   callbacks=callbacks_for(cfg.track, out or cfg.out, cfg.tracking_uri))
+                   track=cfg.track, tracking_uri=cfg.tracking_uri)
     return PipelineOptions(**{**options, **changes})
 
 

@@ -19,17 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..backbones.model import TransferModel
+from ..backbones.model import BackboneInfo, TransferModel
 from ..data.layout import DataSplits, Sample, load_splits
 from ..data.multilabel import refuse_multilabel
 from ..errors import DataError, TlearnError
 from ..evaluate.metrics import classification_metrics
+from ..evaluate.splits import SplitResults
 from ..features.extract import extract_features
 from ..features.statistics import STATS_FILE, FeatureStatistics, to_space
-from ..backbones.model import BackboneInfo
-from ..evaluate.splits import SplitResults
 from ..report import write_report_safely
-from ..tracking import callbacks_for
 from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
 from ..runs.run import Run
 from .analytic import solve_head
@@ -60,7 +58,7 @@ def extend_config(cfg: ExtendConfig) -> Run:
                               precision=job.parent.sections.precision, cache_dir=cfg.cache_dir or fit.cache_dir,
                               batch_size=fit.batch_size, progress=cfg.progress, overwrite=cfg.overwrite,
                               group_by=fit.group_by, strict=cfg.strict, report=write_report_safely,
-                              callbacks=callbacks_for(cfg.track, cfg.out, cfg.tracking_uri))
+                              track=cfg.track, tracking_uri=cfg.tracking_uri)
     return run_job(job, options)
 
 

@@ -11,7 +11,8 @@ sections. The pipeline does the rest, once, in one order:
   backbone, features) -> RunWriter.start -> train (job) -> evaluate val/test -> metrics (train/total seconds,
   skipped files, parameters, leakage, groups, phase seconds) -> resolved config.yaml -> RunWriter.finish -> report
 
-with the run's trackers (PipelineOptions.callbacks: MLflow, TensorBoard, a user's own) told of its start, of
+with the run's trackers (PipelineOptions.track: MLflow, TensorBoard; PipelineOptions.callbacks: a user's own) told
+of its start, of
 every epoch (live where the job's loop reports them, else replayed from its history) and of its end or failure.
 
 and times its phases into metrics.json's phase_seconds. The report is written after the run is complete, so a
@@ -40,7 +41,7 @@ from ..evaluate.splits import SplitResults, evaluate_splits
 from . import layout
 from .run import Run
 from .writer import RunWriter, run_config, run_inputs
-from ..tracking import Tracking
+from ..tracking import Tracking, callbacks_for
 from ..train.distributed import dist_env
 
 log = logging.getLogger("tlearn")
@@ -83,7 +84,9 @@ class PipelineOptions:
     eval_precision: str | None = None  # None: the run's resolved precision
     eval_cache: bool = True  # val/test features through the feature cache
     report: Callable[[Path], object] | None = None  # writes RUN/report.html, never raising (report.write_report_safely)
-    callbacks: list = field(default_factory=list)  # tlearn.tracking callbacks (on_run_start/epoch_end/run_end)
+    track: str | None = None  # --track: the trackers (tlearn.tracking.callbacks_for), logging beside OUT
+    tracking_uri: str | None = None  # --tracking-uri
+    callbacks: list = field(default_factory=list)  # the caller's own (on_run_start/epoch_end/run_end)
 
 
 @dataclass
@@ -155,6 +158,9 @@ def run_job(job: Job, options: PipelineOptions) -> Run | None:
     device, precision, cache_dir = settle_runtime(options.device, options.precision, options.cache_dir)
     ctx = JobContext(options=options, device=device, precision=precision, cache_dir=cache_dir, out=writer.out,
                      is_main=is_main, timer=timer, start=start)
+    # the trackers are built first: a missing package is refused before any work
+    tracking = ctx.tracking = Tracking(
+        [*callbacks_for(options.track, writer.out, options.tracking_uri), *options.callbacks] if is_main else ())
     with timer("load"):
         splits = ctx.splits = job.load(ctx)
     log.info("data %s: %d classes; train %d, val %d (%s), test %d", splits.root, len(splits.classes),
@@ -168,8 +174,7 @@ def run_job(job: Job, options: PipelineOptions) -> Run | None:
     info = job.prepare(ctx)
     if info is None:
         return None
-    tracking = ctx.tracking = Tracking(options.callbacks if is_main else ())
-    # a wrong tracking URI or a missing package stops here, before OUT is touched
+    # a wrong tracking URI stops here, before OUT is touched
     tracking.on_run_start({"strategy": job.strategy, "out": str(writer.out), "fit": job.fit_section(),
                            "backbone": info.to_dict()})
     try:
