@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from ..config import FitConfig
 from ..strategies.finetune import FineTune
-from ..strategies.recipes import FINETUNE_RECIPES, FROZEN_BN, SMALL_IMAGES, TRAIN_BN  # noqa: F401  (defined once, with
-# the rules that choose among them)
+from ..strategies.recipes import FROZEN_BN, TRAIN_BN  # defined once, with the rules that choose among them
 
 # A candidate whose name is PROBE always runs first: it is the fallback when nothing else fits the budget.
 PROBE = "probe"

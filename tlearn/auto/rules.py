@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# thresholds and the small-image size: one definition, shared with finetune's recipe choice
-from ..strategies.recipes import (  # noqa: F401
-    FAR_DOMAIN_SHIFT, FEW_PER_CLASS, GREY_FRACTION, IMBALANCE, SMALL_SIDE_FRACTION, SMALL_SIZE, TINY_SIDE,
-    small_image_size,
-)
+# the recipe rules (thresholds, the facts they read, the small-image size): one definition, shared with
+# finetune's recipe choice
+from ..strategies.recipes import (FEW_PER_CLASS, IMBALANCE, SMALL_IMAGES, RuleCheck, far_domain_check, grey_check,
+                                  small_image_size, small_images_check)
 from .facts import DataFacts
-from .portfolio import PROBE, SMALL_IMAGES, Candidate, ordered
+from .portfolio import PROBE, Candidate, ordered
 
 
 @dataclass
@@ -43,12 +42,12 @@ def _frozen_bn(c: Candidate) -> bool:
     return not c.is_probe and c.settings.get("freeze_bn") is True
 
 
-def _train_bn_rule(cands: list[Candidate], name: str, value: float | None, threshold: float, fact: str) -> RuleRecord:
-    """A sign of a domain unlike ImageNet's (value at or above threshold): trained-BatchNorm recipes move up."""
-    if value is not None and value >= threshold:
-        _bump(cands, _train_bn, 3.0, f"{name} ({fact})")
-        return RuleRecord(name, True, fact, "trained-BatchNorm recipes moved up")
-    return RuleRecord(name, False, fact, "none")
+def _train_bn_rule(cands: list[Candidate], check: RuleCheck) -> RuleRecord:
+    """A sign of a domain unlike ImageNet's (the check fired): trained-BatchNorm recipes move up."""
+    if check.fired:
+        _bump(cands, _train_bn, 3.0, f"{check.name} ({check.fact})")
+        return RuleRecord(check.name, True, check.fact, "trained-BatchNorm recipes moved up")
+    return RuleRecord(check.name, False, check.fact, "none")
 
 
 def apply_rules(candidates: list[Candidate], facts: DataFacts, input_size: int, *, user_image_size: int | None,
@@ -58,15 +57,12 @@ def apply_rules(candidates: list[Candidate], facts: DataFacts, input_size: int, 
     records: list[RuleRecord] = []
 
     # small images: train and predict near their own size instead of upsampling them 7x
-    side = facts.median_short_side
-    limit = input_size * SMALL_SIDE_FRACTION
-    fact = f"median short side {side:g} px vs {limit:.0f} px (1/3 of the backbone's {input_size})" if side else \
-        "image sizes unreadable"
-    fired = bool(side and side <= limit)
+    small = small_images_check(facts.median_short_side, input_size)
+    fact, fired = small.fact, small.fired
     if fired and user_image_size:
         records.append(RuleRecord("small images", False, fact, f"not applied: --image-size {user_image_size} given"))
     elif fired:
-        size = small_image_size(side, input_size)
+        size = small_image_size(facts.median_short_side, input_size)
         reason = f"small images ({fact})"
         cands.append(Candidate(f"{PROBE}-{size}", "linear-probe", {"image_size": size}, 99.0, [reason]))
         cands.append(Candidate(f"small-{size}", "finetune", {**SMALL_IMAGES, "image_size": size}, 30.0, [reason]))
@@ -77,13 +73,8 @@ def apply_rules(candidates: list[Candidate], facts: DataFacts, input_size: int, 
     else:
         records.append(RuleRecord("small images", False, fact, "none"))
 
-    grey = facts.grey_fraction
-    fact = f"grey share {grey:.2f} vs {GREY_FRACTION}" if grey is not None else "no image decoded"
-    records.append(_train_bn_rule(cands, "grey images", grey, GREY_FRACTION, fact))
-
-    shift = facts.bn_shift
-    fact = f"BatchNorm input shift {shift:.3f} vs {FAR_DOMAIN_SHIFT}" if shift is not None else "not measured"
-    records.append(_train_bn_rule(cands, "far from ImageNet", shift, FAR_DOMAIN_SHIFT, fact))
+    records.append(_train_bn_rule(cands, grey_check(facts.grey_fraction)))
+    records.append(_train_bn_rule(cands, far_domain_check(facts.bn_shift)))
 
     fact = f"median {facts.median_per_class:g} train images per class vs {FEW_PER_CLASS}"
     if facts.median_per_class <= FEW_PER_CLASS:
