@@ -178,8 +178,7 @@ def test_the_result_caches_are_listed_and_cleared(tmp_path):
     root = tmp_path / "cache"
     for kind in ("probe", "heatmaps", "leakage"):
         save_result(root, kind, "0123456789abcdef" * 2, {"x": 1})
-    (root / "facts").mkdir()
-    (root / "facts" / ("ab" * 12 + ".json")).write_text("{}")
+    save_result(root, "facts", "ab" * 12, {"x": 1})  # data facts' keys are 24 hex digits
     (root / "facts" / "notes.txt").write_text("mine")
     state = caches.scan(root)
     assert sorted(e.kind for e in state.entries) == ["facts", "heatmaps", "leakage", "probe"]

@@ -4,7 +4,10 @@ The cache folder (TLEARN_CACHE, else $XDG_CACHE_HOME/tlearn, else ~/.cache/tlear
 with a layout of its own (LAYOUTS):
 - features/  one SQLite file per backbone weights x transform x precision (`<key>.sqlite`, with its -wal and -shm)
 - decoded/   decoded, resized images: `<key>.npy` with its `<key>.json`; `.<key>.*` are writes in progress
-- leakage/   thumbnails of the duplicate check (`thumbs-<size>-v<version>.sqlite`, with its -wal and -shm)
+- leakage/   thumbnails of the duplicate check (`thumbs-<size>-v<version>.sqlite`, with its -wal and -shm) and
+             the check's results (`<key>.npz`, tlearn.result_cache)
+- probe/, heatmaps/, facts/  the probe's cross-validation, the report's heatmaps and data facts (`<key>.npz`,
+             tlearn.result_cache)
 - demo/      the demo's image trees (`<source>-<train>-<val>-<test>-seed<k>/` with `.complete`)
 
 Only what matches a layout is an entry, and only entries are removed; anything else (a file of the user's, a
@@ -150,7 +153,6 @@ LEAKAGE_FILE = re.compile(r"thumbs-\d+-v\d+\.sqlite")
 DECODED_FILE = re.compile(r"([0-9a-f]{24})\.(npy|json)")
 DECODED_PARTIAL = re.compile(r"\.([0-9a-f]{24})\..+\.(npy|json)")  # tempfile.mkstemp(prefix=".KEY.", suffix)
 RESULT_FILE = re.compile(r"[0-9a-f]{16,64}\.npz")  # tlearn.result_cache: CACHE/<kind>/<key>.npz
-FACTS_FILE = re.compile(r"[0-9a-f]{24}\.json")  # tlearn.features.facts
 DEMO_TREE = re.compile(r"[a-z0-9-]+-\d+-\d+-\d+-seed\d+")
 DEMO_PARTIAL = re.compile(r"\.([a-z0-9-]+-\d+-\d+-\d+-seed\d+)\.\d+\.tmp")
 DEMO_SPLITS = ("train", "val", "test")
@@ -242,7 +244,7 @@ def _why(st: os.stat_result, what: str) -> str:
 Layout = Callable[[Path], tuple[list[Entry], list[Unknown]]]
 LAYOUTS: dict[str, Layout] = {"features": _features, "decoded": _decoded, "leakage": _leakage, "demo": _demo,
                               "probe": _results("probe"), "heatmaps": _results("heatmaps"),
-                              "facts": lambda folder: _key_files(folder, "facts", FACTS_FILE)}
+                              "facts": _results("facts")}
 KIND_HELP = {"features": "backbone features of images (SQLite, one file per backbone and transform)",
              "decoded": "images decoded and resized for training (uint8 arrays)",
              "leakage": "thumbnails for the duplicate and leakage checks (SQLite) and their cached results",

@@ -8,9 +8,8 @@ config, the train list), so a second fit on the same data reads them for nothing
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import logging
+import math
 import os
 import time
 from collections import Counter
@@ -25,14 +24,15 @@ from torch import nn
 from ..data.images import UnreadableImage, load_rgb
 from ..data.layout import Sample
 from ..data.transforms import DataConfig, eval_transform
-from ..files import atomic_write_text
 from ..hashing import stable_hash
+from ..result_cache import BadEntry, load_result, save_result
 from .cache import module_fingerprint
 
 log = logging.getLogger("tlearn")
 
 SIZE_SAMPLE = 200  # image headers read for the size statistic (cheap: no decoding)
 PIXEL_SAMPLE = 48  # images decoded for the grey check, the decode timing and the BatchNorm statistics
+KIND = "facts"  # CACHE/facts/<key>.npz (tlearn.result_cache)
 FACTS_VERSION = 1  # bump when a fact's definition changes: cached facts of another version are measured again
 GREY_TOLERANCE = 2.0  # mean |R-G| + |G-B| (0-255) below which an image counts as grey (JPEG chroma noise)
 
@@ -179,27 +179,21 @@ def facts_key(train: list[Sample], n_val: int, classes: list[str], backbone: nn.
     }, length=24)
 
 
-def facts_path(cache_dir: str | Path, key: str) -> Path:
-    return Path(cache_dir) / "facts" / f"{key}.json"
+def _cached(meta: dict, arrays: dict) -> DataFacts:
+    try:
+        return DataFacts.from_dict(meta)
+    except ValueError as exc:
+        raise BadEntry(str(exc)) from None
 
 
 def cached_facts(train: list[Sample], val: list[Sample], classes: list[str], backbone: nn.Module,
                  data_config: DataConfig, cache_dir: str | Path | None, seed: int = 0) -> tuple[DataFacts, bool]:
-    """(facts, whether they came from the cache): measure_facts once per backbone, data config and train list;
-    an unreadable or unwritable cache only costs the measurement."""
-    if cache_dir is None:
-        return measure_facts(train, val, classes, backbone, data_config, seed=seed), False
-    path = facts_path(cache_dir, facts_key(train, len(val), classes, backbone, data_config, seed))
-    try:
-        return DataFacts.from_dict(json.loads(path.read_text())), True
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError, TypeError) as exc:
-        log.warning("data facts cache %s is unusable (%s); measuring them again", path, exc)
+    """(facts, whether they came from the cache): measure_facts once per backbone, data config and train list
+    (tlearn.result_cache: a damaged entry is measured again; an unwritable cache only costs the measurement)."""
+    key = facts_key(train, len(val), classes, backbone, data_config, seed) if cache_dir is not None else ""
+    cached = load_result(cache_dir, KIND, key, _cached)
+    if cached is not None:
+        return cached, True
     facts = measure_facts(train, val, classes, backbone, data_config, seed=seed)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(facts.to_dict()))
-    except OSError as exc:
-        log.debug("data facts not cached (%s): %s", path, exc)
+    save_result(cache_dir, KIND, key, facts.to_dict())
     return facts, False
