@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..backbones.model import BackboneInfo, load_backbone
+from ..backbones.model import PRETRAINED, BackboneInfo, load_backbone
 from ..backbones.registry import get_spec
 from ..data.transforms import DataConfig
 from ..errors import TlearnError
@@ -57,7 +57,7 @@ def load_source(name: str, weights: str | None = None, weights_sha256: str | Non
     """The pretrained backbone NAME, or the run directory NAME, with its data config resolved (data_options as
     in resolve_data_config)."""
     if layout.is_run(name):
-        if weights not in (None, "pretrained"):
+        if weights not in PRETRAINED:
             raise TlearnError("--weights cannot be combined with a run directory as backbone.")
         module, info = load_run_source(name)
     else:

@@ -1,4 +1,4 @@
-"""Writing a run directory: every job that produces a run goes through RunWriter (driven by tlearn.pipeline).
+"""Writing a run directory: every job that produces a run goes through RunWriter (driven by tlearn.runs.pipeline).
 
 start()   before training: refuse an OUT that is not a run (unless --overwrite); on a new run clear what an
           earlier run left there (files and checkpoints tlearn wrote, never others); on --resume check that the
