@@ -9,13 +9,17 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..confusion import confusion_metrics
+from .metrics import confusion_counts
 
-def _figures(labels: np.ndarray, predicted: np.ndarray) -> dict:
+
+def _figures(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """accuracy and balanced accuracy as the run's own figures are computed (tlearn.confusion)."""
     if not len(labels):
         return {"n": 0, "accuracy": None, "balanced_accuracy": None}
-    recalls = [float((predicted[labels == k] == k).mean()) for k in np.unique(labels)]
-    return {"n": int(len(labels)), "accuracy": round(float((predicted == labels).mean()), 4),
-            "balanced_accuracy": round(float(np.mean(recalls)), 4)}
+    m = confusion_metrics(confusion_counts(labels, probs, probs.shape[1]))
+    return {"n": int(len(labels)), "accuracy": round(m["accuracy"], 4),
+            "balanced_accuracy": round(m["balanced_accuracy"], 4)}
 
 
 def figures_without_copies(predictions: Mapping[str, tuple[Sequence, np.ndarray]],
@@ -31,9 +35,9 @@ def figures_without_copies(predictions: Mapping[str, tuple[Sequence, np.ndarray]
         keep = labels >= 0
         if not keep.any():
             continue
-        predicted = np.asarray(probs).argmax(1)
+        probs = np.asarray(probs)
         clean = keep & np.array([str(s.path) not in flagged for s in samples])
-        out[split] = {"all": _figures(labels[keep], predicted[keep]),
-                      "without_copies": _figures(labels[clean], predicted[clean]),
+        out[split] = {"all": _figures(labels[keep], probs[keep]),
+                      "without_copies": _figures(labels[clean], probs[clean]),
                       "copies": int((keep & ~clean).sum())}
     return out
