@@ -32,7 +32,7 @@ class Candidate:
         """Epochs of its whole schedule (head-only epochs included); 1 for a probe."""
         if self.is_probe:
             return 1
-        return int(self.settings.get("epochs") or FineTune.default_epochs) + int(self.settings.get("head_epochs") or 0)
+        return int(self.settings.get("epochs") or FineTune.defaults.epochs) + int(self.settings.get("head_epochs") or 0)
 
     @property
     def head_epochs(self) -> int:

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from .finetune import FineTune
 
 # finetune as the `finetune` strategy's defaults (frozen BatchNorm, SGD with L2-SP), spelled out for the record
-FROZEN_BN = {"freeze_bn": True, "optimizer": FineTune.default_optimizer, "lr": FineTune.default_lr,
-             "l2_sp": FineTune.default_l2_sp, "augment": FineTune.default_augment,
-             "epochs": FineTune.default_epochs}
+FROZEN_BN = {"freeze_bn": True, "optimizer": FineTune.defaults.optimizer, "lr": FineTune.defaults.lr,
+             "l2_sp": FineTune.defaults.l2_sp, "augment": FineTune.defaults.augment,
+             "epochs": FineTune.defaults.epochs}
 # BatchNorm statistics trained, one AdamW rate for all layers, a head-only epoch first: 0.962 against 0.830 for
 # FROZEN_BN on a brain-MRI set
 TRAIN_BN = {"freeze_bn": False, "optimizer": "adamw", "lr": 1e-3, "lr_ratio": 1.0, "l2_sp": 0.0, "head_epochs": 1,
-            "augment": FineTune.default_augment, "epochs": FineTune.default_epochs}
+            "augment": FineTune.defaults.augment, "epochs": FineTune.defaults.epochs}
 # TRAIN_BN at a small input size, crops without flips, 30 epochs: 0.952 test on 32 px traffic signs at 64 px
 SMALL_IMAGES = {**TRAIN_BN, "augment": "crop", "epochs": 30}
 # the recipes by the names other commands offer them under (tlearn incremental --recipe)
