@@ -83,7 +83,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, exclude:
         kind = meta.get("parse") or _kind(f.type)
         default = (f.default if f.default is not MISSING else f.default_factory()
                    if f.default_factory is not MISSING else None)
-        kwargs: dict = {"help": meta.get("help") or ("(default: %(default)s)" if default is not None else None), "dest": f.name}
+        kwargs: dict = {"help": meta.get("help") or ("(default: %(default)s)" if default is not None else None),
+                        "dest": f.name}
         flags = flags_of(f)
         value_kwargs: dict = {"type": kind}
         if meta.get("choices") is not None:
@@ -103,11 +104,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, exclude:
             kwargs["required"] = True
         target.add_argument(*flags, **kwargs)
         for old in meta.get("deprecated") or ():
-            if meta.get("flag_value") is not None:  # the old spelling took the single choice as a value
-                add_deprecated(target, old, flags[0], f.name, **value_kwargs)
-            elif kind is bool:
+            if kind is bool and meta.get("flag_value") is None:
                 add_deprecated(target, old, flags[0], f.name, value=not default if default is not None else True)
-            else:
+            else:  # takes a value, as the old spelling did (of a flag_value option: the single choice)
                 add_deprecated(target, old, flags[0], f.name, **value_kwargs)
 
 
