@@ -15,6 +15,16 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def file_identity(path: str | Path) -> list:
+    """What tells a file changed without reading it, for cache keys over many files: size, mtime, ctime (not
+    settable by copy tools) and inode; ["missing"] when it cannot be stat'ed."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return ["missing"]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 _FILE_DIGESTS: dict[tuple, str] = {}
 
 

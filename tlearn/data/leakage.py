@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
-from ..hashing import file_digest, stable_hash
+from ..hashing import file_digest, file_identity, stable_hash
 from ..result_cache import BadEntry, load_result, save_result
 from .images import UnreadableImage, load_rgb
 from .samples import SPLITS, DataSplits, Sample
@@ -244,21 +244,12 @@ def is_near(corr: float, bits: int, gap: float, correlation: float = NEAR_CORREL
     return corr >= correlation or (bits <= CROP_BITS and gap >= CROP_GAP)
 
 
-def _identity(path: Path) -> list:
-    """What tells a file changed without reading it: size, mtime, ctime (not settable by copy tools), inode."""
-    try:
-        st = path.stat()
-    except OSError:
-        return ["missing"]
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-
-
 def result_key(entries: Sequence[tuple[str, Sample]], classes: Sequence[str], near: bool, bits: int,
                correlation: float) -> str:
     """The cache key of a check: each file's split, path, label and identity, and the rule's settings."""
     return stable_hash({"version": RESULT_VERSION, "near": near, "bits": bits, "correlation": correlation,
                         "rule": [CROP_BITS, CROP_GAP, THUMB, THUMB_VERSION, LISTED], "classes": list(classes),
-                        "files": [[split, str(s.path), s.label, _identity(Path(s.path))] for split, s in entries]},
+                        "files": [[split, str(s.path), s.label, file_identity(s.path)] for split, s in entries]},
                        length=32)
 
 

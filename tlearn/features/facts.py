@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from torch import nn
 from ..data.images import UnreadableImage, load_rgb
 from ..data.layout import Sample
 from ..data.transforms import DataConfig, eval_transform
-from ..hashing import stable_hash
+from ..hashing import file_identity, stable_hash
 from ..result_cache import BadEntry, load_result, save_result
 from .cache import module_fingerprint
 
@@ -160,21 +159,13 @@ def measure_facts(train: list[Sample], val: list[Sample], classes: list[str], ba
     )
 
 
-def _file_stamp(path: Path) -> list:
-    try:
-        st = os.stat(path)
-        return [st.st_size, st.st_mtime_ns]
-    except OSError:
-        return [None, None]
-
-
 def facts_key(train: list[Sample], n_val: int, classes: list[str], backbone: nn.Module, data_config: DataConfig,
               seed: int) -> str:
     """The cache key of a set's facts: the backbone's weights, the data config, the train list (path, label,
-    size, modification time), the val count, the classes and the sampling seed."""
+    file identity), the val count, the classes and the sampling seed."""
     return stable_hash({
         "version": FACTS_VERSION, "backbone": module_fingerprint(backbone), "data_config": asdict(data_config),
-        "train": [[str(s.path), s.label, *_file_stamp(Path(s.path))] for s in train], "n_val": n_val,
+        "train": [[str(s.path), s.label, *file_identity(s.path)] for s in train], "n_val": n_val,
         "classes": list(classes), "seed": seed, "size_sample": SIZE_SAMPLE, "pixel_sample": PIXEL_SAMPLE,
     }, length=24)
 
