@@ -152,7 +152,7 @@ def test_figures_without_the_images_copied_from_train(planted, tmp_path):
     assert summary["leakage"]["warning"].startswith("LEAKAGE ACROSS SPLITS") and summary["leakage"]["exact"] == 2
     (row,) = [r for r in copy_free_rows(metrics) if r["split"].startswith("test")]
     assert row["split"] == "test without copies" and row["n"] == 8 and row["accuracy"] == 0.5
-    lines = findings_lines({}, metrics)
+    lines = findings_lines(metrics)
     assert lines[0].startswith("LEAKAGE ACROSS SPLITS")
     assert any(line.startswith("test: accuracy 0.600") and "0.500 (balanced 0.500) on the 8 without a copy" in line
                for line in lines)
@@ -164,15 +164,15 @@ def test_recipe_and_advice_reach_summary_and_report_text():
     summary = findings_summary({}, metrics)
     assert summary["recipe"] == {"name": "train-bn", "chosen_by": "far from ImageNet: BatchNorm input shift 0.310 "
                                  "vs 0.22", "replaced_by_you": {"lr": 3e-3}}
-    (line,) = findings_lines({}, metrics)
+    (line,) = findings_lines(metrics)
     assert "trained-BatchNorm recipe" in line and "shift 0.310" in line and "replaced the recipe's lr" in line
     advice = {"rule": "grey images", "fact": "grey share 1.00 vs 0.9", "command": "tlearn fit d --strategy auto "
               "--budget-minutes 15 --out r-auto", "expected_minutes": 15, "text": "grey images: try it"}
     probe = {"data_findings": {"recipe": recipe, "recipe_applied": False, "advice": advice}}
     assert findings_summary({}, probe) == {"advice": {"rule": "grey images", "fact": "grey share 1.00 vs 0.9",
                                                       "try": advice["command"], "expected_minutes": 15}}
-    assert findings_lines({}, probe) == ["grey images: try it"]
-    assert findings_summary({}, {}) == {} and findings_lines({}, {}) == []
+    assert findings_lines(probe) == ["grey images: try it"]
+    assert findings_summary({}, {}) == {} and findings_lines({}) == []
 
 
 def test_a_probe_fit_says_what_fired_and_finetune_uses_the_recipe(tmp_path):

@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..fitting import fit_config
-    from ..report.findings import findings_summary
+    from ..report.findings import findings_lines, findings_summary
 
     result = fit_config(config_from_args(FitConfig, args))
     if result is None:  # a torchrun worker other than rank 0: rank 0 writes and reports the run
@@ -39,6 +39,7 @@ def run(args) -> int:
                    run=str(result.path))
     lines = split_lines(summary) + [f"trained in {m['train_seconds']:.1f} s"
                                     + (f"; {summary['skipped']} unreadable file(s) skipped" if summary["skipped"] else "")]
+    lines += findings_lines(m)  # leakage with the figures without copies, the recipe, the probe's advice
     if summary.get("groups_in_two_splits"):
         lines.append(f"warning: {summary['groups_in_two_splits']} group(s) appear in two splits (metrics.json)")
     emit(args.json, summary, lines + [f"run: {result.path} (report.html, metrics.json)"])

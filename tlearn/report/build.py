@@ -261,7 +261,7 @@ def build_report(run_dir: str | Path, positive_class: str | None = None, heatmap
         "version": __version__,
         "summary": _summary(rc, headline),
         "problems": rc.problems,
-        "findings": findings_lines(rc.config, rc.metrics),  # leakage, recipe, the probe's advice
+        "findings": findings_lines(rc.metrics),  # leakage, recipe, the probe's advice
         "unlabelled": unlabelled,
         "metric_rows": metric_rows,
         "auroc_key": "auroc" if len(classes) == 2 or multilabel is not None else (

@@ -37,8 +37,8 @@ def copy_free_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def findings_lines(config: dict, metrics: dict) -> list[str]:
-    """The report's 'What tlearn found about the data' items (empty: nothing to say)."""
+def findings_lines(metrics: dict) -> list[str]:
+    """What tlearn found about the data, for the report and fit's printed summary (empty: nothing to say)."""
     lines = leakage_lines(metrics)
     found = metrics.get("data_findings") or {}
     recipe = found.get("recipe")
