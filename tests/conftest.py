@@ -48,3 +48,12 @@ def write_class_tree(root: Path, classes: dict[str, int], size: int = 40, seed: 
 def tiny_tree(tmp_path) -> Path:
     """A flat 3-class tree of 12 images per class."""
     return write_class_tree(tmp_path / "tiny", {"red": 12, "green": 12, "blue": 12})
+
+
+def smooth_photo(seed: int, size: int = 96) -> Image.Image:
+    """A smooth random picture with structure at several scales (what a perceptual hash looks at)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (6, 6, 3)).astype(np.uint8)
+    img = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
+    noise = rng.normal(0, 6, (size, size, 3))
+    return Image.fromarray(np.clip(np.asarray(img, dtype=float) + noise, 0, 255).astype(np.uint8))

@@ -11,18 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared_dataset, write_class_tree
+from conftest import shared_dataset, smooth_photo, write_class_tree
 from tlearn.data.layout import load_splits
 from tlearn.data.leakage import NEAR_BITS, NEAR_CORRELATION, check_leakage, phash, thumbnail
-
-
-def _photo(seed: int, size: int = 96) -> Image.Image:
-    """A smooth random picture with structure at several scales (what a perceptual hash looks at)."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.uniform(0, 255, (6, 6, 3)).astype(np.uint8)
-    img = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
-    noise = rng.normal(0, 6, (size, size, 3))
-    return Image.fromarray(np.clip(np.asarray(img, dtype=float) + noise, 0, 255).astype(np.uint8))
 
 
 def _tree(root, split: str, images: dict[str, list[tuple[str, Image.Image]]]) -> None:
@@ -40,7 +31,7 @@ def leaky(tmp_path):
     root = tmp_path / "leaky"
     seeds = iter(range(1000))
     for split, n in (("train", 8), ("val", 4), ("test", 4)):
-        _tree(root, split, {c: [(f"{c}{i}.png", _photo(next(seeds))) for i in range(n)] for c in ("a", "b")})
+        _tree(root, split, {c: [(f"{c}{i}.png", smooth_photo(next(seeds))) for i in range(n)] for c in ("a", "b")})
     shutil.copyfile(root / "train" / "a" / "a3.png", root / "test" / "b" / "copy.png")
     near = Image.open(root / "train" / "b" / "b5.png").convert("RGB")
     near.resize((58, 58), Image.Resampling.BILINEAR).save(root / "val" / "b" / "smaller.jpg", quality=70)
@@ -68,7 +59,7 @@ def test_distinct_images_are_not_reported(tmp_path):
     root = tmp_path / "clean"
     seeds = iter(range(1000))
     for split, n in (("train", 20), ("val", 10), ("test", 10)):
-        _tree(root, split, {c: [(f"{c}{i}.png", _photo(next(seeds))) for i in range(n)] for c in ("a", "b")})
+        _tree(root, split, {c: [(f"{c}{i}.png", smooth_photo(next(seeds))) for i in range(n)] for c in ("a", "b")})
     report = check_leakage(load_splits(root), None)
     assert not report and report.exact == [] and report.near == [] and report.checked["train"] == 40
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_class_tree
+from conftest import smooth_photo, write_class_tree
 from tlearn.config import FitConfig
 from tlearn.data.layout import Sample, load_splits
 from tlearn.data.leakage import check_leakage
@@ -97,14 +97,6 @@ def test_facts_are_measured_once_then_read_from_the_cache(tmp_path, monkeypatch)
     assert (hit3, hit4) == (False, False) and len(calls) == 3  # another train list, another data config
 
 
-def _photo(seed: int, size: int = 96) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    coarse = rng.uniform(0, 255, (6, 6, 3)).astype(np.uint8)
-    img = Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC)
-    noise = rng.normal(0, 6, (size, size, 3))
-    return Image.fromarray(np.clip(np.asarray(img, dtype=float) + noise, 0, 255).astype(np.uint8))
-
-
 @pytest.fixture
 def planted(tmp_path):
     """train/val/test of distinct pictures; two train files copied into test (one byte for byte, one resized and
@@ -115,7 +107,7 @@ def planted(tmp_path):
         for c in ("a", "b"):
             (root / split / c).mkdir(parents=True)
             for i in range(n):
-                _photo(next(seeds)).save(root / split / c / f"{c}{i}.png")
+                smooth_photo(next(seeds)).save(root / split / c / f"{c}{i}.png")
     shutil.copyfile(root / "train" / "a" / "a3.png", root / "test" / "a" / "copy.png")
     Image.open(root / "train" / "b" / "b5.png").convert("RGB").resize((58, 58)).save(
         root / "test" / "b" / "smaller.jpg", quality=70)
