@@ -72,3 +72,8 @@ def spreadsheet_plain(cell: str) -> str:
 def spreadsheet_row(cells) -> list:
     """spreadsheet_safe applied to every cell of a CSV row."""
     return [spreadsheet_safe(c) for c in cells]
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether path is root or below it (both as given: resolve them first to follow links and '..')."""
+    return path == root or root in path.parents

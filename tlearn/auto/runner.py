@@ -10,9 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors.torch import load_file
-
 from ..backbones.model import TransferModel, load_transfer_model
+from ..backbones.tensor_files import check_tensors, read_tensors
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.predict import predict_samples
 from ..strategies import FitContext, FitResult, get_strategy
@@ -75,9 +74,10 @@ def probe_head_model(ctx: FitContext, probe_folder: Path, num_classes: int) -> T
     probe warm-up would fit again from the same cached features)."""
     info = ctx.backbone_info
     model = TransferModel(ctx.backbone, info.feature_dim, num_classes, info.architecture)
-    head = {k.removeprefix("head."): v for k, v in load_file(str(probe_folder / PROBE_WEIGHTS)).items()
-            if k.startswith("head.")}
-    model.head.load_state_dict(head)
+    path = probe_folder / PROBE_WEIGHTS
+    fix = "rerun without --resume to search from the start, or use a new --out"
+    head = {k.removeprefix("head."): v for k, v in read_tensors(path, fix).items() if k.startswith("head.")}
+    model.head.load_state_dict(check_tensors(head, model.head.state_dict(), path, fix))
     return model
 
 

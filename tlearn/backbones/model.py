@@ -9,6 +9,7 @@ from torch import nn
 
 from ..data.transforms import DataConfig
 from ..errors import TlearnError, WeightsError
+from .tensor_files import check_tensors, read_tensors
 from .registry import DEFAULT_BACKBONE, BackboneSpec, get_spec, list_specs
 from .weights import load_state_dict, resolve
 
@@ -155,15 +156,23 @@ def model_file_metadata(model: TransferModel) -> dict[str, str]:
     return meta
 
 
-def load_transfer_model(path: str | Path, info: BackboneInfo, num_classes: int) -> TransferModel:
-    """A saved transfer model (model.safetensors), rebuilt from the backbone record and the file's metadata."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+RETRAIN = "train the run again (`tlearn fit ... --out RUN --overwrite`)"
 
+
+def load_transfer_model(path: str | Path, info: BackboneInfo, num_classes: int) -> TransferModel:
+    """A saved transfer model (model.safetensors), rebuilt from the backbone record and the file's metadata; the
+    file's tensors are checked against the rebuilt model (names, shapes, finite values) before they are loaded."""
+    from safetensors import safe_open
+
+    state = read_tensors(path, RETRAIN)
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
-    model = build_transfer_model(info, num_classes, meta.get("feature_norm"))
-    model.load_state_dict(load_file(str(path)))
+    norm = meta.get("feature_norm")
+    if norm not in FEATURE_NORMS:
+        raise TlearnError(f"{path} records feature_norm {norm!r}, not one of {FEATURE_NORMS}: the file was edited or "
+                          f"damaged; {RETRAIN}.")
+    model = build_transfer_model(info, num_classes, norm)
+    model.load_state_dict(check_tensors(state, model.state_dict(), path, RETRAIN))
     return model
 
 

@@ -19,9 +19,10 @@ from sklearn.model_selection import train_test_split
 
 from ..constants import DEFAULT_VAL_FRACTION
 from ..errors import DataError
-from ..files import spreadsheet_plain
+from ..files import inside, spreadsheet_plain
 from .groups import apply_group_regex, grouped_holdout
 from .images import is_image_file
+from .manifest_paths import ManifestPaths
 from .multilabel import TASK_MULTILABEL, load_multilabel_splits, manifest_kind
 from .samples import SPLITS, DataSplits, Sample, SkippedFile
 
@@ -29,10 +30,6 @@ __all__ = ["SPLITS", "DataSplits", "Sample", "SkippedFile", "list_images", "load
            "read_labelled_folder"]
 
 log = logging.getLogger("tlearn")
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
 
 
 def _link_target(path: Path) -> tuple[Path | None, str | None]:
@@ -64,7 +61,7 @@ def read_class_tree(folder: Path, root: Path | None = None) -> tuple[dict[str, l
             continue
         if entry.is_symlink():
             target, problem = _link_target(entry)
-            if problem or not _inside(target, real_root):
+            if problem or not inside(target, real_root):
                 skipped.append(SkippedFile(str(entry), problem or f"symbolic link to {target}, outside the data "
                                                                   f"folder {real_root}; not read"))
                 continue
@@ -86,7 +83,7 @@ def read_class_tree(folder: Path, root: Path | None = None) -> tuple[dict[str, l
                     skipped.append(SkippedFile(str(path), f"symbolic link to the folder {target}; linked folders "
                                                           "inside a class folder are not searched"))
                     continue
-                if not _inside(target, real_root):
+                if not inside(target, real_root):
                     skipped.append(SkippedFile(str(path), f"symbolic link to {target}, outside the data folder "
                                                           f"{real_root}; not read"))
                     continue
@@ -206,12 +203,11 @@ def _check_grouped_holdout(train: list[Sample], val: list[Sample], classes: list
 
 
 def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | None]]:
-    """(path, label, split, group) rows. Absolute paths are taken as written; a relative path that resolves
-    outside the CSV's folder (through '..' or a symbolic link) is read but warned about, naming its lines."""
+    """(path, label, split, group) rows; paths as tlearn.data.manifest_paths reads them (a relative path that
+    resolves outside the CSV's folder is read but warned about, naming its lines)."""
     if not csv_path.is_file():
         raise DataError(f"manifest {csv_path} does not exist.")
-    root = csv_path.parent.resolve()
-    outside: list[str] = []
+    paths = ManifestPaths(csv_path)
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         fields = [c.strip().lower() for c in (reader.fieldnames or [])]
@@ -224,20 +220,12 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
             row = {k.strip().lower(): spreadsheet_plain(v or "").strip() for k, v in raw.items() if k}
             if not row.get("path") or not row.get("label"):
                 raise DataError(f"{csv_path} line {line}: empty path or label.")
-            path = Path(row["path"])
-            if not path.is_absolute():
-                path = csv_path.parent / path
-                if not _inside(path.resolve(), root):
-                    outside.append(f"line {line}: {row['path']} -> {path.resolve()}")
+            path = paths.path(row["path"], line)
             split = row.get("split") or None
             if split is not None and split not in SPLITS:
                 raise DataError(f"{csv_path} line {line}: split must be one of {SPLITS}, not {split!r}.")
             rows.append((path, row["label"], split, row.get("group") or None))
-    if outside:
-        more = f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""
-        log.warning("manifest %s: %d relative path(s) lead outside its folder %s: %s%s. They are read; if that is "
-                    "not meant, check the rows (a '..' too many, or a symbolic link out of the folder).", csv_path,
-                    len(outside), root, "; ".join(outside[:5]), more)
+    paths.warn()
     if not rows:
         raise DataError(f"manifest {csv_path} has no rows.")
     return rows

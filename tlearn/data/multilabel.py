@@ -21,6 +21,7 @@ import numpy as np
 from ..constants import DEFAULT_VAL_FRACTION, MAX_LABELS
 from ..errors import DataError
 from ..files import spreadsheet_plain
+from .manifest_paths import ManifestPaths
 from .samples import SPLITS, DataSplits, Sample
 
 TASK_SINGLE, TASK_MULTILABEL = "single-label", "multilabel"
@@ -87,6 +88,7 @@ class _Row:
 def _read_rows(csv_path: Path, empty_label: str | None) -> tuple[list[_Row], list[str]]:
     """(rows, classes in output order)."""
     rows: list[_Row] = []
+    paths = ManifestPaths(csv_path)
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         raw_fields = [c for c in (reader.fieldnames or []) if c]
@@ -122,9 +124,8 @@ def _read_rows(csv_path: Path, empty_label: str | None) -> tuple[list[_Row], lis
             split = low.get("split") or None
             if split is not None and split not in SPLITS:
                 raise DataError(f"{csv_path} line {line}: split must be one of {SPLITS}, not {split!r}.")
-            path = Path(low["path"])
-            rows.append(_Row(path if path.is_absolute() else csv_path.parent / path, frozenset(names), split,
-                             low.get("group") or None))
+            rows.append(_Row(paths.path(low["path"], line), frozenset(names), split, low.get("group") or None))
+    paths.warn()
     if not rows:
         raise DataError(f"manifest {csv_path} has no rows.")
     if one_hot:

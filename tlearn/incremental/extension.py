@@ -34,6 +34,7 @@ from .analytic import solve_head
 from .config import ExtendConfig
 from .lineage import (added_classes, lineage_splits, parent_lineage, parent_strategy, remap, repeated_images,
                       union)
+from .replay import read_exemplars
 from .step import StepResult
 
 log = logging.getLogger("tlearn")
@@ -102,6 +103,9 @@ class ExtendJob(Job):
         self.parts, self.gone = lineage_splits(lineage, classes)
         held = self.parts[:-1] if self.parts and self.parts[-1].root == new.root else self.parts  # the parent's
         self._check_repeats(new_train, held)
+        # the parent's exemplars, checked before OUT is touched
+        self.kept = read_exemplars(parent.path, parent.classes, [s.get("data") for s in lineage[:-1]], held) \
+            if cfg.replay and method != "analytic" else None
         return DataSplits(new.root, classes, new_train, union([p.val for p in self.parts]),
                           union([p.test for p in self.parts]), "the val/test of every data folder in the lineage",
                           list(new.skipped))
@@ -134,7 +138,7 @@ class ExtendJob(Job):
             from .finetuned import extend_finetuned  # imports the training loop
 
             result = extend_finetuned(parent, self.new_train, self.classes, self.added, self.parts, self.lineage,
-                                      cfg, method, self.seed, ctx.precision, ctx.device, ctx.cache_dir)
+                                      cfg, method, self.seed, ctx.precision, ctx.device, ctx.cache_dir, self.kept)
         self.step["seconds"] = round(time.perf_counter() - ctx.start, 3)
         sections = {"extend": {**cfg.to_dict(), "method": method, "parent": str(parent.path)},
                     "lineage": self.lineage}

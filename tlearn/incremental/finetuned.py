@@ -16,18 +16,18 @@ from ..runs.records import phase_record
 from ..runs.run import Run
 from .config import DEFAULT_LWF_L2_SP, ExtendConfig
 from .lineage import union
-from .replay import EXEMPLARS_FILE, choose_exemplars, exemplar_samples, read_exemplars, write_exemplars
+from .replay import EXEMPLARS_FILE, choose_exemplars, exemplar_samples, write_exemplars
 from .step import StepResult
 
 log = logging.getLogger("tlearn")
 
 
-def _exemplars(parent: Run, classes: list[str], added: list[str], new_train: list[Sample], parts: list[DataSplits],
-               lineage: list[dict], k: int, seed: int) -> tuple[list[dict], list[Sample]]:
-    """(RUN2's exemplars: the parent's, or chosen now from its training data, plus k of each new class; the
-    parent's as training samples, checked against their sha256)."""
+def _exemplars(parent: Run, kept: list[dict] | None, classes: list[str], added: list[str], new_train: list[Sample],
+               parts: list[DataSplits], lineage: list[dict], k: int, seed: int) -> tuple[list[dict], list[Sample]]:
+    """(RUN2's exemplars: the parent's (kept, as replay.read_exemplars read them), or chosen now from its training
+    data, plus k of each new class; the parent's as training samples, checked against their sha256)."""
     source = parent.path / EXEMPLARS_FILE
-    old = read_exemplars(parent.path)
+    old = kept
     if old is None:
         roots = {p.root for p in parts}
         missing = [s["data"] for s in lineage[:-1] if s.get("data") not in roots]
@@ -86,7 +86,7 @@ def lwf_l2_sp(fit: dict) -> float:
 
 def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], added: list[str],
                      parts: list[DataSplits], lineage: list[dict], cfg: ExtendConfig, method: str, seed: int,
-                     precision: str, device, cache_dir: Path) -> StepResult:
+                     precision: str, device, cache_dir: Path, kept: list[dict] | None = None) -> StepResult:
     from ..config import FitConfig
     from ..strategies.base import FitContext
     from ..strategies.finetune import FineTune, train_options
@@ -111,7 +111,8 @@ def extend_finetuned(parent: Run, new_train: list[Sample], classes: list[str], a
                                  cfg.progress)
     exemplars, replayed = [], []
     if cfg.replay:
-        exemplars, replayed = _exemplars(parent, classes, added, new_train, parts, lineage, cfg.replay, seed)
+        exemplars, replayed = _exemplars(parent, kept, classes, added, new_train, parts, lineage, cfg.replay,
+                                         seed)
         log.info("replay: %d exemplar images of %d old classes", len(replayed), n_old)
     groups = [name for name, _ in model.layer_groups()]
     phases = strategy.phases(groups)

@@ -173,14 +173,22 @@ def read_config(folder: Path) -> dict:
         config = yaml.safe_load(read_text(folder / CONFIG)) or {}
     except yaml.YAMLError as exc:
         raise TlearnError(f"{folder / CONFIG} is damaged ({exc}); train the run again.") from None
+    if not isinstance(config, dict):
+        raise TlearnError(f"{folder / CONFIG} is not a mapping of sections (it holds a {type(config).__name__}); the "
+                          "file was edited or damaged. Train the run again.")
     return config
 
 
 def read_classes(folder: Path) -> list[str]:
     try:
-        return json.loads(read_text(folder / CLASSES))
+        classes = json.loads(read_text(folder / CLASSES))
     except json.JSONDecodeError as exc:
         raise TlearnError(f"{folder / CLASSES} is damaged ({exc}); train the run again.") from None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes) \
+            or len(set(classes)) != len(classes):
+        raise TlearnError(f"{folder / CLASSES} is not a list of distinct class names; the file was edited or damaged. "
+                          "Train the run again.")
+    return classes
 
 
 def read_metrics(folder: Path) -> dict:

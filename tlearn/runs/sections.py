@@ -6,12 +6,13 @@ Torch-free, so reports read runs without the training stack.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..config import RunOptions
 from ..constants import MAX_FEATURE_DIM
-from ..data.multilabel import TASK_MULTILABEL
+from ..data.multilabel import TASK_MULTILABEL, TASK_SINGLE
 from ..errors import TlearnError
 from . import layout
 
@@ -105,6 +106,24 @@ class TaskSection:
         return self.kind == TASK_MULTILABEL
 
 
+def _task(folder: Path, recorded) -> TaskSection:
+    """config.yaml's task section: a known kind, and thresholds that are probabilities of known labels."""
+    if recorded is None:
+        return TaskSection()
+    try:
+        task = TaskSection(**recorded)
+    except TypeError as exc:
+        raise _refuse(folder, f"task section ({exc!r})") from None
+    if task.kind not in (TASK_SINGLE, TASK_MULTILABEL):
+        raise _refuse(folder, f"task kind ({task.kind!r}; {TASK_SINGLE} or {TASK_MULTILABEL})")
+    thresholds = task.thresholds
+    if not isinstance(thresholds, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+            for v in thresholds.values()):
+        raise _refuse(folder, "task thresholds (a probability from 0 to 1 for each label)")
+    return task
+
+
 @dataclass(frozen=True)
 class RunSections:
     """A run's config.yaml, section by section; `config` keeps the whole mapping (job-specific sections)."""
@@ -131,10 +150,13 @@ class RunSections:
             data = DataSection(**config["data"])
         except (KeyError, TypeError) as exc:
             raise _refuse(folder, f"data section ({exc!r})") from None
+        for name in ("fit", "strategy", "task"):
+            if config.get(name) is not None and not isinstance(config[name], dict):
+                raise _refuse(folder, f"{name} section (a {type(config[name]).__name__}, not a mapping)")
         strategy = dict(config.get("strategy") or {})
         return cls(path=folder, config=config, fit=FitSection.from_dict(config.get("fit") or {}),
                    strategy=StrategySection(str(strategy.pop("name", "")), strategy), backbone=backbone, data=data,
-                   task=TaskSection(**(config.get("task") or {})),
+                   task=_task(folder, config.get("task")),
                    precision=str(config.get("precision") or _FIT_DEFAULTS["precision"]),
                    device=str(config.get("device") or _FIT_DEFAULTS["device"]),
                    lineage=list(config.get("lineage") or []))

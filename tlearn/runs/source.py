@@ -12,11 +12,9 @@ from pathlib import Path
 from torch import nn
 
 from ..backbones.model import PRETRAINED, BackboneInfo, load_backbone
-from ..backbones.registry import get_spec
 from ..data.transforms import DataConfig
 from ..errors import TlearnError
 from ..hashing import sha256_file
-from ..backbones.weights import load_state_dict
 from . import layout
 from .run import Run
 
@@ -41,11 +39,7 @@ def load_run_source(run_dir: str | Path) -> tuple[nn.Module, BackboneInfo]:
     """A finished run's trained backbone as the source for a new task (domain -> domain transfer)."""
     run = Run(run_dir)  # the one reader of a run directory: complete, its config and backbone section checked
     run_dir, source = run.path, run.backbone_info
-    spec = get_spec(source.architecture)
-    module = spec.strip(spec.create())
-    state = load_state_dict(run_dir / layout.MODEL)
-    module.load_state_dict({k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")},
-                           strict=True)
+    module = run.model.backbone.train()  # model.safetensors checked against the architecture as it is read
     info = BackboneInfo(name=str(run_dir), architecture=source.architecture, feature_dim=source.feature_dim,
                         data_config=source.data_config, weights=f"run:{run_dir}",
                         weights_sha256=sha256_file(run_dir / layout.MODEL), weights_origin="run")

@@ -3,7 +3,8 @@
 start()   before training: refuse an OUT that is not a run (unless --overwrite); on a new run clear what an
           earlier run left there (files and checkpoints tlearn wrote, never others); on --resume check that the
           inputs recorded when the run started (backbone, weights, sample lists) are the same. run.json says
-          "training" from here on, so an interrupted run is never read as a finished one.
+          "training" from here on, so an interrupted run is never read as a finished one; a finished run that
+          is resumed stays "complete" until finish() (a failed resume leaves it readable).
 finish()  model, classes, config, history, predictions, metrics, in that order, then run.json "complete".
 The report is written above this layer, by the pipeline, after finish() (a report failure never loses the run).
 """
@@ -106,9 +107,11 @@ class RunWriter:
             self._check_resume(marker, inputs)
         elif self.is_main:
             self._clear()
-        if self.is_main:
+        if self.is_main and not (self.resume and marker is not None and marker.get("status") == "complete"):
             self.out.mkdir(parents=True, exist_ok=True)
             layout.write_marker(self.out, "training", inputs)
+        # a finished run that is resumed stays complete (and readable) until finish() starts replacing its files:
+        # a resume that fails, on a damaged checkpoint or anything else, leaves it as it was
 
     def _check_resume(self, marker: dict | None, inputs: dict) -> None:
         if marker is None or not marker.get("inputs"):

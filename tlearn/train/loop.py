@@ -30,7 +30,7 @@ from ..errors import DataError, TlearnError
 from ..files import default_cache_dir
 from ..hashing import stable_hash
 from .batchnorm import bn_by_group, describe_modes, set_bn_modes
-from .checkpoint import BEST, load_checkpoint, save_checkpoint, save_weights
+from .checkpoint import BEST, load_best, load_checkpoint, restore_optimizer, save_checkpoint, save_weights
 from .data import AugmentedImages, EvalImages, default_train_workers, epoch_order, epoch_seed, train_loader
 from .distributed import DistEnv, all_sum, barrier, init_distributed, training_device, training_threads, wrap_ddp
 from .ema import WeightAverage
@@ -334,21 +334,22 @@ def _setup(model, phases, train_samples, val_samples, data_config, options, loss
 
 def _resume(run: _Setup) -> _State:
     """The state after the last checkpoint in run.folder (its settings checked against this run's), if any."""
-    loaded = load_checkpoint(run.folder)
+    expected = run.model.state_dict()
+    loaded = load_checkpoint(run.folder, expected)  # every file checked against the model before any is loaded
     if loaded is None:
         log.info("--resume: no checkpoint in %s yet; starting from the beginning", run.folder)
         return _State()
     model_state, optimizer_state, saved = loaded
     _check_resume(saved["settings"], run.fingerprint, run.folder)
+    if run.average is not None and "ema" not in saved["extra_weights"]:
+        raise TlearnError(f"the checkpoint in {run.folder} has no averaged weights (ema.safetensors) for --ema; "
+                          "rerun without --resume to train from the start, or use a new --out.")
+    best_state = load_best(run.folder, expected)
     run.model.load_state_dict(model_state)
     state = _State(history=saved["history"], best=saved["best"], bad_epochs=saved["bad_epochs"],
-                   done=saved["epoch"], resumed_optimizer=optimizer_state)
+                   done=saved["epoch"], resumed_optimizer=optimizer_state, best_state=best_state)
     if run.average is not None:
         run.average.load(saved["extra_weights"]["ema"], saved["ema_steps"])
-    if (run.folder / BEST).is_file():
-        from safetensors.torch import load_file
-
-        state.best_state = load_file(str(run.folder / BEST))
     log.info("resumed from %s after epoch %d of %d", run.folder, state.done, len(run.schedule))
     return state
 
@@ -359,7 +360,7 @@ def _enter_phase(run: _Setup, state: _State, phase_index: int, phase_epoch: int)
     set_trainable(run.groups, phase)
     state.optimizer = build_optimizer(run.groups, phase, run.options)
     if state.resumed_optimizer is not None and phase_epoch > 0:
-        state.optimizer.load_state_dict(state.resumed_optimizer)
+        restore_optimizer(state.optimizer, state.resumed_optimizer, run.folder)
     state.resumed_optimizer = None
     state.net = wrap_ddp(model, run.device) if run.env.enabled else model
     state.phase_index = phase_index
