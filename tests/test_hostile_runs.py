@@ -142,6 +142,12 @@ def test_a_users_folder_where_checkpoints_go_is_kept_and_named(data, tmp_path):
     assert (user / "plot.png").read_bytes() == b"mine"
 
 
+def _loop_state(epoch: int) -> dict:
+    """What the training loop keeps in state.json (load_checkpoint checks its types)."""
+    return {"epoch": epoch, "history": [], "best": {"epoch": epoch, "val_accuracy": 0.5, "val_loss": 1.0},
+            "bad_epochs": 0, "settings": {}, "ema_steps": 0}
+
+
 def test_checkpoints_are_kept_by_epoch_number_and_only_marked_folders_are_deleted(tmp_path):
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -149,7 +155,7 @@ def test_checkpoints_are_kept_by_epoch_number_and_only_marked_folders_are_delete
     (folder / "epoch-0005").mkdir(parents=True)
     (folder / "epoch-0005" / "notes.txt").write_text("mine")
     for epoch in (9999, 10000):
-        save_checkpoint(folder, epoch, model.state_dict(), optimizer, {"epoch": epoch})
+        save_checkpoint(folder, epoch, model.state_dict(), optimizer, _loop_state(epoch))
     assert [n for n, _ in checkpoint_dirs(folder)] == [10000]  # "epoch-10000" < "epoch-9999" as strings
     assert (folder / "epoch-10000" / MARKER).is_file() and load_checkpoint(folder)[2]["epoch"] == 10000
     assert clear_checkpoints(folder) == [folder / "epoch-0005"]
@@ -159,7 +165,7 @@ def test_checkpoints_are_kept_by_epoch_number_and_only_marked_folders_are_delete
 def test_resume_refuses_a_checkpoint_without_the_marker_naming_it(tmp_path):
     model = torch.nn.Linear(2, 2)
     folder = tmp_path / "ckpt"
-    save_checkpoint(folder, 1, model.state_dict(), torch.optim.SGD(model.parameters(), lr=0.1), {"epoch": 1})
+    save_checkpoint(folder, 1, model.state_dict(), torch.optim.SGD(model.parameters(), lr=0.1), _loop_state(1))
     (folder / "epoch-0001" / MARKER).unlink()  # as an earlier format wrote it
     with pytest.raises(TlearnError, match=r"epoch-0001 has no tlearn-checkpoint file.*without --resume"):
         load_checkpoint(folder)
@@ -257,7 +263,8 @@ def test_resume_after_a_train_image_was_edited_in_place_is_refused(data, tmp_pat
     Image.new("RGB", (24, 24), (0, 255, 0)).save(edited)  # same path, other pixels
     with pytest.raises(TlearnError, match="contents of the train images changed"):
         _scratch(data, out, resume=True)
-    _scratch(data, out)  # without --resume it trains from the start
+    assert layout.is_complete(out)  # the refused resume left the finished run as it was
+    _scratch(data, out, overwrite=True)  # without --resume it trains from the start
 
 
 @pytest.mark.parametrize("name", ["val", "test", "../../outside", "a/b", "..", ""])
