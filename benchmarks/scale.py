@@ -268,7 +268,7 @@ def main() -> None:
     ap.add_argument("--reuse", type=Path, help="the folder of an earlier --keep run of one size: its fit and "
                     "caches are reused by the commands asked for")
     args = ap.parse_args()
-    commands = args.commands.split(",")
+    commands = [c for c in args.commands.split(",") if c]
     unknown = set(commands) - set(COMMANDS)
     if unknown:
         raise SystemExit(f"unknown command(s) {sorted(unknown)}; choose from {', '.join(COMMANDS)}")
