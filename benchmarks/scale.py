@@ -236,12 +236,14 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for command in dict.fromkeys(r["command"] for r in rows):
+    colours = plt.get_cmap("tab20").colors
+    for k, command in enumerate(dict.fromkeys(r["command"] for r in rows)):
         pts = sorted((r["n"], r["s_per_1k"], r["peak_mb"]) for r in rows if r["command"] == command)
         style = "--" if command in ("forward", "fit_cold_rest") else "-"
-        a.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=command)
+        colour = colours[k % len(colours)]
+        a.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=command, color=colour)
         if command not in ("forward", "fit_cold_rest"):
-            b.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=command)
+            b.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=command, color=colour)
     a.set(xscale="log", yscale="log", xlabel="images", ylabel="seconds per 1,000 images",
           title="time per image (flat = linear)")
     b.set(xscale="log", xlabel="images", ylabel="peak resident memory (MB)", title="peak memory")

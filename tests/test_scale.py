@@ -117,9 +117,12 @@ def test_probe_chooses_on_a_sample_only_above_the_threshold_and_records_it():
     assert np.array_equal(whole.model_.coef_, above.model_.coef_)
     sampled = LinearProbe(cv_sample=300).fit(X, y, 3)
     assert 295 <= sampled.cv_rows_ <= 305
-    # the chosen model is fitted once on all rows with the chosen treatment and C
-    ref = LogisticRegression(C=sampled.C_, max_iter=500, tol=1e-3).fit(sampled.treatment_.transform(X), y)
-    assert np.allclose(sampled.model_.coef_, ref.coef_)
+    # the chosen model is then fitted on all rows: nearer their optimum than the sample's own optimum is
+    Xt = sampled.treatment_.transform(X)
+    optimum = LogisticRegression(C=sampled.C_, tol=1e-10, max_iter=10000).fit(Xt, y).coef_
+    rows = stratified_sample(y, 300, 0, 5)
+    on_sample = LogisticRegression(C=sampled.C_, tol=1e-10, max_iter=10000).fit(Xt[rows], y[rows]).coef_
+    assert np.abs(sampled.model_.coef_ - optimum).max() < 0.5 * np.abs(on_sample - optimum).max()
     assert (sampled.predict(X) == y).mean() >= (whole.predict(X) == y).mean() - 0.02
 
 

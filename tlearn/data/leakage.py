@@ -253,7 +253,8 @@ def _closest_among_candidates(q_hash: np.ndarray, q_vec: np.ndarray, p_hash: np.
     index, sims = nearest(q_vec, p_vec, CANDIDATES, exclude, exact_up_to=exact_up_to)
     if index.shape[1] == 0:
         empty = np.full(len(q_hash), -1, dtype=np.int64)
-        return empty, np.full(len(q_hash), -1.0, np.float32), np.zeros(len(q_hash), np.int64), np.ones(len(q_hash), np.float32)
+        return (empty, np.full(len(q_hash), -1.0, np.float32), np.zeros(len(q_hash), np.int64),
+                np.ones(len(q_hash), np.float32))
     missing = index < 0  # fewer candidates than asked (tlearn.data.neighbours)
     sims = np.where(missing, np.float32(-1.0), sims)
     d = np.where(missing, 65, np.bitwise_count(q_hash[:, None] ^ p_hash[index]).astype(np.int64))

@@ -109,7 +109,8 @@ def _exact(queries: np.ndarray, pool: np.ndarray, k: int, exclude: np.ndarray | 
         rows = np.arange(len(s))
         if exclude is not None:
             s[rows, exclude[start:start + CHUNK]] = -np.inf
-        top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.tile(np.arange(s.shape[1]), (len(s), 1))
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else \
+            np.tile(np.arange(s.shape[1]), (len(s), 1))
         top_sims = np.take_along_axis(s, top, 1)
         order = np.argsort(-top_sims, axis=1, kind="stable")
         index[start:start + CHUNK] = np.take_along_axis(top, order, 1)

@@ -147,11 +147,15 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 best = (score, treatment, model)
         _, self.treatment_, self.model_ = best
         self.C_ = float(np.ravel(self.model_.C_)[0])
-        if sample is not None:  # the choice made on the sample; the model from all rows
+        if sample is not None:  # the choice made on the sample; the model from all rows, starting from the sample's
+            # (as LogisticRegressionCV's own refit starts from its folds': at tol 1e-3 lbfgs stops short of the
+            # optimum, and a start from zero stops farther from it)
+            start = self.model_
             self.treatment_ = FeatureTreatment(self.treatment_.name).fit(X)
-            self.model_ = LogisticRegression(C=self.C_, max_iter=self.max_iter, tol=self.tol,
-                                             class_weight=self._class_weight(encoded)
-                                             ).fit(self.treatment_.transform(X), encoded)
+            model = LogisticRegression(C=self.C_, max_iter=self.max_iter, tol=self.tol, warm_start=True,
+                                       class_weight=self._class_weight(encoded))
+            model.coef_, model.intercept_ = start.coef_.copy(), start.intercept_.copy()
+            self.model_ = model.fit(self.treatment_.transform(X), encoded)
         self.n_iter_ = int(np.max(self.model_.n_iter_))  # the most solver iterations of any CV or final fit
         return self
 
