@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from tlearn.strategies.linear_probe import DEFAULT_CS, LinearProbe
+from tlearn.strategies.linear_probe import CV_SAMPLE, DEFAULT_CS, LinearProbe
 
 # Checks that do not apply to LinearProbe, with the reason (none at present: every applicable check passes).
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
@@ -38,7 +38,7 @@ def test_scikit_learn_s_estimator_checks_pass():
 def test_params_are_stored_unchanged_and_clone_keeps_them():
     probe = LinearProbe(Cs=(0.1, 1.0), folds=3, seed=4, features="l2", class_weight="balanced")
     assert probe.get_params() == {"Cs": (0.1, 1.0), "folds": 3, "max_iter": 500, "tol": 1e-3,
-                                  "class_weight": "balanced", "seed": 4, "features": "l2"}
+                                  "class_weight": "balanced", "seed": 4, "features": "l2", "cv_sample": CV_SAMPLE}
     copy = clone(probe.set_params(folds=4))
     assert copy is not probe and copy.get_params() == probe.get_params() and copy.folds == 4
     assert LinearProbe().Cs == DEFAULT_CS and LinearProbe(Cs=None).Cs is None

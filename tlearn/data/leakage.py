@@ -29,6 +29,7 @@ from scipy.fft import dctn
 from ..hashing import file_digest, file_identity, stable_hash
 from ..result_cache import BadEntry, load_result, save_result
 from .images import UnreadableImage, load_rgb
+from .neighbours import EXACT_UP_TO, nearest
 from .samples import SPLITS, DataSplits, Sample
 
 log = logging.getLogger("tlearn")
@@ -44,6 +45,7 @@ CROP_BITS = 6
 CROP_GAP = 0.15
 THUMB = 32  # side of the grey thumbnail both measures use
 THUMB_VERSION = 1
+CANDIDATES = 8  # beyond EXACT_UP_TO pool items: each query's most correlated items its closest copy is chosen from
 LISTED = 200  # pairs of each kind written out; the counts cover all of them
 RESULT_VERSION = 2  # of the cached check result: bump when what the check finds changes
 
@@ -214,11 +216,16 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def closest_copies(q_hash: np.ndarray, q_vec: np.ndarray, p_hash: np.ndarray, p_vec: np.ndarray, bits: int,
-                   chunk: int = 256, exclude: np.ndarray | None = None
+                   chunk: int = 256, exclude: np.ndarray | None = None, exact_up_to: int = EXACT_UP_TO
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each query: the pool item correlating best among those within `bits` of its hash (-1 when none), that
     correlation, the hash distance, and by how much it beats the query's second-best correlation in the pool.
-    exclude: per query, a pool index never matched (the query itself when the pool is the queries)."""
+    exclude: per query, a pool index never matched (the query itself when the pool is the queries).
+    Pools of more than exact_up_to items: among each query's CANDIDATES most correlated items, found without
+    comparing every pair (tlearn.data.neighbours); a near copy is among them (see is_near: the crop rule needs
+    the best match to beat all others, the other rule a correlation of NEAR_CORRELATION)."""
+    if len(p_hash) > exact_up_to:
+        return _closest_among_candidates(q_hash, q_vec, p_hash, p_vec, bits, exclude, exact_up_to)
     index = np.full(len(q_hash), -1, dtype=np.int64)
     corr = np.full(len(q_hash), -1.0, dtype=np.float32)
     gap = np.zeros(len(q_hash), dtype=np.float32)
@@ -237,6 +244,29 @@ def closest_copies(q_hash: np.ndarray, q_vec: np.ndarray, p_hash: np.ndarray, p_
         c_all[rows, best] = -1.0
         gap[sl] = corr[sl] - c_all.max(1) if p_vec.shape[0] > 1 + (exclude is not None) else 1.0
     return index, corr, dist, gap
+
+
+def _closest_among_candidates(q_hash: np.ndarray, q_vec: np.ndarray, p_hash: np.ndarray, p_vec: np.ndarray,
+                              bits: int, exclude: np.ndarray | None, exact_up_to: int
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """closest_copies over each query's most correlated pool items rather than the whole pool."""
+    index, sims = nearest(q_vec, p_vec, CANDIDATES, exclude, exact_up_to=exact_up_to)
+    if index.shape[1] == 0:
+        empty = np.full(len(q_hash), -1, dtype=np.int64)
+        return (empty, np.full(len(q_hash), -1.0, np.float32), np.zeros(len(q_hash), np.int64),
+                np.ones(len(q_hash), np.float32))
+    missing = index < 0  # fewer candidates than asked (tlearn.data.neighbours)
+    sims = np.where(missing, np.float32(-1.0), sims)
+    d = np.where(missing, 65, np.bitwise_count(q_hash[:, None] ^ p_hash[index]).astype(np.int64))
+    c = np.where(d <= bits, sims, np.float32(-1.0))
+    rows = np.arange(len(q_hash))
+    best = c.argmax(1)
+    corr = c[rows, best]
+    others = sims.copy()
+    others[rows, best] = -np.inf
+    gap = corr - others.max(1) if sims.shape[1] > 1 else np.ones(len(q_hash), np.float32)
+    return (np.where(corr > -1.0, index[rows, best], -1), corr.astype(np.float32), d[rows, best],
+            gap.astype(np.float32))
 
 
 def is_near(corr: float, bits: int, gap: float, correlation: float = NEAR_CORRELATION) -> bool:

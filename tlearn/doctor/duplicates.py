@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.leakage import NEAR_BITS, closest_copies, hamming, is_near, signatures
+from ..data.neighbours import nearest
 
 # Two distinct files are near copies by their features when the cosine similarity of their (centred) backbone
 # features reaches FEATURE_COSINE and their perceptual hashes are within NEAR_BITS bits (the second guards
@@ -42,17 +43,11 @@ def _most(values) -> float | None:
     return max(present) if present else None
 
 
-def _best_by_features(features: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's most cosine-similar other row and that similarity (features already unit length)."""
-    best = np.full(len(features), -1, dtype=np.int64)
-    sim = np.full(len(features), -1.0, dtype=np.float32)
-    for start in range(0, len(features), chunk):
-        s = features[start:start + chunk] @ features.T
-        rows = np.arange(s.shape[0])
-        s[rows, rows + start] = -2.0
-        best[start:start + chunk] = s.argmax(1)
-        sim[start:start + chunk] = s[rows, best[start:start + chunk]]
-    return best, sim
+def _best_by_features(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's most cosine-similar other row and that similarity (features already unit length; beyond
+    tlearn.data.neighbours.EXACT_UP_TO rows, among the candidates its search proposes)."""
+    best, sim = nearest(features, features, 1, exclude=np.arange(len(features)))
+    return best[:, 0], sim[:, 0]
 
 
 def unit_features(features: np.ndarray) -> np.ndarray:
@@ -106,9 +101,12 @@ def find_duplicates(paths: Sequence[Path], splits: Sequence[str], labels: Sequen
         linked: dict[int, list[int]] = defaultdict(list)
         for r in sorted({r for pair in pairs for r in pair}):
             linked[uf.find(r)].append(r)
-        for members in linked.values():
+        evidence_of: dict[int, list[dict]] = defaultdict(list)  # group root -> its pairs' measures
+        for (a, _), v in pairs.items():
+            evidence_of[uf.find(a)].append(v)
+        for root, members in linked.items():
             files = [i for r in members for i in by_digest[digests[reps[r]]]]
-            evidence = [v for (a, b), v in pairs.items() if uf.find(a) == uf.find(members[0])]
+            evidence = evidence_of[root]
             groups.append(_group(paths, splits, labels, files, "near",
                                  correlation=_most(e.get("correlation") for e in evidence),
                                  cosine=_most(e.get("cosine") for e in evidence)))

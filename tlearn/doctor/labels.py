@@ -17,7 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from ..constants import LABEL_RANKINGS as RANKINGS
-from ..strategies.linear_probe import LinearProbe, l2_normalize
+from ..data.neighbours import EXACT_UP_TO, nearest
+from ..strategies.linear_probe import CV_SAMPLE, LinearProbe, l2_normalize, stratified_sample
 
 FOLDS = 5
 # Outliers: local outlier factor over OUTLIER_NEIGHBOURS neighbours (unit-length features); an image is an outlier
@@ -29,10 +30,11 @@ OUTLIER_Z = 3.0
 
 
 def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0,
-                                folds: int = FOLDS) -> tuple[np.ndarray, dict]:
+                                folds: int = FOLDS, cv_sample: int | None = CV_SAMPLE) -> tuple[np.ndarray, dict]:
     """(n, num_classes) probabilities, each row from a probe trained on the other folds (the linear probe's
     l2-normalised features and grid of C; the C whose out-of-fold log loss is lowest). Classes with fewer than 2
-    images get no row (NaN)."""
+    images get no row (NaN). Beyond cv_sample images the C is chosen on a stratified sample of that size, as the
+    linear probe chooses it, and the folds of all images are then fitted at that C alone."""
     counts = np.bincount(labels, minlength=num_classes)
     usable = counts[labels] >= 2
     probs = np.full((len(labels), num_classes), np.nan)
@@ -41,10 +43,24 @@ def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, num_cl
         return probs, {"folds": 0, "C": None}
     X, y = l2_normalize(features[usable].astype(np.float64)), labels[usable]
     defaults = LinearProbe()
+    sample = None if cv_sample is None else stratified_sample(y, cv_sample, seed, folds)
+    if sample is None:
+        loss, C, out = _sweep(X, y, num_classes, folds, seed, sorted(defaults.Cs), defaults)
+    else:
+        loss, C, _ = _sweep(X[sample], y[sample], num_classes, folds, seed, sorted(defaults.Cs), defaults)
+        loss, C, out = _sweep(X, y, num_classes, folds, seed, [C], defaults)
+    probs[usable] = out
+    return probs, {"folds": folds, "C": C, "log_loss": round(loss, 4),
+                   "C_chosen_on": len(y) if sample is None else len(sample)}
+
+
+def _sweep(X: np.ndarray, y: np.ndarray, num_classes: int, folds: int, seed: int, Cs: list[float],
+           defaults: LinearProbe) -> tuple[float, float, np.ndarray]:
+    """(out-of-fold log loss, C, out-of-fold probabilities) of the best C of Cs, tried small to large."""
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y))
     models = [LogisticRegression(max_iter=defaults.max_iter, tol=defaults.tol, warm_start=True) for _ in splits]
     best, worse = None, 0
-    for C in sorted(defaults.Cs):  # small to large C, each fit starting from the last: a fraction of the time
+    for C in Cs:  # small to large C, each fit starting from the last: a fraction of the time
         out = np.zeros((len(y), num_classes))
         for model, (train, held) in zip(models, splits):
             model.set_params(C=C).fit(X[train], y[train])
@@ -56,8 +72,7 @@ def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, num_cl
             worse += 1
             if worse == 2:  # the out-of-fold loss has turned up: larger C only overfits more
                 break
-    probs[usable] = best[2]
-    return probs, {"folds": folds, "C": best[1], "log_loss": round(best[0], 4)}
+    return best
 
 
 def label_quality(probs: np.ndarray, labels: np.ndarray, ranking: str = "self_confidence") -> np.ndarray:
@@ -109,10 +124,30 @@ def outlier_scores(features: np.ndarray, labels: np.ndarray, k: int = OUTLIER_NE
         return np.zeros(len(features))
     x = features.astype(np.float32)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    factor = -LocalOutlierFactor(n_neighbors=min(k, len(x) - 1)).fit(x).negative_outlier_factor_
+    k = min(k, len(x) - 1)
+    if len(x) <= EXACT_UP_TO:
+        factor = -LocalOutlierFactor(n_neighbors=k).fit(x).negative_outlier_factor_
+    else:  # every pair would cost n^2: the k nearest from tlearn.data.neighbours, as a precomputed graph
+        factor = -LocalOutlierFactor(n_neighbors=k, metric="precomputed").fit(
+            neighbour_graph(x, k)).negative_outlier_factor_
     median = float(np.median(factor))
     spread = 1.4826 * float(np.median(np.abs(factor - median))) or 1e-12
     return (factor - median) / spread
+
+
+def neighbour_graph(x: np.ndarray, k: int):
+    """Sparse (n, n) matrix of each unit row's Euclidean distance to itself (0, stored) and its k nearest other
+    rows, as LocalOutlierFactor(metric="precomputed") reads it (it drops each row's own entry)."""
+    from scipy.sparse import csr_matrix
+
+    n = len(x)
+    index, sims = nearest(x, x, k, exclude=np.arange(n))
+    index = np.concatenate([np.arange(n)[:, None], index], axis=1)
+    distance = np.concatenate([np.zeros((n, 1)), np.sqrt(np.maximum(2.0 - 2.0 * sims.astype(np.float64), 0.0))],
+                              axis=1)
+    missing = index < 0  # a row the search did not reach: as far as can be
+    index[missing], distance[missing] = (np.flatnonzero(missing) // (k + 1) + 1) % n, 2.0
+    return csr_matrix((distance.ravel(), index.ravel(), np.arange(0, n * (k + 1) + 1, k + 1)), shape=(n, n))
 
 
 def outliers(z: np.ndarray, threshold: float = OUTLIER_Z) -> list[int]:

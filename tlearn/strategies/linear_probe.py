@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegressionCV
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -60,6 +60,24 @@ class FeatureTreatment:
 # The grid of C values: 7 at tol 1e-3 give the C of a finer grid in a quarter of the time
 # (docs/results.md#linear-probe).
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 1, 7))
+# Beyond this many training images the treatment and C are chosen by CV on a stratified sample of this size, and
+# the chosen model is then fitted once on all images: the cross-validation (3 treatments x folds x the grid) stops
+# growing with the data (docs/results.md#scale gives the accuracy this costs).
+CV_SAMPLE = 2000
+
+
+def stratified_sample(labels: np.ndarray, size: int, seed: int, at_least: int) -> np.ndarray | None:
+    """Sorted row indices of a sample of about `size` rows with each class in its share of the labels (and at
+    least `at_least` rows of each class, all of a smaller one); None when there are no more than `size` rows."""
+    if len(labels) <= size:
+        return None
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        take = min(len(members), max(at_least, int(round(len(members) * size / len(labels)))))
+        rows.append(rng.choice(members, take, replace=False))
+    return np.sort(np.concatenate(rows))
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
@@ -68,16 +86,21 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     A scikit-learn estimator: hyper-parameters in the constructor (get_params / set_params / clone), fit /
     predict / predict_proba / score, so it fits in a Pipeline or GridSearchCV.
     features: "auto" (choose among FEATURE_TREATMENTS by mean CV log-likelihood) or one treatment. Cs: the
-    grid of C (None: DEFAULT_CS). seed: the CV folds' shuffle.
+    grid of C (None: DEFAULT_CS). seed: the CV folds' shuffle (and the sample's). cv_sample: beyond this many
+    rows the choice is made on a stratified sample of this size, then the chosen model is fitted on all rows
+    (None: always on all rows).
     After fit: classes_, treatment_ (the chosen FeatureTreatment; `treatment` is its name), C_ (chosen),
-    cv_scores_ ({treatment: best mean CV log-likelihood}), folds_used_, model_ (the LogisticRegressionCV),
+    cv_scores_ ({treatment: best mean CV log-likelihood}), folds_used_, cv_rows_ (rows the choice was made on),
+    model_ (the LogisticRegressionCV, or the LogisticRegression fitted on all rows after a sampled choice),
     n_iter_, n_features_in_. fit(X, y, num_classes): y holds class indices 0..num_classes-1, classes_ is
     range(num_classes) and predict_proba has a column for each, also for classes absent from y (never
     predicted); without num_classes, classes_ are y's distinct values (any labels, e.g. strings).
     """
 
     def __init__(self, Cs: tuple[float, ...] | None = DEFAULT_CS, folds: int = 5, max_iter: int = 500,
-                 tol: float = 1e-3, class_weight: str | dict | None = None, seed: int = 0, features: str = "auto"):
+                 tol: float = 1e-3, class_weight: str | dict | None = None, seed: int = 0, features: str = "auto",
+                 cv_sample: int | None = CV_SAMPLE):
+        self.cv_sample = cv_sample
         self.Cs = Cs
         self.folds = folds
         self.max_iter = max_iter
@@ -104,23 +127,35 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             raise ValueError(f"class(es) {rare} have 1 sample: every class needs at least 2 training images for "
                              "the linear probe's cross-validation")
         self.folds_used_ = folds
+        sample = None if self.cv_sample is None else stratified_sample(encoded, self.cv_sample, self.seed, folds)
+        X_cv, y_cv = (X, encoded) if sample is None else (X[sample], encoded[sample])
+        self.cv_rows_ = len(y_cv)
         Cs = list(DEFAULT_CS if self.Cs is None else self.Cs)
         candidates = FEATURE_TREATMENTS if self.features == "auto" else (self.features,)
         self.cv_scores_: dict[str, float] = {}
         best = None
         for name in candidates:
-            treatment = FeatureTreatment(name).fit(X)
+            treatment = FeatureTreatment(name).fit(X_cv)
             model = LogisticRegressionCV(
                 Cs=Cs, cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed),
                 scoring="neg_log_loss", max_iter=self.max_iter, tol=self.tol,
                 class_weight=self._class_weight(encoded), l1_ratios=(0.0,), use_legacy_attributes=False,
-            ).fit(treatment.transform(X), encoded)
+            ).fit(treatment.transform(X_cv), y_cv)
             score = float(model.scores_.reshape(-1, len(Cs)).mean(0).max())  # (folds, l1_ratios, Cs)
             self.cv_scores_[name] = score
             if best is None or score > best[0]:
                 best = (score, treatment, model)
         _, self.treatment_, self.model_ = best
         self.C_ = float(np.ravel(self.model_.C_)[0])
+        if sample is not None:  # the choice made on the sample; the model from all rows, starting from the sample's
+            # (as LogisticRegressionCV's own refit starts from its folds': at tol 1e-3 lbfgs stops short of the
+            # optimum, and a start from zero stops farther from it)
+            start = self.model_
+            self.treatment_ = FeatureTreatment(self.treatment_.name).fit(X)
+            model = LogisticRegression(C=self.C_, max_iter=self.max_iter, tol=self.tol, warm_start=True,
+                                       class_weight=self._class_weight(encoded))
+            model.coef_, model.intercept_ = start.coef_.copy(), start.intercept_.copy()
+            self.model_ = model.fit(self.treatment_.transform(X), encoded)
         self.n_iter_ = int(np.max(self.model_.n_iter_))  # the most solver iterations of any CV or final fit
         return self
 

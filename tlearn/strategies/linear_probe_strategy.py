@@ -59,8 +59,10 @@ class LinearProbeStrategy:
         start = time.perf_counter()
         probe, cached = fit_probe(LinearProbe(class_weight=self.class_weight, seed=cfg.seed, features=self.features),
                                   fs.features, fs.labels, ctx.cache_dir, len(classes))
-        log.info("linear probe: %s features, C=%.3g chosen by %d-fold CV on train (%.1fs%s; CV log-likelihood %s)",
-                 probe.treatment, probe.C_, probe.folds_used_, time.perf_counter() - start,
+        sampled = f" (a stratified sample of {probe.cv_rows_} of {len(fs.labels)} images)" \
+            if probe.cv_rows_ < len(fs.labels) else ""
+        log.info("linear probe: %s features, C=%.3g chosen by %d-fold CV on train%s (%.1fs%s; CV log-likelihood "
+                 "%s)", probe.treatment, probe.C_, probe.folds_used_, sampled, time.perf_counter() - start,
                  ", from cache" if cached else "", ", ".join(f"{k} {v:.4f}" for k, v in probe.cv_scores_.items()))
 
         model = _probe_model(ctx, probe)
@@ -74,7 +76,8 @@ class LinearProbeStrategy:
             model=model, history=history, skipped=fs.skipped, train_metrics=train_metrics,
             files={STATS_FILE: stats.save},
             details={"C": probe.C_, "features": probe.treatment, "cv_log_likelihood": probe.cv_scores_,
-                     "cv_folds": probe.folds_used_, "cv_from_cache": cached, "class_weight": self.class_weight,
+                     "cv_folds": probe.folds_used_, "cv_images": probe.cv_rows_, "cv_from_cache": cached,
+                     "class_weight": self.class_weight,
                      "train_feature_seconds": round(fs.seconds, 3), "train_features_from_cache": fs.from_cache},
         )
 

@@ -19,7 +19,7 @@ from ..result_cache import BadEntry, load_result, save_result
 from .linear_probe import FEATURE_TREATMENTS, FeatureTreatment, LinearProbe
 from .multilabel_probe import MultiLabelProbe
 
-PROBE_RESULT_VERSION = 2
+PROBE_RESULT_VERSION = 3
 KIND = "probe"
 
 
@@ -33,7 +33,7 @@ def probe_key(probe: LinearProbe | MultiLabelProbe, X: np.ndarray, y: np.ndarray
     return stable_hash({"version": PROBE_RESULT_VERSION, "probe": type(probe).__name__,
                         "Cs": [float(c) for c in probe.Cs], "folds": probe.folds, "max_iter": probe.max_iter,
                         "tol": probe.tol, "class_weight": probe.class_weight, "seed": probe.seed,
-                        "features": probe.features, "num_classes": num_classes, "sklearn": sklearn.__version__,
+                        "features": probe.features, "cv_sample": getattr(probe, "cv_sample", None), "num_classes": num_classes, "sklearn": sklearn.__version__,
                         "X": _array_digest(np.asarray(X)), "y": _array_digest(np.asarray(y))}, length=32)
 
 
@@ -67,22 +67,24 @@ def _restore_single(probe: LinearProbe, X: np.ndarray, y: np.ndarray, num_classe
     rows = 1 if len(present) == 2 else len(present)
     coef = _finite("coef", arrays["coef"], (rows, X.shape[1]))
     intercept = _finite("intercept", arrays["intercept"], (rows,))
-    C, folds, n_iter = meta["C"], meta["folds_used"], meta["n_iter"]
+    C, folds, n_iter, cv_rows = meta["C"], meta["folds_used"], meta["n_iter"], meta["cv_rows"]
     if not isinstance(C, float) or not any(np.isclose(C, c, rtol=1e-12) for c in probe.Cs):
         raise BadEntry(f"C={C!r} is not in the grid")
     if type(folds) is not int or folds < 2 or type(n_iter) is not int or n_iter < 0:
         raise BadEntry(f"folds_used={folds!r}, n_iter={n_iter!r}")
+    if type(cv_rows) is not int or not 2 <= cv_rows <= len(y):
+        raise BadEntry(f"cv_rows={cv_rows!r} for {len(y)} rows")
     probe.treatment_, probe.cv_scores_ = _treatment(meta, probe, X)
     model = LogisticRegression(C=C, max_iter=probe.max_iter, tol=probe.tol, class_weight=probe.class_weight)
     model.coef_, model.intercept_, model.classes_, model.n_features_in_ = coef, intercept, present, X.shape[1]
     probe.classes_, probe.num_classes_, probe.n_features_in_, probe.n_iter_ = classes, len(classes), X.shape[1], n_iter
-    probe.folds_used_, probe.model_, probe.C_ = folds, model, C
+    probe.folds_used_, probe.model_, probe.C_, probe.cv_rows_ = folds, model, C, cv_rows
     return probe
 
 
 def _state_single(probe: LinearProbe) -> tuple[dict, dict]:
     return ({"treatment": probe.treatment, "C": probe.C_, "cv_scores": probe.cv_scores_,
-             "folds_used": probe.folds_used_, "n_iter": probe.n_iter_},
+             "folds_used": probe.folds_used_, "n_iter": probe.n_iter_, "cv_rows": probe.cv_rows_},
             {"coef": probe.model_.coef_, "intercept": probe.model_.intercept_, "classes": probe.model_.classes_})
 
 
