@@ -30,6 +30,9 @@ __all__ = ["SPLITS", "DataSplits", "Sample", "SkippedFile", "list_images", "load
 
 log = logging.getLogger("tlearn")
 
+# --val-fraction 0 with no val/: nothing held out; the linear probe's settings come from cross-validation on train
+NO_VAL_SOURCE = "none (--val-fraction 0): settings chosen by cross-validation on train"
+
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
@@ -212,6 +215,7 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
         raise DataError(f"manifest {csv_path} does not exist.")
     root = csv_path.parent.resolve()
     outside: list[str] = []
+    unlabelled: list[int] = []
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         fields = [c.strip().lower() for c in (reader.fieldnames or [])]
@@ -222,8 +226,11 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
         for line, raw in enumerate(reader, start=2):
             # spreadsheet_plain: a manifest tlearn wrote quotes a cell that starts like a formula (=, -, @ ...)
             row = {k.strip().lower(): spreadsheet_plain(v or "").strip() for k, v in raw.items() if k}
-            if not row.get("path") or not row.get("label"):
-                raise DataError(f"{csv_path} line {line}: empty path or label.")
+            if not row.get("path"):
+                raise DataError(f"{csv_path} line {line}: empty path.")
+            if not row.get("label"):  # not labelled yet (a `tlearn select` list half filled in): not a sample
+                unlabelled.append(line)
+                continue
             path = Path(row["path"])
             if not path.is_absolute():
                 path = csv_path.parent / path
@@ -238,8 +245,13 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
         log.warning("manifest %s: %d relative path(s) lead outside its folder %s: %s%s. They are read; if that is "
                     "not meant, check the rows (a '..' too many, or a symbolic link out of the folder).", csv_path,
                     len(outside), root, "; ".join(outside[:5]), more)
+    if unlabelled:
+        log.info("manifest %s: %d row(s) with an empty label are not labelled images and are left out (first: "
+                 "line %d); pass the manifest as --unlabeled to let the linear probe use them", csv_path,
+                 len(unlabelled), unlabelled[0])
     if not rows:
-        raise DataError(f"manifest {csv_path} has no rows.")
+        raise DataError(f"manifest {csv_path} has no labelled rows" + (
+            f" ({len(unlabelled)} row(s) with an empty label: fill in their label column)" if unlabelled else "") + ".")
     return rows
 
 
@@ -300,6 +312,9 @@ def load_splits(data: str | Path, val_fraction: float = DEFAULT_VAL_FRACTION, se
     if "val" in trees:
         val = by_split["val"]
         val_source = "val split"
+    elif val_fraction <= 0:
+        val = []
+        val_source = NO_VAL_SOURCE
     else:
         train, val = _stratified_holdout(train, classes, val_fraction, seed, root)
         how = "whole groups, stratified" if any(s.group is not None for s in train) else "stratified"
