@@ -12,8 +12,9 @@ def register(sub) -> None:
         "select", help="which unlabeled images to label next",
         description="Pick the N images of POOL (a folder of unlabeled images, or a CSV with a path column) that "
                     "are worth labelling first, from the backbone's cached features: with nothing labelled yet, "
-                    "typical images spread over the feature space (typiclust, probcover); with --labeled DATA, the "
-                    "images the probe fitted on DATA is least sure of, spread apart (margin, badge). Near copies are "
+                    "typical images spread over the feature space (typiclust, probcover); with --labeled DATA, more of "
+                    "those while labels are few (under 20 per class), then the images the probe fitted on DATA is "
+                    "least sure of, spread apart (margin, badge). Near copies are "
                     "never picked twice, unreadable files are listed. Writes DIR/to_label.csv (path, rank, method, "
                     "why, and an empty label column: filled in, it is a manifest `tlearn fit` reads), "
                     "DIR/to_label.html (contact sheet) and DIR/selection.json.",

@@ -8,18 +8,21 @@ from .. import checks
 from ..config import FitConfig, RunOptions, option, option_like, validate
 
 # Cold start (no labels yet): typicality / coverage of the feature space. With labels: the probe's uncertainty
-# with diversity. `auto`: typiclust without --labeled, margin with it. random: the baseline.
+# with diversity. random: the baseline.
 COLD_METHODS = ("typiclust", "probcover")
 LABELED_METHODS = ("margin", "badge")
 METHODS = ("auto", *COLD_METHODS, *LABELED_METHODS, "random")
 AUTO_COLD, AUTO_LABELED = "typiclust", "margin"
+# `auto`: typical images while labels are few (fewer than this many labelled images per class on average), the
+# probe's uncertainty after: the low-budget / high-budget split of Hacohen et al. 2022 (docs/design-notes.md#auto)
+TYPICAL_BELOW_PER_CLASS = 20
 
 
-def method_for(method: str, labelled: bool) -> str:
-    """The method `auto` stands for: typiclust from nothing, margin once images are labelled."""
+def method_for(method: str, labelled_per_class: float = 0.0) -> str:
+    """The method `auto` stands for: typiclust from nothing and while labels are few, then margin."""
     if method != "auto":
         return method
-    return AUTO_LABELED if labelled else AUTO_COLD
+    return AUTO_LABELED if labelled_per_class >= TYPICAL_BELOW_PER_CLASS else AUTO_COLD
 
 
 @dataclass
@@ -33,7 +36,8 @@ class SelectConfig:
     labeled: str | None = option(None, "images already labelled (any layout fit accepts): the pick is then by the "
                                        "uncertainty of the probe fitted on them, with diversity; they and their "
                                        "near copies are never picked", metavar="DATA")
-    method: str = option("auto", "auto: typiclust without --labeled, margin with it. typiclust: the most typical "
+    method: str = option("auto", f"auto: typiclust, then margin from {TYPICAL_BELOW_PER_CLASS} labelled images per "
+                                 "class on. typiclust: the most typical "
                                  "image of each of N clusters; probcover: greedy coverage of the feature space; "
                                  "margin: the probe's least sure images, spread by k-center; badge: k-means++ on "
                                  "features weighted by uncertainty; random", choices=METHODS)

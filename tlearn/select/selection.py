@@ -119,7 +119,8 @@ def select_images(cfg: SelectConfig) -> SelectResult:
     refuse_existing(out, cfg.overwrite)
     pool, skipped = read_pool(cfg.pool)
     labelled, classes, labelled_skipped = _labelled_samples(cfg.labeled) if cfg.labeled else ([], [], [])
-    method = method_for(cfg.method, bool(labelled))
+    per_class = len(labelled) / max(1, len(classes))
+    method = method_for(cfg.method, per_class)
     if method in LABELED_METHODS and not labelled:
         raise TlearnError(f"--method {method} ranks images by the uncertainty of a probe fitted on labelled images; "
                           "add --labeled DATA, or use typiclust or probcover to start from nothing.")

@@ -36,12 +36,11 @@ def pseudo_labels(method: str, probe: LinearProbe, X: np.ndarray, y: np.ndarray,
     if method == "self-training":
         p = probe.predict_proba(X_u)
     elif method == "label-spreading":
-        Z = probe.treatment_.transform(np.concatenate([X, X_u]))
-        Z = Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+        Z = probe.treatment_.transform(np.concatenate([X, X_u]))  # the space the probe sees
         spread = LabelSpreading(kernel="knn", n_neighbors=min(SPREAD_NEIGHBOURS, len(Z) - 1), alpha=SPREAD_ALPHA,
                                 max_iter=100).fit(Z, np.concatenate([y, np.full(len(X_u), -1)]))
         p = np.zeros((len(X_u), num_classes))
-        p[:, spread.classes_] = spread.label_distributions_[len(X):]
+        p[:, spread.classes_] = np.nan_to_num(spread.label_distributions_[len(X):])  # unreached: no label
     else:
         raise ValueError(f"unknown semi-supervised method {method!r}: choose one of {', '.join(SEMI_METHODS)}")
     keep = np.flatnonzero(p.max(1) >= CONFIDENCE)

@@ -90,7 +90,7 @@ def run_study(cfg: StudyConfig) -> StudyResult:
     out.mkdir(parents=True, exist_ok=True)
 
     plan: list[tuple[Cell, FitConfig, int, str]] = []
-    for seed in cfg.seed_list:
+    for seed in cfg.seed_list if strategies else ():  # --selection alone trains no cells
         subsets = nested_fractions(splits.train, fractions, seed, cfg.min_per_class)
         for fraction in sorted(fractions, reverse=True):
             text = manifest_text(subsets[fraction], splits)
