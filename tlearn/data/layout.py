@@ -175,7 +175,7 @@ def _stratified_holdout(
     if too_small:
         raise DataError(
             f"class(es) {too_small} in {root} have fewer than 2 images, so no validation images can be held "
-            "out; add images or provide a val/ folder."
+            "out; add images, provide a val/ folder, or train on every image with --val-fraction 0."
         )
     n_val = max(len(classes), round(len(samples) * fraction))
     if len(samples) - n_val < len(classes):

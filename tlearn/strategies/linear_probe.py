@@ -152,7 +152,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.treatment_ = FeatureTreatment(FIXED_TREATMENT if self.features == "auto" else self.features).fit(X)
         self.C_ = float(C)
         if len(np.unique(encoded)) < 2:
-            raise ValueError("the linear probe needs training images of at least 2 classes")
+            raise ValueError("only one class in the training images: the linear probe needs at least 2 classes")
         self.model_ = LogisticRegression(C=self.C_, max_iter=self.max_iter, tol=self.tol,
                                          class_weight=self._class_weight(encoded)).fit(
             self.treatment_.transform(X), encoded)
