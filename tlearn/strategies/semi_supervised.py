@@ -20,7 +20,9 @@ from .linear_probe import LinearProbe
 SEMI_METHODS = ("self-training", "label-spreading")
 CONFIDENCE = 0.9  # a pseudo-label is kept at this probability or more
 SPREAD_NEIGHBOURS = 10
-SPREAD_ALPHA = 0.2  # label spreading's clamping: how much a labelled image's label may change
+# label spreading: the weight of the neighbours' labels against an image's own at each step (Zhou et al.'s 0.99;
+# scikit-learn's default 0.2 damps a label within a few hops)
+SPREAD_ALPHA = 0.99
 JUDGE_FOLDS = 5
 
 
@@ -38,7 +40,7 @@ def pseudo_labels(method: str, probe: LinearProbe, X: np.ndarray, y: np.ndarray,
     elif method == "label-spreading":
         Z = probe.treatment_.transform(np.concatenate([X, X_u]))  # the space the probe sees
         spread = LabelSpreading(kernel="knn", n_neighbors=min(SPREAD_NEIGHBOURS, len(Z) - 1), alpha=SPREAD_ALPHA,
-                                max_iter=100).fit(Z, np.concatenate([y, np.full(len(X_u), -1)]))
+                                max_iter=1000).fit(Z, np.concatenate([y, np.full(len(X_u), -1)]))
         p = np.zeros((len(X_u), num_classes))
         p[:, spread.classes_] = np.nan_to_num(spread.label_distributions_[len(X):])  # unreached: no label
     else:
