@@ -174,6 +174,8 @@ def test_select_end_to_end_then_fit_reads_the_filled_list(pool, tmp_path, capsys
                  str(out / "to_label.csv"), *FAST_ARGS]) == 0
     unlabeled = yaml.safe_load((run_u / "config.yaml").read_text())["strategy"]["unlabeled"]
     assert unlabeled["unlabeled_images"] == 18 and unlabeled["chosen"] == "none" and "1 image" in unlabeled["why"]
+    printed = capsys.readouterr().out
+    assert "no val: the probe's settings come from fixed defaults" in printed and "unlabeled images: 18; not used" in printed
 
     # round 2 from the labels: auto stays with typiclust at 1 label per class; margin, asked for, ranks by the
     # probe; neither picks an image already labelled
@@ -238,3 +240,20 @@ def test_unlabeled_images_used_only_when_val_says_they_pay():
     assert (good.predict(X_val) == y_val).all()
     kept, record = choose_semi_supervised(good, *_stripes(100, 3), noise, 2, X_val, y_val)
     assert record["chosen"] == "none" and kept is good
+
+
+def test_study_selection_alone_writes_its_section_and_summary(tmp_path, capsys):
+    data = tmp_path / "data"
+    write_class_tree(data / "train", {"red": 8, "green": 8, "blue": 8}, size=32, seed=0)
+    write_class_tree(data / "test", {"red": 4, "green": 4, "blue": 4}, size=32, seed=1)
+    out = tmp_path / "study"
+    assert main(["study", str(data), "--out", str(out), "--selection", "random,typiclust,margin", "--budgets", "2,1",
+                 "--seeds", "2", "--val-fraction", "0", "--json", *FAST_ARGS]) == 0
+    headline = json.loads(capsys.readouterr().out)
+    summary = json.loads((out / "summary.json").read_text())["label_selection"]
+    assert summary["budgets"] == [1, 2] and summary["methods"] == ["random", "typiclust", "margin"]
+    assert {(r["method"], r["per_class"], r["labels"], r["seeds"]) for r in summary["rows"]} == {
+        (m, b, 3 * b, 2) for m in ("random", "typiclust", "margin") for b in (1, 2)}
+    assert headline["label_selection"]["labels_to_target"].keys() == {"random", "typiclust", "margin"}
+    page = (out / "report.html").read_text()
+    assert 'id="selection-table"' in page and "Which images to label" in page and not (out / "subsets").exists()
