@@ -106,9 +106,10 @@ def typiclust(z: np.ndarray, budget: int, picker: Picker, labelled: Sequence[int
     covered = np.bincount(clusters[list(labelled)], minlength=len(sizes)) if len(labelled) else np.zeros(len(sizes), int)
     order = np.argsort(-sizes, kind="stable")
     size_rank = {int(c): r + 1 for r, c in enumerate(order)}
+    ids = np.arange(len(sizes))
     while len(picker.picks) < budget and picker.left:
-        open_ = [c for c in range(len(sizes)) if picker.available[clusters == c].any()]
-        c = min(open_, key=lambda c: (covered[c], -sizes[c], c))
+        open_ = ids[np.bincount(clusters[picker.available], minlength=len(sizes)) > 0]
+        c = int(open_[np.lexsort((open_, -sizes[open_], covered[open_]))[0]])  # fewest labels, then largest
         members = np.flatnonzero((clusters == c) & picker.available)
         best = members[np.argmax(typ[members])]
         state = "no labelled image" if covered[c] == 0 else f"{covered[c]} labelled image(s)"
