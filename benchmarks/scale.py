@@ -10,7 +10,7 @@ present), then each command runs in a child process of its own, with a fresh cac
   predict      tlearn predict RUN UNLABELED/ (n/10 images; predict never reads the feature cache)
   doctor       tlearn doctor POOL (features from the cache fit filled)
   rank         tlearn rank POOL --rank-sources BACKBONE (features from the cache)
-  select       tlearn select RUN UNLABELED/, when this tlearn has the command (skipped otherwise)
+  select       tlearn select TRAIN/ --budget 100 (cold start over the training images, features warm)
 Peak memory is the child's maximum resident set (resource.getrusage(RUSAGE_CHILDREN) in a wrapper process that
 runs only that command). "forward" is fit_cold's feature phase minus fit_warm's (the backbone forward over all n
 images); "fit_cold_rest" is fit_cold without it.
@@ -78,11 +78,6 @@ def child(cmd: list[str], stdout: str | None) -> None:
                       "stderr_tail": proc.stderr[-400:]}))
 
 
-def has_select() -> bool:
-    proc = subprocess.run(TLEARN + ["select", "--help"], capture_output=True, text=True)
-    return proc.returncode == 0
-
-
 def counts(pool: Path) -> dict[str, int]:
     return {split: sum(1 for _ in (pool / split).rglob("*.jpg")) for split in ("train", "val", "test")}
 
@@ -147,10 +142,8 @@ def measure(n: int, commands: list[str], root: Path, where: Path, size: int, tor
             add(command, split["train"], measured(TLEARN + ["rank", str(pool), "--rank-sources", BACKBONE,
                                                             *common]))
         elif command == "select":
-            if not has_select():
-                print("select: not in this tlearn, skipped", flush=True)
-                return
-            add(command, n // 10, measured(TLEARN + ["select", str(run), str(unlabeled), "-q"]))
+            add(command, split["train"], measured(TLEARN + ["select", str(pool / "train"), "--budget", "100", "--out",
+                                                            str(where / "select"), "--overwrite", *common]))
 
     for command in [c for c in COMMANDS if c in commands]:
         try:

@@ -76,5 +76,7 @@ def test_num_classes_keeps_class_indices_and_absent_classes():
     assert proba[:, 1].max() < 1e-6 and set(probe.predict(X)) <= {0, 2, 3}
     with pytest.raises(ValueError, match="class indices 0..3"):
         LinearProbe().fit(X, y + 1, 4)
-    with pytest.raises(ValueError, match="at least 2 training images"):
-        LinearProbe().fit(X[:31], y[:31])  # one image of class 3
+    one = LinearProbe().fit(X[:31], y[:31])  # one image of class 3: no cross-validation, the fixed settings
+    assert one.folds_used_ == 0 and one.cv_scores_ == {} and "fixed defaults" in one.settings_source
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        LinearProbe().fit(X[:30], np.zeros(30, dtype=int))

@@ -49,6 +49,7 @@ def fit(
     rank_metric: str = DEFAULT_RANK_METRIC,
     class_weights: str | None = None,
     empty_label: str | None = None,
+    unlabeled: str | None = None,
     strict: bool = False,
     # training (finetune, gradual, lp-ft, scratch); None: the strategy's own default
     weight_decay: float = DEFAULT_WEIGHT_DECAY,

@@ -53,6 +53,14 @@ def check_alpha(alpha: float) -> float:
     return a
 
 
+def check_val_fraction(fraction: float) -> float:
+    """--val-fraction: 0 (no held-out val) up to, not including, 1."""
+    f = float(fraction)
+    if not 0.0 <= f < 1.0:
+        raise ValueError(f"--val-fraction must be at least 0 (nothing held out) and below 1, not {fraction!r}.")
+    return f
+
+
 def check_feature_weight(weight: float) -> float:
     w = float(weight)
     if not math.isfinite(w) or w < 0:

@@ -15,7 +15,7 @@ from .commands.options import HelpFormatter
 from .errors import TlearnError
 
 COMMANDS = ["fit", "evaluate", "predict", "backbones", "demo", "study", "report", "compare", "distill", "export",
-            "serve", "doctor", "explain", "rank", "extend", "incremental", "cache"]
+            "serve", "doctor", "explain", "rank", "extend", "incremental", "select", "cache"]
 
 
 QUIET_HELP = "only warnings and results"

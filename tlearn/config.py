@@ -73,7 +73,10 @@ class RunOptions:
     data: str = option(help="data folder or CSV manifest", positional=True)
     out: str = option(help="run directory to write")
     seed: int = option(0)
-    val_fraction: float = option(DEFAULT_VAL_FRACTION, "held out of train when DATA has no val/ (whole groups when images have one)")
+    val_fraction: float = option(DEFAULT_VAL_FRACTION, "held out of train when DATA has no val/ (whole groups when "
+                                                       "images have one); 0: nothing held out, the linear probe's "
+                                                       "settings then come from cross-validation on train",
+                                 check=checks.check_val_fraction)
     group_by: str | None = option(None, "regex that takes each image's group (patient) from its file name, where "
                                         "a manifest has no group column: the first capture group or the whole "
                                         "match (searched in the path relative to DATA when it contains '/'); "
@@ -141,6 +144,11 @@ class FitConfig(RunOptions):
                                        flags=("--balanced-loss",), flag_value="auto", deprecated=("--class-weights",))
     empty_label: str | None = option(None, "multi-label manifests: this label (e.g. 'No Finding') excludes all "
                                            "others and becomes the empty set, not a class", metavar="LABEL")
+    unlabeled: str | None = option(None, "linear-probe: images without labels (a folder, or a manifest whose rows "
+                                         "with an empty label are them) the probe may learn from by self-training or "
+                                         "label spreading on their cached features; used only when val (else "
+                                         "cross-validation on train) says it pays, and recorded either way",
+                                   metavar="FOLDER|CSV")
     strict: bool = option(False, "refuse to train when a group (patient) appears in two of the given splits "
                                  "(default: warn, and list them in metrics.json)")
     # gradient-based strategies (finetune, gradual, lp-ft, scratch); None: the strategy's own default
@@ -206,6 +214,9 @@ class FitConfig(RunOptions):
         if self.finetune_recipe != "auto" and self.strategy != "finetune":
             raise TlearnError("--finetune-recipe chooses the recipe of --strategy finetune; add --strategy finetune, "
                               "or drop it.")
+        if self.unlabeled is not None and self.strategy != "linear-probe":
+            raise TlearnError("--unlabeled is used by --strategy linear-probe (self-training or label spreading on "
+                              "cached features); `tlearn distill --unlabeled` teaches a student with them.")
         if self.budget_minutes is not None and self.strategy != "auto":
             raise TlearnError("--budget-minutes is for --strategy auto; other strategies take --max-seconds.")
 

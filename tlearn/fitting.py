@@ -13,6 +13,7 @@ from .config import FitConfig
 from .constants import AUTO_BACKBONE, AUTO_STRATEGY
 from .data.layout import SPLITS, DataSplits, load_splits
 from .data.multilabel import refuse_multilabel
+from .errors import TlearnError
 from .features.extract import extract_features
 from .features.sharded import Extraction, fill_cache
 from .option_names import refuse_unknown
@@ -75,6 +76,14 @@ class FitJob(Job):
         splits = load_splits(cfg.data, cfg.val_fraction, cfg.seed, cfg.group_by, cfg.empty_label)
         if cfg.strategy == AUTO_STRATEGY:  # its search compares candidates by val accuracy, a single-label score
             refuse_multilabel(splits, "--strategy auto")
+        if not splits.val and cfg.strategy != "linear-probe":
+            raise TlearnError(f"{splits.root} has no val images ({splits.val_source}), and --strategy {cfg.strategy} "
+                              "chooses its epochs and settings on val; use --strategy linear-probe (its settings "
+                              "come from cross-validation on train), or give a val/ folder or a --val-fraction "
+                              "above 0.")
+        if not splits.val:
+            log.info("no val images (%s): the probe's settings come from train alone, and the run reports test "
+                     "only", splits.val_source)
         return splits
 
     def prepare(self, ctx: JobContext) -> BackboneInfo | None:

@@ -40,10 +40,24 @@ def run(args) -> int:
     lines = split_lines(summary) + [f"trained in {m['train_seconds']:.1f} s"
                                     + (f"; {summary['skipped']} unreadable file(s) skipped" if summary["skipped"] else "")]
     lines += findings_lines(m)  # leakage with the figures without copies, the recipe, the probe's advice
+    lines += probe_lines(result.strategy.details, "val" in m)
     if summary.get("groups_in_two_splits"):
         lines.append(f"warning: {summary['groups_in_two_splits']} group(s) appear in two splits (metrics.json)")
     emit(args.json, summary, lines + [f"run: {result.path} (report.html, metrics.json)"])
     return 0
+
+
+def probe_lines(details: dict, has_val: bool) -> list[str]:
+    """What the linear probe chose without val (its settings' source) and with unlabeled images (kept or not)."""
+    lines = []
+    if not has_val and details.get("settings_from"):
+        lines.append(f"no val: the probe's settings come from {details['settings_from']}")
+    unlabeled = details.get("unlabeled")
+    if unlabeled:
+        lines.append(f"unlabeled images: {unlabeled['unlabeled_images']}; "
+                     + (f"{unlabeled['chosen']} kept ({unlabeled['pseudo_labelled']} pseudo-labelled): "
+                        if unlabeled["chosen"] != "none" else "not used: ") + unlabeled["why"])
+    return lines
 
 
 def split_summary(m: dict) -> dict:

@@ -44,6 +44,8 @@ def run(args) -> int:
     headline = {k: s[k] for k in ("metric", "selected_strategy", "labels_saved", "labels_saved_strategy",
                                   "convergence_speedup", "convergence_speedup_strategy", "accuracy_gain",
                                   "accuracy_gain_strategy", "accuracy_gain_by_fraction", "max_over_strategies")}
+    if s.get("label_selection"):  # --selection: the simulation's summary (labels to 95%, gains over random)
+        headline["label_selection"] = {k: s["label_selection"][k] for k in ("labels_to_target", "full", "rows")}
     emit(args.json, headline | {"sentences": s["sentences"], "report": str(result.report)},
          [*s["sentences"], f"report: {result.report}"])
     return 0

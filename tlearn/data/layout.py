@@ -31,6 +31,9 @@ __all__ = ["SPLITS", "DataSplits", "Sample", "SkippedFile", "list_images", "load
 
 log = logging.getLogger("tlearn")
 
+# --val-fraction 0 with no val/: nothing held out; the linear probe's settings come from cross-validation on train
+NO_VAL_SOURCE = "none (--val-fraction 0): settings chosen by cross-validation on train"
+
 
 def _link_target(path: Path) -> tuple[Path | None, str | None]:
     """(where a symbolic link leads, None), or (None, why it cannot be followed): a loop, or an OSError."""
@@ -169,7 +172,7 @@ def _stratified_holdout(
     if too_small:
         raise DataError(
             f"class(es) {too_small} in {root} have fewer than 2 images, so no validation images can be held "
-            "out; add images or provide a val/ folder."
+            "out; add images, provide a val/ folder, or train on every image with --val-fraction 0."
         )
     n_val = max(len(classes), round(len(samples) * fraction))
     if len(samples) - n_val < len(classes):
@@ -208,6 +211,7 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
     if not csv_path.is_file():
         raise DataError(f"manifest {csv_path} does not exist.")
     paths = ManifestPaths(csv_path)
+    unlabelled: list[int] = []
     with open(csv_path, newline="") as f:
         reader = csv.DictReader(f)
         fields = [c.strip().lower() for c in (reader.fieldnames or [])]
@@ -218,16 +222,24 @@ def _read_manifest(csv_path: Path) -> list[tuple[Path, str, str | None, str | No
         for line, raw in enumerate(reader, start=2):
             # spreadsheet_plain: a manifest tlearn wrote quotes a cell that starts like a formula (=, -, @ ...)
             row = {k.strip().lower(): spreadsheet_plain(v or "").strip() for k, v in raw.items() if k}
-            if not row.get("path") or not row.get("label"):
-                raise DataError(f"{csv_path} line {line}: empty path or label.")
+            if not row.get("path"):
+                raise DataError(f"{csv_path} line {line}: empty path.")
+            if not row.get("label"):  # not labelled yet (a `tlearn select` list half filled in): not a sample
+                unlabelled.append(line)
+                continue
             path = paths.path(row["path"], line)
             split = row.get("split") or None
             if split is not None and split not in SPLITS:
                 raise DataError(f"{csv_path} line {line}: split must be one of {SPLITS}, not {split!r}.")
             rows.append((path, row["label"], split, row.get("group") or None))
     paths.warn()
+    if unlabelled:
+        log.info("manifest %s: %d row(s) with an empty label are not labelled images and are left out (first: "
+                 "line %d); pass the manifest as --unlabeled to let the linear probe use them", csv_path,
+                 len(unlabelled), unlabelled[0])
     if not rows:
-        raise DataError(f"manifest {csv_path} has no rows.")
+        raise DataError(f"manifest {csv_path} has no labelled rows" + (
+            f" ({len(unlabelled)} row(s) with an empty label: fill in their label column)" if unlabelled else "") + ".")
     return rows
 
 
@@ -288,6 +300,9 @@ def load_splits(data: str | Path, val_fraction: float = DEFAULT_VAL_FRACTION, se
     if "val" in trees:
         val = by_split["val"]
         val_source = "val split"
+    elif val_fraction <= 0:
+        val = []
+        val_source = NO_VAL_SOURCE
     else:
         train, val = _stratified_holdout(train, classes, val_fraction, seed, root)
         how = "whole groups, stratified" if any(s.group is not None for s in train) else "stratified"

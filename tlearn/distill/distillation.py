@@ -20,12 +20,13 @@ import torch
 from ..backbones.model import BackboneInfo, TransferModel
 from ..constants import ALONE_DIR
 from ..data.decoded_cache import decode_joined
-from ..data.layout import DataSplits, Sample, list_images, load_splits
+from ..data.layout import DataSplits, Sample, load_splits
 from ..data.multilabel import refuse_multilabel
+from ..data.unlabeled import unlabeled_samples
 from ..errors import TlearnError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.splits import SplitResults
-from ..hashing import file_digest, sha256_file
+from ..hashing import sha256_file
 from ..report import write_report_safely
 from ..runs import layout
 from ..runs.pipeline import Job, JobContext, JobResult, PipelineOptions, run_job
@@ -67,23 +68,6 @@ def _warn_if_teacher_saw_other_data(teacher: Teacher, splits: DataSplits) -> Non
         log.warning("the teacher %s was trained on %s (%s), the student on %s (%s): make sure the teacher never "
                     "saw the student's val/test images, or its accuracy and the student's are optimistic.",
                     teacher.source, data.root, data.val_source, splits.root, splits.val_source)
-
-
-def unlabeled_samples(folder: str | Path, splits: DataSplits) -> list[Sample]:
-    """Images of FOLDER (recursive) as label -1; refuses images that are also val/test images (leakage).
-    Contents are compared (sha256, remembered per process: the decoded cache hashes the same files again)."""
-    if not Path(folder).is_dir():
-        raise TlearnError(f"--unlabeled {folder}: not a folder; give a folder of images (searched recursively).")
-    paths = list_images(folder)
-    held_out = {file_digest(s.path) for s in splits.val + splits.test}
-    leaked = [p for p in paths if file_digest(p) in held_out]
-    if leaked:
-        raise TlearnError(
-            f"--unlabeled {folder}: {len(leaked)} image(s) are also val/test images of {splits.root} "
-            f"(e.g. {leaked[0]}); training on them, even without labels, would leak the evaluation images. "
-            "Use images outside the evaluation splits."
-        )
-    return [Sample(p, -1) for p in paths]
 
 
 def _teacher_rows(teacher: Teacher, samples: list[Sample], cfg: DistillConfig, cache_dir: Path, device,

@@ -21,7 +21,7 @@ from ..features.sharded import Extraction, fill_cache
 from ..device import settle_runtime
 from .classes import class_counts
 from .config import DoctorConfig
-from .duplicates import find_duplicates
+from ..data.duplicates import find_duplicates
 from .files import read_facts, summarize_files
 from .labels import find_label_issues, out_of_sample_probabilities, outlier_scores, outliers
 

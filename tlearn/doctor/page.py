@@ -16,7 +16,7 @@ from ..report.gallery import thumbnail_uri
 from ..report.html import fmt, pct
 from ..report.templates import HEAD, STYLE
 from .diagnose import DoctorReport
-from .duplicates import FEATURE_COSINE
+from ..data.duplicates import FEATURE_COSINE
 from .labels import OUTLIER_Z
 
 SHOWN = 48  # entries of each gallery on the page (doctor.json lists more)

@@ -80,6 +80,21 @@ def stratified_sample(labels: np.ndarray, size: int, seed: int, at_least: int) -
     return np.sort(np.concatenate(rows))
 
 
+# When a class has a single training image no cross-validation is possible: the probe then fits with these fixed
+# settings (l2: the treatment that needs no statistics of the data; C: the grid value that did best on the val
+# splits of flowers and chest X-ray at 1-10 labels per class, docs/design-notes.md#fixed-probe-settings).
+FIXED_TREATMENT = "l2"
+FIXED_C = DEFAULT_CS[5]
+
+
+def settings_source(folds_used: int) -> str:
+    """How a fitted probe's treatment and C were chosen, in words (recorded in the run and printed)."""
+    if folds_used == 0:
+        return "fixed defaults (a class has 1 training image: no cross-validation possible)"
+    return f"{folds_used}-fold cross-validation on train" + (
+        " (each fold leaves one image of the smallest classes out)" if folds_used <= 3 else "")
+
+
 class LinearProbe(ClassifierMixin, BaseEstimator):
     """Feature treatment, then L2 logistic regression; the treatment and C are chosen by stratified CV on train.
 
@@ -90,7 +105,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     rows the choice is made on a stratified sample of this size, then the chosen model is fitted on all rows
     (None: always on all rows).
     After fit: classes_, treatment_ (the chosen FeatureTreatment; `treatment` is its name), C_ (chosen),
-    cv_scores_ ({treatment: best mean CV log-likelihood}), folds_used_, cv_rows_ (rows the choice was made on),
+    cv_scores_ ({treatment: best mean CV log-likelihood}), folds_used_, cv_rows_ (rows the choice was made on, 0
+    with fixed settings),
     model_ (the LogisticRegressionCV, or the LogisticRegression fitted on all rows after a sampled choice),
     n_iter_, n_features_in_. fit(X, y, num_classes): y holds class indices 0..num_classes-1, classes_ is
     range(num_classes) and predict_proba has a column for each, also for classes absent from y (never
@@ -110,7 +126,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.features = features
 
     def fit(self, X, y, num_classes: int | None = None) -> "LinearProbe":
-        """Choose the treatment and C by CV on (X, y), then fit on all of it."""
+        """Choose the treatment and C by CV on (X, y), then fit on all of it (fixed settings when a class has a
+        single image: no CV possible)."""
+        return self._fit(X, y, num_classes, fixed=False)
+
+    def _fit(self, X, y, num_classes: int | None, fixed: bool, C: float | None = None) -> "LinearProbe":
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         if num_classes is not None:
@@ -122,10 +142,9 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.num_classes_ = len(self.classes_)
         counts = np.bincount(encoded, minlength=self.num_classes_)
         folds = min(self.folds, int(counts[counts > 0].min()))
-        if folds < 2:
-            rare = [self.classes_[i] for i in np.flatnonzero(counts == 1)]
-            raise ValueError(f"class(es) {rare} have 1 sample: every class needs at least 2 training images for "
-                             "the linear probe's cross-validation")
+        self.fixed_reason_ = "given settings, no cross-validation" if fixed else None
+        if fixed or folds < 2 or len(np.flatnonzero(counts)) < 2:
+            return self._fit_fixed(X, encoded, FIXED_C if C is None else C)
         self.folds_used_ = folds
         sample = None if self.cv_sample is None else stratified_sample(encoded, self.cv_sample, self.seed, folds)
         X_cv, y_cv = (X, encoded) if sample is None else (X[sample], encoded[sample])
@@ -158,6 +177,32 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             self.model_ = model.fit(self.treatment_.transform(X), encoded)
         self.n_iter_ = int(np.max(self.model_.n_iter_))  # the most solver iterations of any CV or final fit
         return self
+
+    def fit_fixed(self, X, y, num_classes: int | None = None, C: float | None = None) -> "LinearProbe":
+        """Fit without cross-validation: FIXED_TREATMENT (or the one asked for) and C (default FIXED_C), as fit()
+        does when a class has a single image."""
+        return self._fit(X, y, num_classes, fixed=True, C=C)
+
+    def _fit_fixed(self, X: np.ndarray, encoded: np.ndarray, C: float) -> "LinearProbe":
+        """No cross-validation (none possible, or the settings are given): FIXED_TREATMENT (or the one asked
+        for) and C; folds_used_ 0 and no CV scores say so."""
+        self.folds_used_, self.cv_scores_, self.cv_rows_ = 0, {}, 0
+        self.treatment_ = FeatureTreatment(FIXED_TREATMENT if self.features == "auto" else self.features).fit(X)
+        self.C_ = float(C)
+        if len(np.unique(encoded)) < 2:
+            raise ValueError("only one class in the training images: the linear probe needs at least 2 classes")
+        self.model_ = LogisticRegression(C=self.C_, max_iter=self.max_iter, tol=self.tol,
+                                         class_weight=self._class_weight(encoded)).fit(
+            self.treatment_.transform(X), encoded)
+        self.n_iter_ = int(np.max(self.model_.n_iter_))
+        return self
+
+    @property
+    def settings_source(self) -> str:
+        """How treatment and C were chosen: cross-validation (how many folds) or fixed defaults."""
+        check_is_fitted(self)
+        given = getattr(self, "fixed_reason_", None)
+        return f"{given} ({self.treatment}, C={self.C_:.3g})" if given else settings_source(self.folds_used_)
 
     def _class_weight(self, encoded: np.ndarray):
         """class_weight for the regression on class indices: a dict keyed by label is re-keyed by index."""

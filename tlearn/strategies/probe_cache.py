@@ -16,10 +16,10 @@ from sklearn.linear_model import LogisticRegression
 
 from ..hashing import stable_hash
 from ..result_cache import BadEntry, load_result, save_result
-from .linear_probe import FEATURE_TREATMENTS, FeatureTreatment, LinearProbe
+from .linear_probe import FEATURE_TREATMENTS, FIXED_C, FeatureTreatment, LinearProbe
 from .multilabel_probe import MultiLabelProbe
 
-PROBE_RESULT_VERSION = 3
+PROBE_RESULT_VERSION = 4
 KIND = "probe"
 
 
@@ -48,6 +48,8 @@ def _treatment(meta: dict, probe: LinearProbe | MultiLabelProbe, X: np.ndarray) 
     allowed = FEATURE_TREATMENTS if probe.features == "auto" else (probe.features,)
     if name not in allowed:
         raise BadEntry(f"treatment {name!r} is not one of {allowed}")
+    if meta.get("folds_used") == 0 and scores == {}:  # fixed settings: no cross-validation was possible
+        return FeatureTreatment(name).fit(X), {}
     if (not isinstance(scores, dict) or set(scores) != set(allowed)
             or not all(isinstance(v, float) for v in scores.values())):
         raise BadEntry("CV scores do not cover the candidate treatments")
@@ -68,11 +70,12 @@ def _restore_single(probe: LinearProbe, X: np.ndarray, y: np.ndarray, num_classe
     coef = _finite("coef", arrays["coef"], (rows, X.shape[1]))
     intercept = _finite("intercept", arrays["intercept"], (rows,))
     C, folds, n_iter, cv_rows = meta["C"], meta["folds_used"], meta["n_iter"], meta["cv_rows"]
-    if not isinstance(C, float) or not any(np.isclose(C, c, rtol=1e-12) for c in probe.Cs):
+    fixed = folds == 0
+    if not isinstance(C, float) or not any(np.isclose(C, c, rtol=1e-12) for c in ([FIXED_C] if fixed else probe.Cs)):
         raise BadEntry(f"C={C!r} is not in the grid")
-    if type(folds) is not int or folds < 2 or type(n_iter) is not int or n_iter < 0:
+    if type(folds) is not int or folds == 1 or folds < 0 or type(n_iter) is not int or n_iter < 0:
         raise BadEntry(f"folds_used={folds!r}, n_iter={n_iter!r}")
-    if type(cv_rows) is not int or not 2 <= cv_rows <= len(y):
+    if type(cv_rows) is not int or not (cv_rows == 0 if fixed else 2 <= cv_rows <= len(y)):
         raise BadEntry(f"cv_rows={cv_rows!r} for {len(y)} rows")
     probe.treatment_, probe.cv_scores_ = _treatment(meta, probe, X)
     model = LogisticRegression(C=C, max_iter=probe.max_iter, tol=probe.tol, class_weight=probe.class_weight)

@@ -8,6 +8,7 @@ from ..errors import TlearnError
 
 DEFAULT_STRATEGIES = ("scratch", "linear-probe", "finetune", "lp-ft")
 DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
+DEFAULT_BUDGETS = (1, 2, 5, 10)  # --selection: labels per class
 BASELINE = "scratch"
 BUDGET_FIELD = "max_seconds"  # FitConfig's wall-clock training budget, which --budget-minutes sets
 
@@ -42,12 +43,32 @@ class StudyConfig:
                                      "cold starts)", flags=("--warm-cache",))
     fit: dict = option(cli=False, default_factory=dict)  # FitConfig fields shared by all cells (backbone, epochs, ...)
     report_only: bool = option(False, "train nothing: write summary and report from the cells finished so far")
+    # tlearn.select.simulate: which images to label, simulated on the training split (probe only, cached features)
+    selection: list[str] | None = option(None, "also simulate choosing which images to label: comma-separated "
+                                               "methods among random, typiclust, probcover, margin, badge (random is "
+                                               "the baseline); without --strategies only this runs",
+                                         metavar="LIST")
+    selection_probe: str = option("fixed", "--selection: the probe each round is scored with: fixed (the probe's "
+                                           "fixed settings for every method and budget; one fit a round) or cv "
+                                           "(chosen by cross-validation as fit does)", choices=("fixed", "cv"))
+    budgets: list[int] = option(help="--selection: labelled images per class, as rounds",
+                                default_factory=lambda: list(DEFAULT_BUDGETS), metavar="LIST")
 
     def __post_init__(self) -> None:
         if isinstance(self.strategies, str):
             self.strategies = comma_list(self.strategies) or None
         if isinstance(self.fractions, str):
             self.fractions = comma_list(self.fractions, float)
+        if isinstance(self.selection, str):
+            self.selection = comma_list(self.selection) or None
+        if isinstance(self.budgets, str):
+            self.budgets = comma_list(self.budgets, int)
+        if not self.budgets or any(b < 1 for b in self.budgets):
+            raise TlearnError(f"--budgets must be positive whole numbers of labels per class, e.g. 1,2,5,10; got "
+                              f"{self.budgets}.")
+        self.budgets = sorted(set(self.budgets))
+        if self.selection_probe not in ("fixed", "cv"):
+            raise TlearnError(f"--selection-probe must be fixed or cv, not {self.selection_probe!r}.")
         if self.seeds < 1:
             raise TlearnError(f"--seeds must be at least 1, got {self.seeds}.")
         if self.min_per_class < 1:

@@ -5,6 +5,7 @@ import base64
 import json
 from html import escape
 
+from .selection import selection_section
 from .summary import fkey
 
 STYLE = """
@@ -128,6 +129,7 @@ backbone {escape(str(study.get('backbone', '')))}. Accuracy is measured on the <
 {_answer_cards(summary)}
 <h2>Figures</h2>
 <div class="figs">{figs}</div>
+{selection_section(study["selection"]) if study.get("selection") else ""}
 <h2>Results by strategy and labelled fraction</h2>
 {_table(summary['table'])}
 <p>95% of scratch's best validation accuracy, by fraction: {escape(thresholds) or '–'}.</p>
@@ -139,4 +141,18 @@ backbone {escape(str(study.get('backbone', '')))}. Accuracy is measured on the <
 """
 
 
-__all__ = ["render_report", "page_head", "fkey"]
+def render_selection_report(study: dict) -> str:
+    """The page of a study that only simulated which images to label."""
+    data, cfg = study["data"], study["config"]
+    counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items() if v)
+    return f"""{page_head(f"tlearn selection study: {data['root']}")}
+<h1>Selection study: {escape(data['root'])}</h1>
+<p class="sub">{len(data['classes'])} classes; {escape(counts)}; backbone {escape(str(study.get('backbone', '')))};
+{cfg['seeds']} seed(s). Accuracy is measured on the <b>{escape(study['metric_split'])}</b> split.</p>
+{selection_section(study["selection"])}
+<h2>Study configuration</h2><pre>{escape(json.dumps(cfg, indent=2))}</pre>
+</body></html>
+"""
+
+
+__all__ = ["render_report", "render_selection_report", "page_head", "fkey"]

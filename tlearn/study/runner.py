@@ -79,7 +79,8 @@ def run_study(cfg: StudyConfig) -> StudyResult:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise TlearnError(f"--out {out} exists and is not a folder; choose another study directory.")
-    strategies = check_strategies(cfg.strategies)
+    only_selection = bool(cfg.selection) and cfg.strategies is None
+    strategies = [] if only_selection else check_strategies(cfg.strategies)
     fractions = check_fractions(cfg.fractions)
     options = resolve_fit_options(cfg)
     base = FitConfig(data=cfg.data, out=str(out), **options)
@@ -89,7 +90,7 @@ def run_study(cfg: StudyConfig) -> StudyResult:
     out.mkdir(parents=True, exist_ok=True)
 
     plan: list[tuple[Cell, FitConfig, int, str]] = []
-    for seed in cfg.seed_list:
+    for seed in cfg.seed_list if strategies else ():  # --selection alone trains no cells
         subsets = nested_fractions(splits.train, fractions, seed, cfg.min_per_class)
         for fraction in sorted(fractions, reverse=True):
             text = manifest_text(subsets[fraction], splits)
@@ -110,8 +111,14 @@ def run_study(cfg: StudyConfig) -> StudyResult:
         "metric_split": split,
         "cells": [],
     }
-    log.info("study of %d cells (%d strategies x %d fractions x %d seeds) on %s; accuracy on %s",
-             len(plan), len(strategies), len(fractions), cfg.seeds, splits.root, split)
+    if cfg.selection:
+        from .selection import run_selection
+
+        study["selection"] = run_selection(cfg, splits, base, split)
+        write_json(out / "study.json", study)
+    if plan:
+        log.info("study of %d cells (%d strategies x %d fractions x %d seeds) on %s; accuracy on %s",
+                 len(plan), len(strategies), len(fractions), cfg.seeds, splits.root, split)
     start = time.perf_counter()
     for i, (cell, cell_cfg, n_train, key) in enumerate(plan, start=1):
         record = finished_record(cell.folder(out), key)
@@ -137,7 +144,7 @@ def run_study(cfg: StudyConfig) -> StudyResult:
                      time.perf_counter() - start)
         study["cells"].append(record)
         write_json(out / "study.json", study)
-    if not study["cells"]:
+    if not study["cells"] and not study.get("selection"):
         raise TlearnError(f"no finished cells in {out} to report on; run the study without --report-only first.")
     return finish_study(out, study)
 
@@ -149,7 +156,11 @@ def finish_study(out: Path, study: dict) -> StudyResult:
     from .summary import fkey, summarize
 
     split = study["metric_split"]
+    if not study["cells"]:  # --selection alone
+        return _finish_selection_only(out, study)
     summary = summarize(study["cells"], split)
+    if study.get("selection"):
+        summary["label_selection"] = study["selection"]["summary"]
     write_json(out / "study.json", study)  # now with each cell's convergence figures
     write_json(out / "summary.json", summary)
     top = max(r["fraction"] for r in study["cells"])
@@ -170,3 +181,37 @@ def finish_study(out: Path, study: dict) -> StudyResult:
         log.info("%s", line)
     log.info("report: %s", out / "report.html")
     return StudyResult(out, study, summary)
+
+
+def _finish_selection_only(out: Path, study: dict) -> StudyResult:
+    """summary.json and report.html of a study that only simulated selection."""
+    from .report import render_selection_report
+
+    summary = {"metric": f"{study['metric_split']} accuracy", "label_selection": study["selection"]["summary"],
+               "sentences": selection_sentences(study["selection"]["summary"])}
+    for key in ("selected_strategy", "labels_saved", "labels_saved_strategy", "convergence_speedup",
+                "convergence_speedup_strategy", "accuracy_gain", "accuracy_gain_strategy", "accuracy_gain_by_fraction",
+                "max_over_strategies"):
+        summary[key] = None
+    write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.html", render_selection_report(study))
+    for line in summary["sentences"]:
+        log.info("%s", line)
+    log.info("report: %s", out / "report.html")
+    return StudyResult(out, study, summary)
+
+
+def selection_sentences(s: dict) -> list[str]:
+    """One sentence per method: labels needed to reach the target, and the gain over random at the smallest
+    budget."""
+    lines = []
+    low = s["budgets"][0]
+    for m, need in s["labels_to_target"].items():
+        reach = (f"reaches {s['target']:.0%} of the all-labels accuracy with {need['labels']} labels "
+                 f"({need['per_class']} per class)" if need["labels"] else
+                 f"does not reach {s['target']:.0%} of the all-labels accuracy within {need['more_than']} labels")
+        row = next(r for r in s["rows"] if r["method"] == m and r["per_class"] == low)
+        gain = (f"; at {low} per class {row['accuracy_mean']:.3f} ({row['gain_vs_random']:+.3f} vs random)"
+                if "gain_vs_random" in row else f"; at {low} per class {row['accuracy_mean']:.3f}")
+        lines.append(f"selection {m} {reach}{gain}.")
+    return lines

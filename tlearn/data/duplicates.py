@@ -1,5 +1,6 @@
 """Duplicate groups within and across splits: byte-identical files, and near copies found by the leakage check's
-perceptual hash + thumbnail correlation or by the cosine similarity of the backbone's features."""
+perceptual hash + thumbnail correlation or by the cosine similarity of the backbone's features. The one rule for
+what counts as a copy: `tlearn doctor` reports these groups and `tlearn select` never picks two of one group."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.leakage import NEAR_BITS, closest_copies, hamming, is_near, signatures
-from ..data.neighbours import nearest
+from .leakage import NEAR_BITS, closest_copies, hamming, is_near, signatures
+from .neighbours import nearest
 
 # Two distinct files are near copies by their features when the cosine similarity of their (centred) backbone
 # features reaches FEATURE_COSINE and their perceptual hashes are within NEAR_BITS bits (the second guards
