@@ -47,7 +47,8 @@ def summary(values: list[float]) -> dict:
             "p95_s": round(ordered[int(0.95 * (len(ordered) - 1))], 4), "max_s": round(ordered[-1], 4)}
 
 
-def serve_under_bombs(files: dict[str, Path], seconds: float, clients: int, threads: int, tmp: Path) -> dict:
+def serve_under_bombs(files: dict[str, Path], seconds: float, clients: int, threads: int, tmp: Path,
+                      only: list[str] | None = None) -> dict:
     model = sh.tiny_onnx(tmp / "tiny.onnx")
     server = sh.ServerProcess(model, "--decode-threads", str(threads), log_path=tmp / "serve.log")
     try:
@@ -61,7 +62,7 @@ def serve_under_bombs(files: dict[str, Path], seconds: float, clients: int, thre
         stop.set()
         poller.join()
         before = sh.vm_mb(server.proc.pid)
-        hostile = [files[n].read_bytes() for n in sorted(corpus.HOSTILE)]
+        hostile = [files[n].read_bytes() for n in sorted(only or corpus.HOSTILE)]
         statuses: dict[int, int] = {}
         posted = [0]
         lock = threading.Lock()
@@ -131,13 +132,14 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=6, help="clients posting hostile files at once")
     ap.add_argument("--decode-threads", type=int, default=2)
     ap.add_argument("--skip-cli", action="store_true", help="serve only (no fit/predict peaks)")
+    ap.add_argument("--only", action="append", choices=sorted(corpus.HOSTILE), help="post only this file (repeatable)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         files = corpus.write_corpus(tmp / "corpus")
         result = {"corpus": {n: files[n].stat().st_size for n in sorted(files)}, "cpus": os.cpu_count(),
-                  "serve": serve_under_bombs(files, args.seconds, args.clients, args.decode_threads, tmp)}
+                  "serve": serve_under_bombs(files, args.seconds, args.clients, args.decode_threads, tmp, args.only)}
         if not args.skip_cli:
             result["cli"] = cli_peaks(files, tmp)
     if args.json:

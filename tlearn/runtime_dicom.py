@@ -108,6 +108,13 @@ class _Inflated:
         self._z = zlib.decompressobj(-zlib.MAX_WBITS)
 
     def _fill(self, upto: int) -> None:
+        try:
+            self._inflate(upto)
+        except BaseException:  # the stream is of no more use: free its buffer now, not when a traceback goes
+            self.close()
+            raise
+
+    def _inflate(self, upto: int) -> None:
         while len(self.data) < upto and not self.done:
             room = self.limit + 1 - len(self.data)
             if room <= 0:
@@ -138,11 +145,15 @@ class _Inflated:
     def tell(self) -> int:
         return self.pos
 
+    def close(self) -> None:
+        self.data = bytearray()
+        self.done = True
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
-        self.data = bytearray()
+        self.close()
 
 
 class _TooMuch(Exception):
@@ -233,6 +244,14 @@ def decode_dicom(source: bytes | str | Path, window: str | tuple[float, float] =
     """
     window = parse_window(window) if isinstance(window, str) else window
     ds, inflated = _read(source, force, max_inflated)
+    try:
+        return _to_image(source, ds, inflated, window, check_size, max_inflated)
+    finally:  # a refused file's inflated bytes are freed now, even while a traceback still refers to them
+        if inflated is not None:
+            inflated.close()
+
+
+def _to_image(source, ds, inflated: _Inflated | None, window, check_size, max_inflated: int) -> Image.Image:
     with _step("header"):
         width, height = image_size(ds)
         frames = frame_count(ds)

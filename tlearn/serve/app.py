@@ -220,14 +220,34 @@ class DecodePool:
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="tlearn-decode")
 
     async def run(self, fn, *args):
-        future = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        """fn(*args) in the pool; its ImageError is raised here afresh, without the worker's traceback: that one
+        refers to the worker's frames (the upload's bytes) and, through the futures, forms a cycle that only the
+        garbage collector would free, so refused uploads would pile up in memory."""
+        future = asyncio.get_running_loop().run_in_executor(self._pool, _image_error_as_value, fn, *args)
         try:
-            return await asyncio.wait_for(future, self.timeout_s)
+            result = await asyncio.wait_for(future, self.timeout_s)
         except asyncio.TimeoutError:
             raise DecodeTimeout(f"the image was not read and decoded within {self.timeout_s:g} s") from None
+        finally:
+            del future
+        if isinstance(result, _Refused):
+            raise ImageError(result.message, result.kind)
+        return result
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Refused:
+    def __init__(self, exc: ImageError):
+        self.message, self.kind = str(exc), exc.kind
+
+
+def _image_error_as_value(fn, *args):
+    try:
+        return fn(*args)
+    except ImageError as exc:
+        return _Refused(exc)
 
 
 def _probe_and_prepare(clf: Classifier, data: bytes, pixel_budget: int) -> tuple[int, np.ndarray | None]:
