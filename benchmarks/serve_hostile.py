@@ -141,6 +141,18 @@ def post(port: int, body: bytes, headers: dict | None = None, path: str = "/pred
         conn.close()
 
 
+def get(port: int, path: str = "/health", timeout: float = 60) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return -1, repr(exc).encode()
+    finally:
+        conn.close()
+
+
 class ServerProcess:
     """`python -m tlearn.serve MODEL` from a given checkout, on a free loopback port, its output in a file."""
 

@@ -13,7 +13,8 @@ next to a model on a machine without PyTorch:
 The exported graph takes a uint8 RGB batch (N, S, S, 3) and normalises itself; this module only decodes the
 image and does the eval resize + centre crop, with the same geometry as tlearn.data.transforms.resize_crop.
 tlearn's own decoding (tlearn.data.images.load_rgb) is this module's decode_image, limits included.
-DICOM files are decoded by runtime_dicom.py (copy it too; it needs pydicom), with the run's DICOM window.
+DICOM files are decoded by runtime_dicom.py (copy it and runtime_codestream.py too; it needs pydicom), with the run's
+DICOM window.
 """
 from __future__ import annotations
 
@@ -219,12 +220,20 @@ def looks_like_dicom(data: bytes | str | Path) -> bool:
 
 
 def _dicom_call(fn):
-    """Run a runtime_dicom call, turning its DicomError into ImageError."""
+    """Run a runtime_dicom call, turning its DicomError, and anything pydicom raises on a malformed file that
+    runtime_dicom did not name, into ImageError: one such file is skipped with its reason, never a crash."""
     dicom = _dicom_module()
     try:
         return fn(dicom)
     except dicom.DicomError as exc:
         raise ImageError(str(exc), exc.kind) from None
+    except ImageError:  # check_size's refusal
+        raise
+    except MemoryError:
+        raise ImageError("DICOM file too large to read (MemoryError)", "too_large") from None
+    except Exception as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageError(f"unreadable DICOM file ({type(exc).__name__}: {text})"[:600], "corrupt") from None
 
 
 def image_size(data: bytes | str | Path) -> tuple[int, int]:
@@ -250,7 +259,8 @@ def decode_dicom(data: bytes | str | Path, draft_size: int | None = None, max_pi
                  window: str = DEFAULT_DICOM_WINDOW) -> Image.Image:
     """A DICOM file or its bytes -> 8-bit RGB (see runtime_dicom), with decode_image's limits and draft."""
     img = _dicom_call(lambda d: d.decode_dicom(data, window, force=True,
-                                               check_size=lambda w, h: check_size(w, h, max_pixels)))
+                                               check_size=lambda w, h: check_size(w, h, max_pixels),
+                                               max_inflated=d.inflated_limit(max_pixels)))
     if draft_size and img.width * img.height > SHRINK_ABOVE_PIXELS:
         img = _shrink(img, draft_size)
     return to_rgb(img)

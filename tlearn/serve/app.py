@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..runtime import IMAGE_FORMATS, MAX_ASPECT_RATIO, Classifier, ImageError, image_size
@@ -26,7 +26,7 @@ STATUS = {"not_image": 415, "corrupt": 400, "too_large": 400}
 # What a client is told per ImageError kind; the exception's own text goes to the server log only.
 IMAGE_DETAIL = {
     "not_image": f"not an image this server reads ({', '.join(IMAGE_FORMATS)}, and DICOM with tlearn[dicom])",
-    "corrupt": "the image is corrupt or truncated",
+    "corrupt": "the image is corrupt or truncated, or a DICOM attribute it needs (LUT, window, rescale) is malformed",
     "too_large": f"the image has too many pixels or is too thin (aspect ratio over {MAX_ASPECT_RATIO}:1); "
                  "see the limits in /metadata",
 }
@@ -78,7 +78,7 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None, ru
         explainer = ExplainService(run_dir if run_dir is not None else model_path, settings.max_pixels)
     clf = Classifier(model_path, threads=settings.threads, max_pixels=settings.max_pixels)
     batcher = MicroBatcher(clf.probabilities, settings.max_batch, settings.batch_wait_ms)
-    decode_slots = asyncio.Semaphore(settings.decode_threads or os.cpu_count() or 1)  # bounds decode memory
+    decoder = DecodePool(settings.decode_threads or os.cpu_count() or 1, settings.decode_timeout_s)
     stats = {"started": time.time(), "requests": 0, "images": 0, "client_errors": 0, "server_errors": 0,
              "rss_mb_start": rss_mb()}
     model_name = clf.metadata.get("model_name", Path(model_path).stem)
@@ -92,6 +92,7 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None, ru
         log.info("serving %s (%d classes, %d px) from %s", model_name, len(clf.classes), clf.input_size, model_path)
         yield
         await batcher.stop()
+        decoder.shutdown()
 
     app = FastAPI(title="tlearn prediction service", version=str(clf.metadata.get("tlearn_version", "")),
                   description=f"Image classifier {model_name}: POST images to /predict.", lifespan=lifespan)
@@ -149,17 +150,20 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None, ru
         arrays, pixels = [], 0
         for name, data in files:
             try:
-                width, height = image_size(data)
-                pixels += width * height
-                if pixels > settings.max_request_pixels:
-                    stats["client_errors"] += 1
-                    return error(request, 400, "too_large", f"the images of one request may have at most "
-                                 f"{settings.max_request_pixels} pixels together; send fewer per request", name)
-                async with decode_slots:
-                    arrays.append(await run_in_threadpool(clf.prepare, data))
+                size, array = await decoder.run(_probe_and_prepare, clf, data,
+                                                settings.max_request_pixels - pixels)
             except ImageError as exc:
                 stats["client_errors"] += 1
                 return error(request, STATUS[exc.kind], exc.kind, IMAGE_DETAIL[exc.kind], name, str(exc))
+            except DecodeTimeout as exc:
+                stats["client_errors"] += 1
+                return busy(request, str(exc), name)
+            pixels += size
+            if array is None:
+                stats["client_errors"] += 1
+                return error(request, 400, "too_large", f"the images of one request may have at most "
+                             f"{settings.max_request_pixels} pixels together; send fewer per request", name)
+            arrays.append(array)
         probs = await batcher.submit(np.stack(arrays))
         stats["images"] += len(arrays)
         preds = clf.top_k(probs, k)
@@ -183,12 +187,13 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None, ru
                 return error(request, 400, "one_image", "send one image per /explain request")
             name, data = files[0]
             try:
-                image_size(data)
-                async with decode_slots:
-                    body = await run_in_threadpool(explainer.explain, name, data)
+                body = await decoder.run(_probe_and_explain, explainer, name, data)
             except ImageError as exc:
                 stats["client_errors"] += 1
                 return error(request, STATUS[exc.kind], exc.kind, IMAGE_DETAIL[exc.kind], name, str(exc))
+            except DecodeTimeout as exc:
+                stats["client_errors"] += 1
+                return busy(request, str(exc), name)
             if body is None:
                 return JSONResponse({"error": "busy", "detail": "another heatmap is being drawn; retry shortly",
                                      "request_id": request_id(request)}, status_code=503,
@@ -199,6 +204,71 @@ def create_app(model_path: str | Path, settings: ServeSettings | None = None, ru
     return RequestGuard(app, max_body_bytes=settings.max_body_bytes, upload_timeout_s=settings.upload_timeout_s,
                         max_concurrency=settings.max_concurrency,
                         hosts=allowed_hosts(settings.host, settings.port, settings.allowed_hosts))
+
+
+class DecodeTimeout(Exception):
+    """An image was not probed and decoded within the decode deadline."""
+
+
+class DecodePool:
+    """Size probing and decoding, off the event loop: at most `threads` images at once (bounding their memory),
+    each answered within timeout_s of its submission. A decode past its deadline keeps its thread until it ends
+    (Python threads cannot be stopped), so the pool's bound holds; only the request stops waiting for it."""
+
+    def __init__(self, threads: int, timeout_s: float):
+        self.timeout_s = timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="tlearn-decode")
+
+    async def run(self, fn, *args):
+        """fn(*args) in the pool; its ImageError is raised here afresh, without the worker's traceback: that one
+        refers to the worker's frames (the upload's bytes) and, through the futures, forms a cycle that only the
+        garbage collector would free, so refused uploads would pile up in memory."""
+        future = asyncio.get_running_loop().run_in_executor(self._pool, _image_error_as_value, fn, *args)
+        try:
+            result = await asyncio.wait_for(future, self.timeout_s)
+        except asyncio.TimeoutError:
+            raise DecodeTimeout(f"the image was not read and decoded within {self.timeout_s:g} s") from None
+        finally:
+            del future
+        if isinstance(result, _Refused):
+            raise ImageError(result.message, result.kind)
+        return result
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Refused:
+    def __init__(self, exc: ImageError):
+        self.message, self.kind = str(exc), exc.kind
+
+
+def _image_error_as_value(fn, *args):
+    try:
+        return fn(*args)
+    except ImageError as exc:
+        return _Refused(exc)
+
+
+def _probe_and_prepare(clf: Classifier, data: bytes, pixel_budget: int) -> tuple[int, np.ndarray | None]:
+    """(pixels, model input) of one upload, its size read from its header first: (pixels, None) when that is over
+    the request's remaining pixel budget. Runs in the decode pool, never on the event loop."""
+    width, height = image_size(data)
+    if width * height > pixel_budget:
+        return width * height, None
+    return width * height, clf.prepare(data)
+
+
+def _probe_and_explain(explainer, name: str, data: bytes):
+    image_size(data)
+    return explainer.explain(name, data)
+
+
+def busy(request: Request, log_detail: str, file: str | None = None) -> JSONResponse:
+    response = error(request, 503, "busy", "the image was not decoded in time (the server is busy, or the image is "
+                     "slow to decode); retry shortly", file, log_detail)
+    response.headers["retry-after"] = "1"
+    return response
 
 
 async def _read_images(request: Request, settings: ServeSettings) -> list[tuple[str, bytes]] | JSONResponse:

@@ -22,6 +22,9 @@ def add_arguments(p) -> None:
                    help="images decoded at once (default: one per core); bounds the memory decoding takes")
     p.add_argument("--upload-timeout", type=float, default=d.upload_timeout_s, metavar="SECONDS",
                    help="a request body must arrive within this many seconds; slower uploads get 408")
+    p.add_argument("--decode-timeout", type=float, default=d.decode_timeout_s, metavar="SECONDS",
+                   help="an image must be read and decoded within this many seconds after it arrived (waiting for a "
+                        "decode thread included); slower ones get 503")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="also accept this Host name when bound to localhost (e.g. behind a reverse proxy); "
                         "other names are refused (DNS rebinding)")
@@ -40,7 +43,8 @@ def run(args) -> int:
     serve(args.model, ServeSettings(host=args.host, port=args.port, max_body_bytes=int(args.max_body_mb * 2**20),
                                     max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
                                     max_concurrency=args.max_concurrency, decode_threads=args.decode_threads,
-                                    upload_timeout_s=args.upload_timeout, allowed_hosts=tuple(args.allow_host),
+                                    upload_timeout_s=args.upload_timeout, decode_timeout_s=args.decode_timeout,
+                                    allowed_hosts=tuple(args.allow_host),
                                     max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms, threads=args.threads,
                                     explain=args.explain))
     return 0

@@ -18,6 +18,7 @@ class ServeSettings:
     max_concurrency: int = 32  # requests in progress at once; more get 503
     decode_threads: int | None = None  # images decoded at once (None: one per core); bounds decoding memory
     upload_timeout_s: float = 30.0  # a request body must have arrived this long after the request started
+    decode_timeout_s: float = 30.0  # an image must be probed and decoded this long after it was received (503)
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides localhost when bound to a loopback address
     limit_concurrency: int = 256  # open connections (uvicorn)
     explain: bool = False  # POST /explain and heatmaps on the page (needs the run directory and torch)
