@@ -11,7 +11,7 @@ from tlearn.data import leakage
 from tlearn.data.leakage import NEAR_BITS, closest_copies, is_near, phash, standardized, thumbnail
 from tlearn.data.neighbours import nearest
 from tlearn.doctor import labels as doctor_labels
-from tlearn.doctor.duplicates import _best_by_features
+from tlearn.data.duplicates import _best_by_features
 from tlearn.strategies.linear_probe import LinearProbe, stratified_sample
 
 from conftest import shared_dataset
