@@ -63,8 +63,10 @@ def main() -> None:
     precision = resolve_precision(args.precision, torch.device("cpu"))
     per_image = live_teacher_seconds_per_image(teacher, 64, args.batches, precision)
     live_seconds = per_image * images * epochs
-    stored_seconds = float(views.get("seconds_computing") or 0.0)
-    print(f"stored views: {views['views']} per image x {images} images, computed in {stored_seconds:.0f} s "
+    # the entry may hold more views than this run used (another run computed them): its share of the seconds
+    computed = int(views.get("views_computed") or views["views"])
+    stored_seconds = float(views.get("seconds_computing") or 0.0) * views["views"] / computed
+    print(f"stored views: {views['views']} per image x {images} images: {stored_seconds:.0f} s to compute "
           f"({views['precision']}; read from the cache in this run: {views['from_cache']} per image)")
     print(f"live teacher for the same schedule ({epochs} epochs x {images} images, {precision}, "
           f"{1000 * per_image:.1f} ms per image): {live_seconds:.0f} s")

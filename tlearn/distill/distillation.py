@@ -183,7 +183,7 @@ class DistillJob(Job):
                                    scfg, view) if cfg.student_alone else None)
         alone_epochs = cfg.epochs
         if self.alone is not None:  # calibrated by the student alone's measured time
-            cfg.epochs = schedule.distill_epochs_after(self.alone.seconds, cfg.epochs)
+            cfg.epochs = schedule.distill_epochs_after(self.alone.history, cfg.epochs)
         taught = self.taught = _train_with_teacher(self.student, teacher, splits, self.unlabeled, cfg,
                                                    replace(options, max_seconds=schedule.seconds_left()), scfg,
                                                    view, ctx.cache_dir, ctx.device, ctx.precision, schedule)

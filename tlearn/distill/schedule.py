@@ -51,18 +51,19 @@ class Schedule:
     def seconds_left(self) -> float | None:
         return None if self.deadline is None else max(self.deadline - time.perf_counter(), 1.0)
 
-    def distill_epochs_after(self, alone_seconds: float, epochs: int) -> int:
-        """The distilled student's epochs once the student alone has trained: its measured seconds against the
-        estimate calibrate the distilled epochs' estimate, and the epochs shrink if they no longer fit before the
-        deadline (never grow: both students keep the same schedule where the budget allows)."""
-        if self.plan is None or not self.plan.estimate.get("alone"):
+    def distill_epochs_after(self, alone_history: list[dict], epochs: int) -> int:
+        """The distilled student's epochs once the student alone has trained: its measured epoch seconds against
+        the estimate calibrate the distilled epochs' estimate, and the epochs shrink if they no longer fit before
+        the deadline (never grow: both students keep the same schedule where the budget allows)."""
+        if self.plan is None or not self.plan.estimate.get("alone") or not alone_history:
             return epochs
-        factor = max(1.0, alone_seconds / self.plan.estimate["alone"])
+        measured = sum(row["seconds"] for row in alone_history) / len(alone_history)
+        factor = max(1.0, measured / (self.plan.estimate["alone"] / max(self.plan.epochs, 1)))
         per_epoch = self.plan.estimate["distill"] / max(self.plan.epochs, 1) * factor
         fitting = int(self.seconds_left() / (per_epoch * SAFETY))
         if fitting < epochs:
-            log.info("the student alone took %.2fx its estimate: %d distilled epoch(s) fit before the deadline "
-                     "rather than %d", factor, max(fitting, 1), epochs)
+            log.info("the student alone's epochs took %.2fx their estimate: %d distilled epoch(s) fit before the "
+                     "deadline rather than %d", factor, max(fitting, 1), epochs)
         return max(1, min(epochs, fitting))
 
 

@@ -210,6 +210,7 @@ def teacher_views(teacher: torch.nn.Module, teacher_cfg: DataConfig, decoded: De
     # seconds spent computing the stored views, over every run that added some
     views.checks["views_seconds"] = round(float(checks.get("views_seconds", 0.0)) * (stored is not None)
                                           + time.perf_counter() - start, 2)
+    views.checks["views_computed"] = views.k  # views per image the seconds above paid for
     if "mix" not in views.checks:
         views.checks["mix"] = mixing_fidelity(teacher, teacher_cfg, decoded, views, used)
     _save(cache_dir, key, views, classes)
