@@ -36,9 +36,9 @@ from ..train import Phase, TrainOptions, TrainResult, train
 from .config import MIXUP_ALPHA, DistillConfig
 from .hint import HintedStudent
 from .loss import DistillationLoss, LabelsOnlyLoss, StoredViewLoss
+from .measure import compare_costs
 from .schedule import Schedule, live_teacher, settle_schedule
 from .stored_views import StoredViewImages
-from .measure import compare_costs
 from .teacher import Teacher, probabilities
 from .views import ViewMixer, paired_view
 
@@ -181,7 +181,7 @@ class DistillJob(Job):
                                                    ctx.cache_dir, ctx.start, options.num_workers)
         self.alone = (_train_alone(self.student, splits, cfg, replace(options, max_seconds=schedule.alone_seconds),
                                    scfg, view) if cfg.student_alone else None)
-        alone_epochs = cfg.epochs
+        alone_epochs, self.alone_phases = cfg.epochs, student_phases(self.student, cfg)
         if self.alone is not None:  # calibrated by the student alone's measured time
             cfg.epochs = schedule.distill_epochs_after(self.alone.history, cfg.epochs)
         taught = self.taught = _train_with_teacher(self.student, teacher, splits, self.unlabeled, cfg,
@@ -208,7 +208,7 @@ class DistillJob(Job):
         cfg, alone, taught = self.cfg, self.alone, self.taught
         alone_metrics = {}
         if alone is not None:  # a complete run of its own, inside the student's, written before the student's
-            alone_run = run_job(_AloneJob(ctx.splits, self.info, alone, cfg, self.options),
+            alone_run = run_job(_AloneJob(ctx.splits, self.info, alone, cfg, self.options, self.alone_phases),
                                 pipeline_options(cfg, ctx.out / ALONE_DIR, overwrite=True, check_leakage=False,
                                                  report=None))
             alone_metrics = alone_run.metrics
@@ -251,8 +251,9 @@ class _AloneJob(Job):
     who = "student alone"
 
     def __init__(self, splits: DataSplits, info: BackboneInfo, alone: TrainResult, cfg: DistillConfig,
-                 options: TrainOptions):
+                 options: TrainOptions, phases: list[Phase]):
         self.splits, self.info, self.alone, self.cfg, self.options = splits, info, alone, cfg, options
+        self.phases = phases  # the student alone's (a budget may give the distilled student fewer epochs)
 
     def load(self, ctx: JobContext) -> DataSplits:
         return self.splits
@@ -262,7 +263,7 @@ class _AloneJob(Job):
 
     def train(self, ctx: JobContext) -> JobResult:
         alone = self.alone
-        details = {"phases": phase_record(student_phases(alone.model, self.cfg)),
+        details = {"phases": phase_record(self.phases),
                    "train_options": options_record(self.options), "best_epoch": alone.best_epoch,
                    "note": "same student, labelled data, epochs and initial weights as the distilled student; "
                            "cross-entropy on the labels only"}
