@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from .. import checks
 from ..config import RunOptions, option
-from ..constants import AUGMENT_PRESETS, DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_STUDENT, DEFAULT_TEMPERATURE
+from ..constants import (AUGMENT_PRESETS, DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_DISTILL_BUDGET_MINUTES,
+                         DEFAULT_STUDENT, DEFAULT_TEMPERATURE)
 from ..errors import TlearnError
 
 CROPS = ("student", "teacher")
@@ -31,7 +32,6 @@ RECIPES: dict[str, dict] = {
 # no --recipe: stored for a pretrained (or file-weights) student, which can follow the teacher over a short
 # schedule; hinton from random init (what paid for compact_cnn: docs/results.md#distillation)
 DEFAULT_RECIPE = {"none": "hinton", "pretrained": "stored"}
-DEFAULT_BUDGET_MINUTES = 25.0  # --recipe stored without --epochs: flowers' 2000 images on 2 cores in under 30
 
 
 def default_recipe(student_weights: str | None) -> str:
@@ -108,8 +108,8 @@ class DistillConfig(RunOptions):
                                 check=checks.at_least(0, "--views"), metavar="K")
     budget_minutes: float | None = option(None, "plan the schedule (views, epochs) from measured costs to finish "
                                                 "within M minutes, and stop at the deadline with the best student "
-                                                f"on val (default: {DEFAULT_BUDGET_MINUTES:g} under --recipe stored "
-                                                "when --epochs is not given; else none)",
+                                                f"on val (default: {DEFAULT_DISTILL_BUDGET_MINUTES:g} under "
+                                                "--recipe stored when --epochs is not given; else none)",
                                           check=checks.at_least(0.01, "--budget-minutes", " min"), metavar="M")
     ema: float | None = option(None, "keep a moving average of the student's weights (e.g. 0.98), for both "
                                      "students", check=checks.check_decay, metavar="DECAY")
@@ -128,7 +128,7 @@ class DistillConfig(RunOptions):
         if self.recipe is None:
             self.recipe = default_recipe(self.student_weights)
         if self.recipe == "stored" and self.epochs is None and self.budget_minutes is None:
-            self.budget_minutes = DEFAULT_BUDGET_MINUTES
+            self.budget_minutes = DEFAULT_DISTILL_BUDGET_MINUTES
         if self.recipe in RECIPES:  # an unknown recipe is refused by validate, naming the choices
             for name, value in RECIPES[self.recipe].items():
                 if name == "epochs" and self.budget_minutes:

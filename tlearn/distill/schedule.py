@@ -17,7 +17,8 @@ from ..data.transforms import DataConfig
 from ..train.data import default_train_workers
 from .budget import ALONE_SLACK, SAFETY, DistillCosts, DistillPlan, Workload, measure_costs, plan_schedule, planned_views
 from .config import DistillConfig
-from .stored_views import StoredViews, ViewGeometry, cached_views, crop_view, measure_view_cost, teacher_views
+from .stored_views import (StoredViews, ViewGeometry, cached_views, crop_view, measure_view_cost,
+                           teacher_views)
 from .teacher import Teacher
 
 log = logging.getLogger("tlearn")
