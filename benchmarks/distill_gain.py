@@ -29,7 +29,7 @@ from statistics import mean, stdev
 
 from tlearn.constants import ALONE_DIR  # torch-free
 
-SECONDS = ("decode_unlabeled", "teacher_outputs", "distill_train", "alone_train", "evaluate_and_latency", "total")
+SECONDS = ("decode_unlabeled", "teacher_outputs", "teacher_views", "distill_train", "alone_train", "evaluate_and_latency", "total")
 
 
 def last_epoch_accuracy(run: Path) -> float:
@@ -137,7 +137,7 @@ def main() -> None:
     p.add_argument("--teacher")
     p.add_argument("--out", help="run directory prefix: OUT-seed0, OUT-seed1, ...")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--recipe", default="hinton", choices=("hinton", "consistent"))
+    p.add_argument("--recipe", default="hinton", choices=("hinton", "consistent", "stored"))
     p.add_argument("--student")
     p.add_argument("--student-weights")
     p.add_argument("--student-size", type=int)

@@ -11,6 +11,7 @@ RANK_METRICS = ("logme", "leep", "nce", "hscore")  # tlearn.rank.metrics impleme
 DEFAULT_RANK_METRIC = "logme"
 DEFAULT_VAL_FRACTION = 0.2  # held out of train for model selection when DATA has no val/
 DEFAULT_AUTO_BUDGET_MINUTES = 15.0  # fit --strategy auto: the probe plus a halving over 2-4 fine-tunes of ~1000 images at 224 px
+DEFAULT_DISTILL_BUDGET_MINUTES = 25.0  # distill --recipe stored without --epochs: flowers' 2000 images, 2 cores
 AUTO_STRATEGY = "auto"  # fit --strategy auto: tlearn.auto searches the other strategies
 AUTO_BACKBONE = "auto"  # fit --backbone auto: rank the candidate sources first, fit from the winner
 

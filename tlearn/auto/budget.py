@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from torch import nn
 
 from ..backbones.model import TransferModel
 from ..constants import DEFAULT_AUTO_BUDGET_MINUTES as DEFAULT_BUDGET_MINUTES
+from ..train.costs import eval_seconds_per_image, train_seconds_per_image
 from ..train.distributed import DistEnv, training_threads
 
 SAFETY = 1.25  # estimates are multiplied by this before they are compared with the time left
@@ -52,37 +52,6 @@ def check_budget(minutes: float | None) -> float:
     return 60.0 * m
 
 
-BENCH_REPEATS = 3  # timed steps after a warm-up; their median (one step alone was 2.3x slow now and then)
-
-
-def _median_seconds(step, repeats: int = BENCH_REPEATS) -> float:
-    step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-@torch.no_grad()
-def _eval_seconds_per_image(model: nn.Module, size: int, batch: int) -> float:
-    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
-    model.eval()
-    return _median_seconds(lambda: model(x)) / batch
-
-
-def _train_seconds_per_image(model: nn.Module, size: int, batch: int) -> float:
-    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
-    model.train()
-
-    def step():
-        model(x).sum().backward()
-        model.zero_grad(set_to_none=True)
-
-    return _median_seconds(step) / batch
-
-
 @dataclass
 class CostModel:
     """Per-image seconds by input size (benchmarked once per size, calibrated by measured epochs)."""
@@ -105,8 +74,8 @@ class CostModel:
         previous = torch.get_num_threads()
         torch.set_num_threads(training_threads(DistEnv())[0])  # as many threads as the training loop will use
         try:
-            self.eval_per_image[size] = _eval_seconds_per_image(model, size, batch)
-            self.train_per_image[size] = _train_seconds_per_image(model, size, batch)
+            self.eval_per_image[size] = eval_seconds_per_image(model, size, batch)
+            self.train_per_image[size] = train_seconds_per_image(model, size, batch)
         finally:
             torch.set_num_threads(previous)
 

@@ -10,17 +10,20 @@ from .output import emit, split_lines
 def register(sub) -> None:
     p = sub.add_parser(
         "distill", help="teach a small, fast student from a trained teacher run (knowledge distillation)",
-        description="Knowledge distillation. --recipe hinton (default): the student learns the teacher's "
-                    "temperature-softened outputs mixed with the labels of DATA. --recipe consistent (Beyer et al. "
-                    "2022): teacher and student see the identical augmented, mixed-up view, and the student learns "
-                    "the teacher's outputs alone, over a long schedule. The student run is a normal run directory; "
+        description="Knowledge distillation. --recipe hinton (default from random init): the student learns the "
+                    "teacher's temperature-softened outputs mixed with the labels of DATA. --recipe consistent "
+                    "(Beyer et al. 2022): teacher and student see the identical augmented, mixed-up view, and the "
+                    "student learns the teacher's outputs alone, over a long schedule. --recipe stored (default for "
+                    "a pretrained student): the same on the teacher's outputs for K stored views per image, "
+                    "computed once and cached, with views and epochs planned for --budget-minutes (25). The "
+                    "student run is a normal run directory; "
                     "its metrics.json adds a 'distillation' block (teacher, distilled student and the same student "
                     "trained alone: accuracy, size, CPU latency, seconds of each part).",
         **examples("tlearn distill flowers --teacher runs/flowers --out runs/flowers-student",
                    "tlearn distill flowers --teacher runs/flowers --out runs/student-t8 --temperature 8 --epochs 60",
-                   "tlearn distill flowers --teacher runs/flowers --out runs/lite0-128 --recipe consistent "
+                   "tlearn distill flowers --teacher runs/flowers --out runs/lite0-128 "
                    "--student efficientnet_lite0 --student-weights pretrained --image-size 128 "
-                   "--unlabeled flowers-unlabeled"))
+                   "--unlabeled flowers-unlabeled --budget-minutes 25"))
     add_config_arguments(p, DistillConfig)
     add_json(p, "print the figures, the distillation block and the run's path as JSON instead of a short summary")
     p.set_defaults(func=run)

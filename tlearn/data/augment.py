@@ -20,6 +20,10 @@ from ..constants import AUGMENT_PRESETS
 from .transforms import DataConfig, normalize
 
 PRESETS = AUGMENT_PRESETS
+# the random resized crop of each preset that crops: (smallest, largest) share of the square's area
+CROP_SCALES = {"crop": (0.35, 1.0), "light": (0.25, 1.0), "medium": (0.08, 1.0), "strong": (0.08, 1.0)}
+CROP_RATIOS = (3.0 / 4.0, 4.0 / 3.0)  # torchvision's default aspect ratios for random resized crops
+MIRRORING = ("flip", "light", "medium", "strong")  # the presets that mirror images at random
 
 
 def train_transform(cfg: DataConfig, preset: str = "light") -> T.Compose:
@@ -33,13 +37,16 @@ def train_transform(cfg: DataConfig, preset: str = "light") -> T.Compose:
     elif preset == "flip":
         ops = [T.CenterCrop(cfg.input_size), T.RandomHorizontalFlip()]
     elif preset == "crop":
-        ops = [T.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True)]
+        ops = [T.RandomResizedCrop(size, scale=CROP_SCALES["crop"], ratio=CROP_RATIOS, antialias=True)]
     elif preset == "light":
-        ops = [T.RandomResizedCrop(size, scale=(0.25, 1.0), antialias=True), T.RandomHorizontalFlip()]
+        ops = [T.RandomResizedCrop(size, scale=CROP_SCALES["light"], ratio=CROP_RATIOS, antialias=True),
+               T.RandomHorizontalFlip()]
     elif preset == "medium":
-        ops = [T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip(), T.TrivialAugmentWide()]
+        ops = [T.RandomResizedCrop(size, scale=CROP_SCALES["medium"], ratio=CROP_RATIOS, antialias=True),
+               T.RandomHorizontalFlip(), T.TrivialAugmentWide()]
     else:
-        ops = [T.RandomResizedCrop(size, antialias=True), T.RandomHorizontalFlip(),
+        ops = [T.RandomResizedCrop(size, scale=CROP_SCALES["strong"], ratio=CROP_RATIOS, antialias=True),
+               T.RandomHorizontalFlip(),
                T.RandAugment(num_ops=2, magnitude=9)]
     tail = [T.RandomErasing(p=0.25, value=0)] if preset == "strong" else []
     return T.Compose([*ops, *normalize(cfg), *tail])

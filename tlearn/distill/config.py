@@ -10,25 +10,40 @@ from dataclasses import dataclass
 
 from .. import checks
 from ..config import RunOptions, option
-from ..constants import AUGMENT_PRESETS, DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_STUDENT, DEFAULT_TEMPERATURE
+from ..constants import (AUGMENT_PRESETS, DEFAULT_ALPHA, DEFAULT_BATCH_SIZE, DEFAULT_DISTILL_BUDGET_MINUTES,
+                         DEFAULT_STUDENT, DEFAULT_TEMPERATURE)
 from ..errors import TlearnError
 
 CROPS = ("student", "teacher")
 # hinton: today's recipe (Hinton et al. 2015): soft targets mixed with the labels, teacher outputs cached under
 #   none/flip. consistent: Beyer et al. 2022 ("patient and consistent"): teacher and student judge the identical
 #   live view, mixed up on every batch, soft targets only (T=1), a long schedule.
+# stored: consistent teaching on the teacher's outputs for K stored views per image (Shen and Xing 2022, "Fast
+#   Knowledge Distillation"), computed once and cached; views and epochs planned from a time budget.
+# views 0: a live (or, under hinton with none/flip, cached un-augmented) teacher; None: planned from the budget.
 RECIPES: dict[str, dict] = {
     "hinton": {"temperature": DEFAULT_TEMPERATURE, "alpha": DEFAULT_ALPHA, "epochs": 30, "augment": "crop",
-               "crops": "student"},
-    "consistent": {"temperature": 1.0, "alpha": 1.0, "epochs": 150, "augment": "light", "crops": "teacher"},
+               "crops": "student", "views": 0},
+    "consistent": {"temperature": 1.0, "alpha": 1.0, "epochs": 150, "augment": "light", "crops": "teacher",
+                   "views": 0},
+    "stored": {"temperature": 1.0, "alpha": 1.0, "epochs": None, "augment": "light", "crops": "teacher",
+               "views": None},
 }
-DEFAULT_RECIPE = "hinton"
+# no --recipe: stored for a pretrained (or file-weights) student, which can follow the teacher over a short
+# schedule; hinton from random init (what paid for compact_cnn: docs/results.md#distillation)
+DEFAULT_RECIPE = {"none": "hinton", "pretrained": "stored"}
+
+
+def default_recipe(student_weights: str | None) -> str:
+    return DEFAULT_RECIPE["none" if student_weights in (None, "none") else "pretrained"]
 
 
 def recipe_default(name: str) -> str:
-    """The recipes' defaults of one option for `--help`: 'hinton 4, consistent 1'."""
-    return ", ".join(f"{recipe} {values[name]:g}" if isinstance(values[name], float) else f"{recipe} {values[name]}"
-                     for recipe, values in RECIPES.items())
+    """The recipes' defaults of one option for `--help`: 'hinton 4, consistent 1, stored 1'."""
+    def shown(value):
+        return "planned" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{recipe} {shown(values[name])}" for recipe, values in RECIPES.items())
 
 MIXUP_ALPHA = 1.0  # consistent recipe: mixing ratio ~ Beta(1, 1), i.e. uniform, as in Beyer et al.'s configs
 STUDENT_LR = {"none": 3e-3, "pretrained": 1e-3}  # a pretrained student's features survive a smaller step
@@ -50,12 +65,15 @@ class DistillConfig(RunOptions):
     student_size: int | None = option(None, "the student's input size in px (default: the student's own, 32 for "
                                             "compact_cnn)", check=checks.at_least(8, "--image-size", " px"),
                                       flags=("--image-size",), deprecated=("--student-size",), metavar="PX")
-    recipe: str = option(DEFAULT_RECIPE, "hinton: soft targets mixed with the labels (teacher outputs cached under "
-                                         "--augment none/flip); consistent: teacher and student see the identical "
-                                         "augmented view, live, mixed up on every batch, loss = soft targets only, "
-                                         "crops at the teacher's size, a long schedule. The recipe sets the "
-                                         "defaults of --temperature, --alpha, --epochs, --augment and --crops; "
-                                         "options given explicitly win", choices=tuple(RECIPES))
+    recipe: str | None = option(None, "hinton: soft targets mixed with the labels (teacher outputs cached under "
+                                      "--augment none/flip); consistent: teacher and student see the identical "
+                                      "augmented view, live, mixed up on every batch, loss = soft targets only, "
+                                      "crops at the teacher's size, a long schedule; stored: consistent teaching "
+                                      "on the teacher's outputs for --views stored random views per image, "
+                                      "computed once and cached, views and epochs planned from --budget-minutes. "
+                                      "The recipe sets the defaults of --temperature, --alpha, --epochs, --augment, "
+                                      "--crops and --views; options given explicitly win (default: stored for a "
+                                      "pretrained student, hinton from random init)", choices=tuple(RECIPES))
     temperature: float | None = option(None, "softening temperature T (default: "
                                              f"{recipe_default('temperature')})", check=checks.check_temperature)
     alpha: float | None = option(None, "weight of the teacher's soft targets, 1 - alpha on the labels (default: "
@@ -83,6 +101,16 @@ class DistillConfig(RunOptions):
                                      "resized to its size) or the teacher's (the student gets them downsampled, the "
                                      f"teacher at full detail) (default: {recipe_default('crops')})",
                                choices=CROPS)
+    views: int | None = option(None, "store the teacher's outputs for K random views (crop box + mirror) per "
+                                     "image, computed once (bf16 where it agrees with fp32), cached and reused by "
+                                     "every student and seed; the student trains on those views with no teacher "
+                                     f"in the loop; 0: a live teacher (default: {recipe_default('views')})",
+                                check=checks.at_least(0, "--views"), metavar="K")
+    budget_minutes: float | None = option(None, "plan the schedule (views, epochs) from measured costs to finish "
+                                                "within M minutes, and stop at the deadline with the best student "
+                                                f"on val (default: {DEFAULT_DISTILL_BUDGET_MINUTES:g} under "
+                                                "--recipe stored when --epochs is not given; else none)",
+                                          check=checks.at_least(0.01, "--budget-minutes", " min"), metavar="M")
     ema: float | None = option(None, "keep a moving average of the student's weights (e.g. 0.98), for both "
                                      "students", check=checks.check_decay, metavar="DECAY")
     unlabeled: str | None = option(None, "images without labels (searched recursively; thousands are fine: decoded "
@@ -97,8 +125,14 @@ class DistillConfig(RunOptions):
     latency_threads: int = option(1, "CPU threads for the latency measurement")
 
     def __post_init__(self) -> None:
+        if self.recipe is None:
+            self.recipe = default_recipe(self.student_weights)
+        if self.recipe == "stored" and self.epochs is None and self.budget_minutes is None:
+            self.budget_minutes = DEFAULT_DISTILL_BUDGET_MINUTES
         if self.recipe in RECIPES:  # an unknown recipe is refused by validate, naming the choices
             for name, value in RECIPES[self.recipe].items():
+                if name == "epochs" and self.budget_minutes:
+                    continue  # planned from the budget unless given
                 if getattr(self, name) is None:
                     setattr(self, name, value)
         if self.student_alone is None:
@@ -110,10 +144,19 @@ class DistillConfig(RunOptions):
             raise TlearnError("--augment strong mixes labels (mixup/cutmix) in the training loop and cannot be used "
                               "with --unlabeled or --recipe consistent (which mixes images itself); use light or "
                               "medium.")
-        if self.recipe == "consistent" and self.alpha != 1.0:
-            raise TlearnError(f"--recipe consistent learns from the teacher's soft targets only (alpha 1), not "
+        if self.consistent and self.alpha != 1.0:
+            raise TlearnError(f"--recipe {self.recipe} learns from the teacher's soft targets only (alpha 1), not "
                               f"--alpha {self.alpha:g}; drop --alpha, or use --recipe hinton to mix in the labels.")
+        if self.views and self.feature_weight:
+            raise TlearnError("--feature-weight needs the teacher's features on each batch, which stored views do "
+                              "not keep; use --views 0 for a live teacher, or drop --feature-weight.")
 
     @property
     def consistent(self) -> bool:
-        return self.recipe == "consistent"
+        """Consistent teaching: the identical (mixed) view, soft targets only (live, or on stored views)."""
+        return self.recipe in ("consistent", "stored")
+
+    @property
+    def stored_views(self) -> bool:
+        """The student trains on stored teacher views (a number given, or planned from the budget)."""
+        return self.views is None or self.views > 0

@@ -12,14 +12,13 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from ..backbones.model import BackboneInfo, TransferModel
 from ..constants import ALONE_DIR
-from ..data.decoded_cache import decode_joined
 from ..data.layout import DataSplits, Sample, load_splits
 from ..data.multilabel import refuse_multilabel
 from ..data.unlabeled import unlabeled_samples
@@ -35,17 +34,16 @@ from ..runs.run import Run
 from ..runs.sections import read_sections
 from ..runs.source import load_source
 from ..train import Phase, TrainOptions, TrainResult, train
-from ..train.data import default_train_workers
 from .config import MIXUP_ALPHA, DistillConfig
 from .hint import HintedStudent
-from .loss import DistillationLoss, LabelsOnlyLoss
+from .loss import DistillationLoss, LabelsOnlyLoss, StoredViewLoss
 from .measure import compare_costs
+from .schedule import Schedule, live_teacher, settle_schedule
+from .stored_views import StoredViewImages
 from .teacher import Teacher, probabilities
 from .views import ViewMixer, paired_view
 
 log = logging.getLogger("tlearn")
-
-CACHED_PRESETS = ("none", "flip")  # augmentation under which the teacher's outputs are computed once, up front
 
 
 def distill(data: str | Path, teacher: str | Path, out: str | Path, **options) -> Run:
@@ -149,10 +147,11 @@ class DistillJob(Job):
         self.student = TransferModel(backbone, self.info.feature_dim, len(ctx.splits.classes),
                                      self.info.architecture)
         scfg = self.info.data_config
-        log.info("recipe %s: teacher %s (%s, %d px) -> student %s (%s weights, %d px); T=%g, alpha=%g, %d epochs, "
+        log.info("recipe %s: teacher %s (%s, %d px) -> student %s (%s weights, %d px); T=%g, alpha=%g, %s epochs, "
                  "augment %s%s", cfg.recipe, teacher.source, teacher.model.architecture,
                  teacher.data_config.input_size, cfg.student, self.info.weights, scfg.input_size, cfg.temperature,
-                 cfg.alpha, cfg.epochs, cfg.augment, ", mixup on the shared view" if cfg.consistent else "")
+                 cfg.alpha, cfg.epochs or "planned", cfg.augment,
+                 ", mixup on the shared view" if cfg.consistent else "")
         return self.info
 
     def train(self, ctx: JobContext) -> JobResult:
@@ -162,9 +161,16 @@ class DistillJob(Job):
         # size (consistent: mixup makes every view new, so crops are paired even without other augmentation)
         paired = cfg.crops == "teacher" and (cfg.augment != "none" or cfg.consistent)
         view = paired_view(scfg, teacher.data_config) if paired else scfg
-        self.alone = _train_alone(self.student, splits, cfg, options, scfg, view) if cfg.student_alone else None
-        taught = self.taught = _train_with_teacher(self.student, teacher, splits, self.unlabeled, cfg, options, scfg,
-                                                   view, ctx.cache_dir, ctx.device, ctx.precision)
+        schedule = self.schedule = settle_schedule(cfg, teacher, self.student, scfg, view, splits, self.unlabeled,
+                                                   ctx.cache_dir, ctx.start, options.num_workers)
+        self.alone = (_train_alone(self.student, splits, cfg, replace(options, max_seconds=schedule.alone_seconds),
+                                   scfg, view) if cfg.student_alone else None)
+        alone_epochs, self.alone_phases = cfg.epochs, student_phases(self.student, cfg)
+        if self.alone is not None:  # calibrated by the student alone's measured time
+            cfg.epochs = schedule.distill_epochs_after(self.alone.history, cfg.epochs)
+        taught = self.taught = _train_with_teacher(self.student, teacher, splits, self.unlabeled, cfg,
+                                                   replace(options, max_seconds=schedule.seconds_left()), scfg,
+                                                   view, ctx.cache_dir, ctx.device, ctx.precision, schedule)
         self.trained_at = time.perf_counter()
         details = {"recipe": cfg.recipe, "teacher": teacher.source, "temperature": cfg.temperature,
                    "alpha": cfg.alpha, "mixup": MIXUP_ALPHA if cfg.consistent else None,
@@ -172,7 +178,8 @@ class DistillJob(Job):
                    "teacher_outputs": taught.teacher_outputs, "crops": cfg.crops, "crop_px": view.input_size,
                    "unlabeled_images": len(self.unlabeled), "phases": phase_record(taught.phases),
                    "train_options": options_record(options), "best_epoch": taught.result.best_epoch,
-                   "stopped": taught.result.stopped}
+                   "stopped": taught.result.stopped, "views": cfg.views or 0, "alone_epochs": alone_epochs,
+                   "budget": schedule.plan.to_dict() if schedule.plan else None}
         teacher_record = {"teacher": {"run": teacher.source, "architecture": teacher.model.architecture,
                                       "data_config": teacher.data_config.to_dict(),
                                       "model_sha256": _teacher_sha(teacher)}}
@@ -185,7 +192,7 @@ class DistillJob(Job):
         cfg, alone, taught = self.cfg, self.alone, self.taught
         alone_metrics = {}
         if alone is not None:  # a complete run of its own, inside the student's, written before the student's
-            alone_run = run_job(_AloneJob(ctx.splits, self.info, alone, cfg, self.options),
+            alone_run = run_job(_AloneJob(ctx.splits, self.info, alone, cfg, self.options, self.alone_phases),
                                 pipeline_options(cfg, ctx.out / ALONE_DIR, overwrite=True, check_leakage=False,
                                                  report=None))
             alone_metrics = alone_run.metrics
@@ -193,12 +200,24 @@ class DistillJob(Job):
                                     evaluated.metrics, alone_metrics, len(self.unlabeled), ctx.cache_dir, ctx.device,
                                     ctx.precision)
         # what each part cost, so a user can weigh the gain against it (the latency figures are in the block too)
-        block["seconds"] = {"decode_unlabeled": round(taught.decode_seconds, 3),
+        schedule = self.schedule
+        block["seconds"] = {"decode_unlabeled": round(schedule.decode_seconds, 3),
                             "teacher_outputs": round(taught.teacher_seconds, 3),
+                            "teacher_views": round(schedule.views.seconds, 3) if schedule.views else None,
                             "distill_train": round(taught.result.seconds, 3),
                             "alone_train": round(alone.seconds, 3) if alone else None,
                             "evaluate_and_latency": round(time.perf_counter() - self.trained_at, 3),
                             "total": round(time.perf_counter() - ctx.start, 3)}
+        if schedule.views is not None:
+            views = schedule.views
+            block["stored_views"] = {"views": views.k, "images": len(views.boxes), "from_cache": views.from_cache,
+                                     "precision": views.precision, "seconds_computing": views.checks.get(
+                                         "views_seconds"), **{k: v for k, v in views.checks.items()
+                                                              if k != "views_seconds"}}
+        if schedule.plan is not None:
+            block["budget"] = {**schedule.plan.to_dict(), "total_seconds": block["seconds"]["total"],
+                               "stopped": taught.result.stopped,
+                               "alone_stopped": alone.stopped if alone is not None else None}
         result.metrics.update(params=block["student_params"], distillation=block)
         log.info("%s accuracy: teacher %.4f, distilled student %.4f%s; student %.1fx faster at batch 1 (%.2f vs "
                  "%.2f ms)", block["split"], block["teacher_accuracy"], block["student_accuracy"],
@@ -216,8 +235,9 @@ class _AloneJob(Job):
     who = "student alone"
 
     def __init__(self, splits: DataSplits, info: BackboneInfo, alone: TrainResult, cfg: DistillConfig,
-                 options: TrainOptions):
+                 options: TrainOptions, phases: list[Phase]):
         self.splits, self.info, self.alone, self.cfg, self.options = splits, info, alone, cfg, options
+        self.phases = phases  # the student alone's (a budget may give the distilled student fewer epochs)
 
     def load(self, ctx: JobContext) -> DataSplits:
         return self.splits
@@ -227,7 +247,7 @@ class _AloneJob(Job):
 
     def train(self, ctx: JobContext) -> JobResult:
         alone = self.alone
-        details = {"phases": phase_record(student_phases(alone.model, self.cfg)),
+        details = {"phases": phase_record(self.phases),
                    "train_options": options_record(self.options), "best_epoch": alone.best_epoch,
                    "note": "same student, labelled data, epochs and initial weights as the distilled student; "
                            "cross-entropy on the labels only"}
@@ -257,25 +277,30 @@ class _Taught:
     phases: list[Phase]
     teacher_outputs: str  # how the teacher's outputs were obtained, for config.yaml
     teacher_seconds: float = 0.0  # computing (or reading) the cached teacher outputs; live ones count in training
-    decode_seconds: float = 0.0  # decoding (or reading) training + unlabeled images, before training
 
 
 def _train_with_teacher(student: TransferModel, teacher: Teacher, splits: DataSplits, unlabeled: list[Sample],
                         cfg: DistillConfig, options: TrainOptions, scfg, view, cache_dir: Path, device,
-                        precision: str) -> _Taught:
+                        precision: str, schedule: Schedule) -> _Taught:
     train_samples = list(splits.train) + unlabeled
-    t0 = time.perf_counter()
-    if unlabeled:  # the pool gets its own cache entry: decoded once, whatever the split and the seed
-        workers = default_train_workers() if options.num_workers is None else options.num_workers
-        decode_joined([splits.train, unlabeled], view, cache_dir, num_workers=workers, progress=cfg.progress,
-                      desc="decode train + unlabeled")
-    decode_seconds = time.perf_counter() - t0
+    mixer = ViewMixer(MIXUP_ALPHA, cfg.seed) if cfg.consistent else None
+    trained = HintedStudent(student, teacher.model.head.in_features) if cfg.feature_weight else student
+    phases = student_phases(trained, cfg)  # with a hint: the projection's group too
+    if schedule.views is not None:  # the student re-crops each stored view; no teacher runs while it trains
+        views = schedule.views
+        teacher_outputs = f"stored, {views.k} view(s) per image" + (", mixed" if mixer is not None else "")
+        log.info("training the student on the teacher's stored views (%d per image%s)", views.k,
+                 ", mixed up" if mixer is not None else "")
+        loss = StoredViewLoss(views.targets(), cfg.temperature, cfg.alpha, mixer=mixer)
+        result = train(trained, phases, train_samples, splits.val, scfg, options, loss=loss,
+                       num_classes=len(splits.classes), train_view=view,
+                       train_images=lambda decoded: StoredViewImages(decoded, views, scfg, cfg.seed))
+        return _Taught(model=result.model, result=result, phases=phases, teacher_outputs=teacher_outputs)
     # teacher outputs cached unless batches are augmented, mixed or hinted; mirrors reuse them
     # (docs/results.md#distillation)
-    live = cfg.augment not in CACHED_PRESETS or cfg.feature_weight > 0 or cfg.consistent
+    live = live_teacher(cfg)
     teacher_logits, teacher_seconds = (None, 0.0) if live else _teacher_rows(teacher, train_samples, cfg, cache_dir,
                                                                              device, precision)
-    mixer = ViewMixer(MIXUP_ALPHA, cfg.seed) if cfg.consistent else None
     kd = DistillationLoss(teacher.model, scfg, teacher.data_config, cfg.temperature, cfg.alpha,
                           cached=teacher_logits, live=live, teacher_precision=precision, view=view,
                           feature_weight=cfg.feature_weight, mixer=mixer)
@@ -285,13 +310,11 @@ def _train_with_teacher(student: TransferModel, teacher: Teacher, splits: DataSp
              teacher_outputs, view.input_size,
              f"; feature hint weight {cfg.feature_weight:g}" if cfg.feature_weight else "")
     # with a feature hint the student trains with a projection to the teacher's features, saved without it
-    trained = HintedStudent(student, teacher.model.head.in_features) if cfg.feature_weight else student
-    phases = student_phases(trained, cfg)  # with a hint: the projection's group too
     result = train(trained, phases, train_samples, splits.val, scfg, options, loss=kd,
                    num_classes=len(splits.classes), train_view=view)
     model = result.model.plain() if cfg.feature_weight else result.model
     return _Taught(model=model, result=result, phases=phases, teacher_outputs=teacher_outputs,
-                   teacher_seconds=teacher_seconds, decode_seconds=decode_seconds)
+                   teacher_seconds=teacher_seconds)
 
 
 def _distillation_block(cfg: DistillConfig, teacher: Teacher, student: TransferModel, scfg, splits: DataSplits,

@@ -135,3 +135,34 @@ class LabelsOnlyLoss:
             targets = lam * onehot + (1.0 - lam) * onehot[perm.to(onehot.device)]
         logits = model(convert_view(images, self.view, self.student_cfg)).float()
         return F.cross_entropy(logits, targets)
+
+
+class StoredViewLoss:
+    """The loss hook for training on stored teacher views (stored_views.StoredViewImages): batch.indices are rows of
+    `targets` (n * K, C), the teacher's probabilities on the very view each image is; no teacher runs.
+
+    With a mixer the batch is mixed as under consistent teaching and the target is the same mix of the two stored
+    distributions, lam * p(a) + (1 - lam) * p(b) (stored_views.mixing_fidelity measures how close that is to the
+    teacher's own output on the mixed view); soft targets only then (alpha 1). Without one: Hinton's loss, the
+    labels weighted 1 - alpha (label -1: the soft term only).
+    """
+
+    def __init__(self, targets: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE, alpha: float = DEFAULT_ALPHA,
+                 mixer: ViewMixer | None = None):
+        self.targets = targets.float()
+        self.temperature, self.alpha = check_temperature(temperature), check_alpha(alpha)
+        if mixer is not None and self.alpha != 1.0:
+            raise ValueError("a mixed view has no single label: mixing needs alpha 1 (soft targets only)")
+        self.mixer = mixer
+
+    def __call__(self, model: nn.Module, batch) -> torch.Tensor:
+        images = batch.images
+        probs = self.targets[batch.indices.cpu()].to(images.device)
+        if self.mixer is not None:
+            images, perm, lam = self.mixer(images)
+            probs = lam * probs + (1.0 - lam) * probs[perm.to(probs.device)]
+        teacher_logits = torch.log(probs.clamp_min(1e-8))  # softmax(log p / T) = p^(1/T), renormalised
+        logits = model(images).float()
+        if self.mixer is not None:
+            return soft_loss(logits, teacher_logits, self.temperature)
+        return distillation_loss(logits, teacher_logits, batch.labels, self.temperature, self.alpha)

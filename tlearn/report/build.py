@@ -210,7 +210,10 @@ def _distillation_view(metrics: dict) -> dict | None:
         rows.append({"split": split, "teacher": fig.get("teacher_accuracy"), "distilled": fig.get("student_accuracy"),
                      "alone": alone, "gain": None if alone is None else 100 * (fig["student_accuracy"] - alone)})
     seconds = {k.replace("_", " "): _fmt_seconds(v) for k, v in (block.get("seconds") or {}).items() if v}
-    return {"rows": rows, "recipe": block.get("recipe", "hinton"), "seconds": seconds,
+    views = block.get("stored_views") if isinstance(block.get("stored_views"), dict) else None
+    budget = block.get("budget") if isinstance(block.get("budget"), dict) else None
+    return {"rows": rows, "recipe": block.get("recipe", "hinton"), "seconds": seconds, "views": views,
+            "budget_minutes": None if budget is None else budget.get("budget_seconds", 0) / 60.0,
             **{k: block.get(k) for k in ("teacher_ms_batch1", "student_ms_batch1", "speedup_batch1",
                                          "teacher_input_size", "student_input_size", "unlabeled_images")}}
 

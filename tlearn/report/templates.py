@@ -94,6 +94,10 @@ REPORT = r"""{% macro ci(r, key) %}{% set c = (r.get("ci95") or {}).get(key) %}{
   <p class="hint">CPU fp32, batch 1: teacher {{ d.teacher_ms_batch1 | fmt }} ms per image at {{ d.teacher_input_size }} px,
     student {{ d.student_ms_batch1 | fmt }} ms at {{ d.student_input_size }} px ({{ d.speedup_batch1 | fmt }}x faster).
     {% if d.unlabeled_images %}{{ d.unlabeled_images }} unlabeled images taught through the teacher. {% endif %}
+    {% if d.views %}The teacher judged {{ d.views.views }} stored view(s) of each image once ({{ d.views.precision }}){% if d.views.mix %};
+    mixed stored labels agree with its own output on the mixed view on {{ (100 * d.views.mix.top1_agreement) | round(1) }}% of
+    {{ d.views.mix.pairs }} pairs (mean total variation {{ d.views.mix.mean_tv | fmt }}){% endif %}. {% endif %}
+    {% if d.budget_minutes %}Schedule planned for a {{ d.budget_minutes | round(1) }}-minute budget. {% endif %}
     {% if d.seconds %}Time: {% for k, v in d.seconds.items() %}{{ k }} {{ v }}{% if not loop.last %}, {% endif %}{% endfor %}.{% endif %}</p>
 </section>
 {% endif %}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..backbones.model import TransferModel
@@ -45,6 +46,9 @@ from .selection import within_one_se
 log = logging.getLogger("tlearn")
 
 EpochCallback = Callable[[dict], bool | None]  # gets each history row; return True to stop training
+# the training images as a dataset of (index, image, label) with an `epoch` attribute and `labels`, made from the
+# decoded images (default: AugmentedImages under options.augment)
+TrainImages = Callable[[DecodedImages], Dataset]
 
 
 @dataclass
@@ -173,13 +177,16 @@ def _schedule(phases: Sequence[Phase], max_epochs: int | None) -> list[tuple[int
 def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence[Sample],
           val_samples: Sequence[Sample], data_config: DataConfig, options: TrainOptions | None = None, *,
           loss: LossFn | None = None, num_classes: int | None = None,
-          on_epoch: EpochCallback | None = None, train_view: DataConfig | None = None) -> TrainResult:
+          on_epoch: EpochCallback | None = None, train_view: DataConfig | None = None,
+          train_images: TrainImages | None = None) -> TrainResult:
     """Train model through phases on train_samples, selecting the best epoch on val_samples.
 
     data_config sets the input size and normalisation (pass DataConfig.with_size(...) to train smaller).
     train_view, when given, decodes and augments the training images with another DataConfig (distillation:
     the larger of teacher and student, so each sees the same crop at its own resolution); the loss then turns
     batch.images into the model's input. Validation always uses data_config.
+    train_images, when given, makes the training dataset from the decoded images in place of the augmentation
+    preset (distillation on stored teacher views: each item is a stored view, its index the view's row).
     loss defaults to cross-entropy with options' class weights and label smoothing. Under torchrun every
     process calls this; each trains on its share of every batch, and only rank 0 writes checkpoints.
     """
@@ -193,7 +200,7 @@ def train(model: TransferModel, phases: Sequence[Phase], train_samples: Sequence
     torch.set_num_threads(threads)
     try:
         run = _setup(model, phases, list(train_samples), list(val_samples), data_config, options, loss, num_classes,
-                     env, device, start, f"{threads} ({why})", train_view or data_config)
+                     env, device, start, f"{threads} ({why})", train_view or data_config, train_images)
         return _train(run, on_epoch)
     finally:
         torch.set_num_threads(previous_threads)
@@ -216,7 +223,7 @@ class _Setup:
     threads: str
     decoded: DecodedImages
     val_decoded: DecodedImages | None
-    dataset: AugmentedImages
+    dataset: Dataset  # AugmentedImages, or what train_images made
     workers: int
     micro_batch: int  # images per forward/backward pass
     loss: LossFn
@@ -281,7 +288,7 @@ def _train(run: _Setup, on_epoch: EpochCallback | None) -> TrainResult:
 
 
 def _setup(model, phases, train_samples, val_samples, data_config, options, loss, num_classes, env, device, start,
-           threads, train_view) -> _Setup:
+           threads, train_view, train_images=None) -> _Setup:
     """Decode the images (or read them from the cache), build the loss and the augmented dataset, move the model."""
     precision = train_precision(options.precision, device)
     cache_dir = Path(options.cache_dir).expanduser() if options.cache_dir else default_cache_dir()
@@ -318,7 +325,8 @@ def _setup(model, phases, train_samples, val_samples, data_config, options, loss
         data_config=data_config, num_classes=num_classes, env=env, device=device, precision=precision,
         eval_precision=resolve_precision(options.eval_precision, device), threads=threads, decoded=decoded,
         val_decoded=val_decoded,
-        dataset=AugmentedImages(decoded, train_transform(train_view, options.augment), options.seed),
+        dataset=(train_images(decoded) if train_images is not None
+                 else AugmentedImages(decoded, train_transform(train_view, options.augment), options.seed)),
         workers=workers, micro_batch=micro, loss=loss,
         groups=groups, bn_groups=bn_by_group(model, groups), multilabel=multilabel,
         fingerprint=_settings_fingerprint(phases, options, train_samples, data_config, train_view, decoded,
