@@ -141,7 +141,7 @@ def test_study_writes_records_summary_report_and_skips_finished_cells(tiny_tree,
     default = cell_key(FitConfig(data="d", out="o", strategy="finetune"), "abc", 1.0)
     # the key of this cell since finetune chooses its recipe from the data's facts (finetune_recipe "auto": a
     # finetune cell may train another recipe than before, so it runs again); group_by, dicom_window, rank_*,
-    # empty_label, memory_budget and the trackers leave it unchanged at their defaults
+    # empty_label, memory_budget, unlabeled and the trackers leave it unchanged at their defaults
     assert default == "0dc5fcd1dce89551"
     assert default != cell_key(FitConfig(data="d", out="o", strategy="finetune", dicom_window="none"), "abc", 1.0)
 

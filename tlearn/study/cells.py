@@ -30,7 +30,7 @@ METRIC_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "loss", "n")
 NOT_IN_KEY = ("data", "out", "cache_dir", "progress", "num_workers", "resume", "overwrite", "strict", "track",
               "tracking_uri")
 # options added later: unset (or at their default), they keep existing cells' keys
-UNSET_NOT_IN_KEY = ("budget_minutes", "group_by", "rank_sources", "empty_label", "memory_budget")
+UNSET_NOT_IN_KEY = ("budget_minutes", "group_by", "rank_sources", "empty_label", "memory_budget", "unlabeled")
 DEFAULT_NOT_IN_KEY = {"dicom_window": DEFAULT_DICOM_WINDOW, "rank_metric": DEFAULT_RANK_METRIC}
 PENDING_FILE = "cell.pending.json"  # written when a cell starts: its checkpoints may be resumed under that key
 
