@@ -128,29 +128,27 @@ def vm_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def post(port: int, body: bytes, headers: dict | None = None, path: str = "/predict",
-         timeout: float = 120) -> tuple[int, bytes]:
+def _request(port: int, method: str, path: str, timeout: float, body: bytes | None = None,
+             headers: dict | None = None) -> tuple[int, bytes]:
+    """(status, body), or (-1, the error) when the server could not be reached or answered nothing."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", path, body=body, headers=headers or {"Content-Type": "application/octet-stream"})
+        conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, resp.read()
     except (OSError, http.client.HTTPException) as exc:
         return -1, repr(exc).encode()
     finally:
         conn.close()
+
+
+def post(port: int, body: bytes, headers: dict | None = None, path: str = "/predict",
+         timeout: float = 120) -> tuple[int, bytes]:
+    return _request(port, "POST", path, timeout, body, headers or {"Content-Type": "application/octet-stream"})
 
 
 def get(port: int, path: str = "/health", timeout: float = 60) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    except (OSError, http.client.HTTPException) as exc:
-        return -1, repr(exc).encode()
-    finally:
-        conn.close()
+    return _request(port, "GET", path, timeout)
 
 
 class ServerProcess:

@@ -10,23 +10,32 @@ import numpy as np
 ROUND_TRIP = dict(slope=0.5, intercept=-100.0, center=924.5, width=2041.0)
 
 
+def new_dataset(syntax: str = "1.2.840.10008.1.2.1", patient: str = "test"):
+    """An empty secondary-capture dataset (file meta, SOP UIDs, modality OT) in the transfer syntax `syntax`
+    (default explicit VR little endian)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "OT", patient
+    return ds
+
+
 def write_dicom(path: Path, pixels: np.ndarray, *, photometric: str = "MONOCHROME2", bits_stored: int = 12,
                 slope: float | None = None, intercept: float | None = None, center: float | None = None,
                 width: float | None = None, presentation: str | None = None, voi_lut: tuple | None = None,
                 frames: int | None = None, preamble: bool = True, rows_cols: tuple[int, int] | None = None) -> Path:
     """pixels: (H, W) stored values, (H, W, 3) uint8 RGB, or (F, H, W) with frames; returns path."""
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "OT", "test"
+    ds = new_dataset()
     rgb = photometric == "RGB"
     shape = pixels.shape[1:] if frames else pixels.shape
     ds.Rows, ds.Columns = rows_cols or shape[:2]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dicom_helpers import new_dataset  # tests/ is on the path under pytest, the benchmark and as a script
+
 DEFLATED = "1.2.840.10008.1.2.1.99"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 JPEG_LS = "1.2.840.10008.1.2.4.80"
@@ -47,17 +49,7 @@ VALID = ("valid.dcm", "valid_deflated.dcm")
 
 
 def _dataset(rows: int = 64, cols: int = 64, frames: int | None = None, syntax: str = "1.2.840.10008.1.2.1"):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "OT", "hostile"
+    ds = new_dataset(syntax, patient="hostile")
     ds.Rows, ds.Columns = rows, cols
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
